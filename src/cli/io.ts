@@ -1,0 +1,11 @@
+// What a CLI command may touch of the outside world, so that tests and the library can run
+// commands without a process of their own.
+
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean }
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean }
+  readonly env: NodeJS.ProcessEnv
+}
+
+/** A subcommand: gets the arguments after its name, returns the exit status. */
+export type Command = (args: string[], io: CliIo, programName: string) => Promise<number>

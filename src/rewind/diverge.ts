@@ -1,0 +1,91 @@
+// Where the two histories part: the most recent point their timeline histories share (anywhere
+// in the graph, not only "source is a child of target"), whether the target wrote anything past
+// it, and the last checkpoint before it, found by walking the target's WAL backwards.
+
+import { RewindError } from '../errors.js'
+import type { ControlFile } from '../pg/control.js'
+import { formatLsn, historyFileName, segmentFileName, segmentOf, type Lsn } from '../pg/lsn.js'
+import { findCommonAncestor, parseTimelineHistory, timelineOneHistory, type TimelineEntry } from '../pg/timeline.js'
+import { WalReader } from '../pg/wal/reader.js'
+import type { WalRecord } from '../pg/wal/record.js'
+import type { VersionProfile } from '../pg/versions.js'
+
+/** The timeline a cluster is on: a just-promoted server has it in minRecoveryPointTLI only. */
+export function currentTimeline(control: ControlFile): number {
+  return Math.max(control.checkPointCopy.ThisTimeLineID, control.minRecoveryPointTLI)
+}
+
+/** A history for `tli`, from its history file's text (none for timeline 1). */
+export function historyOf(tli: number, historyText: string | null, where: string): TimelineEntry[] {
+  if (tli === 1) return timelineOneHistory()
+  if (historyText === null) {
+    throw new RewindError('TIMELINE_HISTORY_INVALID', `could not open file "${where}/pg_wal/${historyFileName(tli)}": No such file or directory`,
+      { path: `pg_wal/${historyFileName(tli)}` })
+  }
+  return parseTimelineHistory(historyText, tli)
+}
+
+export type Divergence =
+  | { readonly kind: 'same-timeline'; readonly tli: number }
+  | { readonly kind: 'no-rewind'; readonly lsn: Lsn; readonly tli: number; readonly targetWalEnd: Lsn }
+  | { readonly kind: 'rewind'; readonly lsn: Lsn; readonly tli: number; readonly targetWalEnd: Lsn; readonly timelineIndex: number }
+
+/**
+ * Compares the histories and the end of the target's WAL.
+ * NOTE: `readTargetRecord` reads the target's WAL following the target's history.
+ */
+export async function findDivergence(opts: {
+  source: ControlFile; target: ControlFile
+  sourceHistory: TimelineEntry[]; targetHistory: TimelineEntry[]
+  readTargetRecord: (lsn: Lsn) => Promise<WalRecord>
+}): Promise<Divergence> {
+  const sourceTli = currentTimeline(opts.source)
+  const targetTli = currentTimeline(opts.target)
+  if (sourceTli === targetTli) return { kind: 'same-timeline', tli: targetTli }
+
+  const common = findCommonAncestor(opts.sourceHistory, opts.targetHistory)
+  if (common === null) {
+    throw new RewindError('NO_COMMON_ANCESTOR', 'could not find common ancestor of the source and target cluster\'s timelines')
+  }
+  // Different timelines with identical histories cannot both be current; treat the open end as the
+  // target's own end so the WAL comparison below decides.
+  const divergenceLsn = common.lsn ?? 0xFFFFFFFFFFFFFFFFn
+  const tli = opts.targetHistory[common.index]!.tli
+
+  // The target's WAL ends at its last (shutdown) checkpoint, or at minRecoveryPoint if it was a
+  // standby that had received more (pg_rewind's TAP 008).
+  const checkpointRecord = await opts.readTargetRecord(opts.target.checkPoint)
+  const checkpointEnd = checkpointRecord.endLsn
+  const targetWalEnd = opts.target.minRecoveryPoint > checkpointEnd ? opts.target.minRecoveryPoint : checkpointEnd
+
+  if (targetWalEnd > divergenceLsn) return { kind: 'rewind', lsn: divergenceLsn, tli, targetWalEnd, timelineIndex: common.index }
+  return { kind: 'no-rewind', lsn: divergenceLsn, tli, targetWalEnd }
+}
+
+export interface LastCheckpoint { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }
+
+/**
+ * Walks back from the divergence point along xl_prev to the last checkpoint record before it.
+ * The segments it reads are the ones the target needs to replay from there (keepwal).
+ */
+export async function findLastCommonCheckpoint(reader: WalReader, divergence: Lsn, profile: VersionProfile,
+  segSize: number, tliOf: (segno: bigint) => number): Promise<LastCheckpoint> {
+  let lsn = divergence
+  for (;;) {
+    const result = await reader.readRecord(lsn)
+    if ('end' in result) {
+      const segment = segmentFileName(tliOf(segmentOf(lsn, segSize)), segmentOf(lsn, segSize), segSize)
+      throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(lsn)}: ${result.end.message}`,
+        { lsn: formatLsn(lsn), segment })
+    }
+    const record = result.record
+    if (record.lsn < divergence && profile.isCheckpointRecord(record.xl_rmid, record.xl_info)) {
+      const checkpoint = profile.decodeCheckpoint(record.mainData)
+      return { lsn: record.lsn, redo: checkpoint.redo, tli: checkpoint.ThisTimeLineID }
+    }
+    if (record.xl_prev === 0n || record.xl_prev >= record.lsn) {
+      throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(record.lsn)}: invalid xl_prev`, { lsn: formatLsn(record.lsn) })
+    }
+    lsn = record.xl_prev
+  }
+}

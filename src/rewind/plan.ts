@@ -1,0 +1,217 @@
+// The planner: a pure function from (source file list, target file list, changed blocks) to a
+// Plan, plain JSON data that says for each path one action. --dry-run prints it; apply executes
+// exactly it. The rules are pg_rewind's decide_file_action() (filemap.c), with one addition from
+// PostgreSQL 19: WAL segments wholly before the fork that both sides hold at the same size are
+// identical and are not copied again.
+
+import { RewindError } from '../errors.js'
+import { formatLsn, parseSegmentFileName, segmentOf, type Lsn } from '../pg/lsn.js'
+import { parseRelationDataFile } from '../pg/relpath.js'
+import type { VersionProfile } from '../pg/versions.js'
+import type { FileEntry, FileType } from '../source/source.js'
+import type { BlockMap, BlockRange } from './block-map.js'
+import { checkRelativePath } from './target-dir.js'
+
+/** In execution order, as filemap.h: create before copy, remove last (children before parents). */
+export type Action = 'create' | 'copy' | 'copy-tail' | 'none' | 'truncate' | 'remove'
+const ACTION_ORDER: Record<Action, number> = { create: 0, copy: 1, 'copy-tail': 2, none: 3, truncate: 4, remove: 5 }
+
+export interface PlanSide { readonly type: FileType; readonly size: number; readonly linkTarget?: string }
+
+export interface PlanEntry {
+  readonly path: string
+  readonly isRelFile: boolean
+  readonly source: PlanSide | null
+  readonly target: PlanSide | null
+  readonly action: Action
+  /** Changed blocks (in the segment file) to fetch from the source, on top of the action. */
+  readonly blocks: readonly BlockRange[]
+  /** Bytes this entry fetches from the source. */
+  readonly bytes: number
+}
+
+export interface Plan {
+  readonly formatVersion: 1
+  readonly source: string
+  readonly target: string
+  readonly divergence: { readonly lsn: string; readonly tli: number }
+  readonly checkpoint: { readonly lsn: string; readonly redo: string; readonly tli: number }
+  /** Entries with work to do; unchanged files are only counted in totals. */
+  readonly entries: readonly PlanEntry[]
+  readonly totals: PlanTotals
+}
+
+export interface PlanTotals {
+  readonly fetchBytes: number
+  readonly blockCount: number
+  readonly sourceBytes: number
+  readonly actions: Readonly<Record<Action, number>>
+}
+
+export interface PlanInput {
+  readonly profile: VersionProfile
+  readonly blockSize: number
+  readonly relsegSize: number
+  readonly walSegSize: number
+  readonly sourceDescription: string
+  readonly targetDir: string
+  readonly sourceFiles: readonly FileEntry[]
+  readonly targetFiles: readonly FileEntry[]
+  readonly changedBlocks: BlockMap
+  /** pg_wal files the target needs for its own recovery: never removed. */
+  readonly keepWal: ReadonlySet<string>
+  readonly divergence: { readonly lsn: Lsn; readonly tli: number }
+  readonly checkpoint: { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }
+  readonly debug?: (message: string) => void
+}
+
+// Directories whose contents are never copied (pg_rewind's excludeDirContents).
+const EXCLUDED_DIR_CONTENTS = ['pg_stat_tmp', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_subtrans']
+// File names never copied, wherever they are (pg_rewind's excludeFiles).
+const EXCLUDED_FILE_NAMES = new Set(['postgresql.auto.conf.tmp', 'current_logfiles.tmp', 'backup_label', 'tablespace_map',
+  'backup_manifest', 'postmaster.pid', 'postmaster.opts'])
+
+/** Why a path is left out of the copy, or null. */
+export function exclusionReason(path: string): string | null {
+  const base = path.slice(path.lastIndexOf('/') + 1)
+  if (base.startsWith('pgsql_tmp') || path.includes('/pgsql_tmp')) return 'temporary file'
+  for (const dir of EXCLUDED_DIR_CONTENTS) if (path.startsWith(`${dir}/`)) return `contents of ${dir}`
+  if (EXCLUDED_FILE_NAMES.has(base)) return base
+  if (base.startsWith('pg_internal.init')) return 'relation cache init file'
+  return null
+}
+
+function side(entry: FileEntry | undefined): PlanSide | null {
+  if (!entry) return null
+  return entry.type === 'symlink' ? { type: entry.type, size: 0, linkTarget: entry.linkTarget ?? '' } : { type: entry.type, size: entry.size }
+}
+
+/** pg_wal may be a symlink on either side; it is a directory for the comparison. */
+function comparableType(entry: FileEntry): FileType {
+  return entry.path === 'pg_wal' && entry.type === 'symlink' ? 'directory' : entry.type
+}
+
+/** Builds the Plan. Throws on a listing no data directory can have. */
+export function plan(input: PlanInput): Plan {
+  const { profile } = input
+  const sources = indexByPath(input.sourceFiles, 'source')
+  const targets = indexByPath(input.targetFiles, 'target')
+  const divergenceSegment = segmentOf(input.divergence.lsn, input.walSegSize)
+  const entries: PlanEntry[] = []
+  const actions: Record<Action, number> = { create: 0, copy: 0, 'copy-tail': 0, none: 0, truncate: 0, remove: 0 }
+  let fetchBytes = 0
+  let blockCount = 0
+  let sourceBytes = 0
+
+  const allPaths = new Set<string>([...sources.keys(), ...targets.keys()])
+  for (const path of allPaths) {
+    const source = sources.get(path)
+    const target = targets.get(path)
+    if (source?.type === 'file') sourceBytes += source.size
+    const isRelFile = parseRelationDataFile(path, profile) !== null
+    if (isRelFile && source && source.type !== 'file') {
+      throw new RewindError('SOURCE_FILE_LIST', `data file "${path}" in source is not a regular file`, { path })
+    }
+    const action = decideAction(path, source, target, isRelFile, input, divergenceSegment)
+    let blocks: readonly BlockRange[] = []
+    if (isRelFile && source && target && target.type === 'file' && action !== 'copy' && action !== 'remove') {
+      // Only blocks that exist on both sides: beyond the source's end the file is cut, beyond the
+      // target's end copy-tail brings them.
+      const limit = Math.floor(Math.min(source.size, target.size) / input.blockSize)
+      blocks = input.changedBlocks.ranges(path, limit)
+    }
+    if (isRelFile && target && target.type !== 'file' && input.changedBlocks.has(path, 0)) {
+      throw new RewindError('FILE_TYPE_MISMATCH', `unexpected page modification for non-regular file "${path}"`, { path })
+    }
+    let bytes = 0
+    if (action === 'copy') bytes = source!.size
+    else if (action === 'copy-tail') bytes = source!.size - target!.size
+    for (const [, count] of blocks) {
+      bytes += count * input.blockSize
+      blockCount += count
+    }
+    actions[action]++
+    fetchBytes += bytes
+    if (action === 'none' && blocks.length === 0) continue
+    entries.push({ path, isRelFile, source: side(source), target: side(target), action, blocks, bytes })
+  }
+
+  entries.sort(compareEntries)
+  return {
+    formatVersion: 1,
+    source: input.sourceDescription,
+    target: input.targetDir,
+    divergence: { lsn: formatLsn(input.divergence.lsn), tli: input.divergence.tli },
+    checkpoint: { lsn: formatLsn(input.checkpoint.lsn), redo: formatLsn(input.checkpoint.redo), tli: input.checkpoint.tli },
+    entries,
+    totals: { fetchBytes, blockCount, sourceBytes, actions },
+  }
+}
+
+function decideAction(path: string, source: FileEntry | undefined, target: FileEntry | undefined, isRelFile: boolean,
+  input: PlanInput, divergenceSegment: bigint): Action {
+  // The control file is written at the end from the source's, with the recovery point set.
+  if (path === 'global/pg_control') return 'none'
+  // macOS Finder litter: neither copied nor removed (pg_rewind 18).
+  if (path.endsWith('.DS_Store')) return 'none'
+  const excluded = exclusionReason(path)
+  if (excluded !== null) {
+    input.debug?.(`entry "${path}" excluded from source file list`)
+    return target ? 'remove' : 'none'
+  }
+  if (!target) {
+    // Source only: the target lacks it, or dropped it after the fork.
+    return source!.type === 'file' ? 'copy' : 'create'
+  }
+  if (!source) {
+    // Target only: created on the target after the fork, or dropped on the source. WAL the target
+    // needs to recover from the last common checkpoint stays, though the source recycled it.
+    if (input.keepWal.has(path)) {
+      input.debug?.(`Not removing file "${path}" because it is required for recovery`)
+      return 'none'
+    }
+    return 'remove'
+  }
+  if (comparableType(source) !== comparableType(target)) {
+    throw new RewindError('FILE_TYPE_MISMATCH', `file "${path}" is of different type in source and target`, { path })
+  }
+  if (source.type !== 'file') return 'none' // directories and symlinks that both have stay
+  // PG_VERSION is the same on both sides; copying it would only risk a torn write.
+  if (path === 'PG_VERSION' || path.endsWith('/PG_VERSION')) return 'none'
+  if (!isRelFile) {
+    if (isCommonWalSegment(path, source.size, target.size, input.walSegSize, divergenceSegment)) return 'none'
+    return 'copy'
+  }
+  // A relation file: its changed blocks come from the block map; only its length is settled here.
+  if (target.size < source.size) return 'copy-tail'
+  if (target.size > source.size) return 'truncate'
+  return 'none'
+}
+
+/** A WAL segment that ends before the fork holds the same bytes on both sides. */
+function isCommonWalSegment(path: string, sourceSize: number, targetSize: number, walSegSize: number, divergenceSegment: bigint): boolean {
+  if (!path.startsWith('pg_wal/') || sourceSize !== targetSize) return false
+  const parsed = parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)
+  return parsed !== null && parsed.segno < divergenceSegment
+}
+
+function indexByPath(files: readonly FileEntry[], which: 'source' | 'target'): Map<string, FileEntry> {
+  const map = new Map<string, FileEntry>()
+  for (const entry of files) {
+    // A hostile server can name anything: refuse before a single byte is written.
+    checkRelativePath(entry.path)
+    if (map.has(entry.path)) {
+      throw new RewindError('SOURCE_FILE_LIST', `duplicate ${which} file "${entry.path}"`, { path: entry.path })
+    }
+    map.set(entry.path, entry)
+  }
+  return map
+}
+
+function compareEntries(a: PlanEntry, b: PlanEntry): number {
+  const byAction = ACTION_ORDER[a.action] - ACTION_ORDER[b.action]
+  if (byAction !== 0) return byAction
+  // Removals run children first, so a directory is empty when its turn comes.
+  const byPath = a.path < b.path ? -1 : a.path > b.path ? 1 : 0
+  return a.action === 'remove' ? -byPath : byPath
+}

@@ -1,0 +1,243 @@
+// A rewind from start to end, read top to bottom like pg_rewind.c main(): inspect -> diverge ->
+// ("no rewind required") -> scan -> plan -> apply -> finish. Each step is one call. Nothing is
+// written to the target before the point of no return, except the crash recovery the target's
+// own server does when it was not shut down cleanly (after every check that does not depend on it).
+
+import path from 'node:path'
+import os from 'node:os'
+import fs from 'node:fs/promises'
+import { RewindError } from '../errors.js'
+import { decodeControlFile, type ControlFile } from '../pg/control.js'
+import { formatLsn, historyFileName, type Lsn } from '../pg/lsn.js'
+import { WalReader } from '../pg/wal/reader.js'
+import type { TimelineEntry } from '../pg/timeline.js'
+import type { VersionProfile } from '../pg/versions.js'
+import { LocalSource } from '../source/local.js'
+import type { Source } from '../source/source.js'
+import { listDataDirectory } from '../source/walk.js'
+import { applyPlan } from './apply.js'
+import { currentTimeline, findDivergence, findLastCommonCheckpoint, historyOf, type LastCheckpoint } from './diverge.js'
+import type { Emit } from './events.js'
+import { newControlFile, replayStart, writeBackupLabel, writeControlFile, writeRecoveryConfig } from './finish.js'
+import { checkCompatibility, isCleanlyShutDown, readTargetControl, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
+import { plan as makePlan, type Plan } from './plan.js'
+import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
+import { restoreWalSegment } from './restore.js'
+import { scanTargetWal } from './scan.js'
+import { modesFromDataDirMode, TargetDir } from './target-dir.js'
+import { timelineChooser, WalDirectory } from './wal-source.js'
+
+export type SourceSpec = { readonly kind: 'local'; readonly pgdata: string } | { readonly kind: 'server'; readonly conninfo: string }
+
+export interface RewindOptions {
+  readonly targetPgdata: string
+  readonly source: SourceSpec
+  readonly dryRun?: boolean
+  readonly sync?: boolean
+  readonly syncMethod?: 'fsync' | 'syncfs'
+  readonly restoreTargetWal?: boolean
+  readonly ensureShutdown?: boolean
+  readonly writeRecoveryConf?: boolean
+  readonly configFile?: string | null
+  readonly postgresBindir?: string | null
+  /** Parallel readers / connections. */
+  readonly jobs?: number | null
+  readonly timeoutSeconds?: number | null
+  readonly env?: NodeJS.ProcessEnv
+  readonly emit?: Emit
+}
+
+export interface RewindResult {
+  readonly outcome: 'rewound' | 'no-rewind-required' | 'dry-run'
+  readonly reason?: 'same-timeline' | 'target-is-ancestor'
+  readonly major: number
+  readonly divergence?: { readonly lsn: string; readonly tli: number }
+  readonly checkpoint?: { readonly lsn: string; readonly redo: string; readonly tli: number }
+  readonly plan?: Plan
+  readonly walRecordsScanned?: number
+  readonly fetchedBytes?: number
+  readonly millis: number
+}
+
+/** Opens the source named by `spec`. */
+export async function openSource(spec: SourceSpec, opts: { env: NodeJS.ProcessEnv; jobs?: number | null; timeoutSeconds?: number | null; emit: Emit }): Promise<Source> {
+  if (spec.kind === 'local') return new LocalSource(spec.pgdata, opts.jobs ?? 4)
+  const { openServerSource } = await import('../source/server.js')
+  return openServerSource(spec.conninfo, {
+    env: opts.env,
+    ...(opts.jobs ? { jobs: opts.jobs } : {}),
+    ...(opts.timeoutSeconds ? { timeoutMs: opts.timeoutSeconds * 1000 } : {}),
+    emit: opts.emit,
+  })
+}
+
+/** Rewinds `targetPgdata` to follow the source. Throws RewindError; `targetModified` tells if it wrote. */
+export async function rewind(options: RewindOptions): Promise<RewindResult> {
+  const started = Date.now()
+  const emit = options.emit ?? (() => {})
+  const env = options.env ?? process.env
+  const targetDir = path.resolve(options.targetPgdata)
+  const dryRun = options.dryRun ?? false
+
+  // inspect: the target
+  const dirMode = await readTargetDirMode(targetDir)
+  const profile = await readTargetProfile(targetDir)
+  let targetControl = await readTargetControl(targetDir)
+  let postgres: PostgresBinary | null = null
+  const needsCrashRecovery = !isCleanlyShutDown(targetControl) && (options.ensureShutdown ?? true)
+  if (needsCrashRecovery || options.restoreTargetWal) {
+    postgres = await findPostgres(profile.major, options.postgresBindir ?? null, env)
+    emit({ type: 'debug', message: `using "${postgres.path}" (PostgreSQL ${postgres.version}, found via ${postgres.foundVia})` })
+  }
+  const restoreCommand = options.restoreTargetWal ? await readRestoreCommand(postgres!, targetDir, options.configFile ?? null) : null
+  if (restoreCommand !== null) emit({ type: 'debug', message: `using for rewind restore_command = '${restoreCommand}'` })
+
+  // inspect: the source
+  const source = await openSource(options.source, { env, jobs: options.jobs ?? null, timeoutSeconds: options.timeoutSeconds ?? null, emit })
+  let restoreDir: string | null = null
+  try {
+    if (source.kind === 'server') emit({ type: 'step', message: 'connected to server' })
+    const sourceControlBytes = await source.readFile('global/pg_control')
+    const sourceControl = decodeControlFile(sourceControlBytes)
+
+    // Every check that does not depend on the target's shutdown state, before crash recovery writes.
+    checkCompatibility({ ...targetControl, state: 1 } as ControlFile, profile, sourceControl, source.kind)
+    if (needsCrashRecovery) {
+      const pid = await runningPostmasterPid(targetDir)
+      if (pid !== null) {
+        throw new RewindError('TARGET_NOT_SHUT_DOWN', 'target server must be shut down cleanly',
+          { detail: `The target server is running (postmaster.pid names process ${pid}).`, path: targetDir })
+      }
+      emit({ type: 'info', message: `executing "${postgres!.path}" for target server to complete crash recovery` })
+      if (!dryRun) {
+        await runCrashRecovery(postgres!, targetDir, options.configFile ?? null)
+        targetControl = await readTargetControl(targetDir)
+      }
+    }
+    checkCompatibility(targetControl, profile, sourceControl, source.kind)
+
+    // diverge
+    const segSize = targetControl.xlog_seg_size
+    const sourceTli = currentTimeline(sourceControl)
+    const targetTli = currentTimeline(targetControl)
+    const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
+    const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
+    if (restoreCommand !== null) restoreDir = await fs.mkdtemp(path.join(os.tmpdir(), 'walrewind-restore-'))
+    const keepWal = new Set<string>()
+    const wal = targetWal(targetDir, targetHistory, segSize, profile, targetControl, restoreCommand, restoreDir, keepWal)
+    const divergence = await findDivergence({
+      source: sourceControl, target: targetControl, sourceHistory, targetHistory,
+      readTargetRecord: async (lsn) => {
+        const result = await wal.reader.readRecord(lsn)
+        if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(lsn)}: ${result.end.message}`, { lsn: formatLsn(lsn) })
+        return result.record
+      },
+    })
+    if (divergence.kind === 'same-timeline') emit({ type: 'info', message: 'source and target cluster are on the same timeline' })
+    else emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(divergence.lsn)} on timeline ${divergence.tli}` })
+    if (divergence.kind !== 'rewind') {
+      emit({ type: 'info', message: 'no rewind required' })
+      if (options.writeRecoveryConf && !dryRun) await writeStandbySettings(source, new TargetDir(targetDir, modesFromDataDirMode(dirMode)))
+      return {
+        outcome: 'no-rewind-required', reason: divergence.kind === 'same-timeline' ? 'same-timeline' : 'target-is-ancestor', major: profile.major,
+        ...(divergence.kind === 'no-rewind' ? { divergence: { lsn: formatLsn(divergence.lsn), tli: divergence.tli } } : {}),
+        millis: Date.now() - started,
+      }
+    }
+    keepWal.clear()
+    wal.recordOpened(true)
+    const checkpoint = await findLastCommonCheckpoint(wal.reader, divergence.lsn, profile, segSize, wal.tliOf)
+    wal.recordOpened(false)
+    emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(checkpoint.lsn)} on timeline ${checkpoint.tli}` })
+
+    // scan
+    emit({ type: 'step', message: 'reading source file list' })
+    const sourceFiles = await source.listFiles()
+    emit({ type: 'step', message: 'reading target file list' })
+    const targetFiles = await listDataDirectory(targetDir)
+    emit({ type: 'step', message: 'reading WAL in target' })
+    const scan = await scanTargetWal(wal.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size)
+
+    // plan
+    const thePlan = makePlan({
+      profile, blockSize: targetControl.blcksz, relsegSize: targetControl.relseg_size, walSegSize: segSize,
+      sourceDescription: source.description, targetDir, sourceFiles, targetFiles, changedBlocks: scan.changedBlocks,
+      keepWal, divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint,
+      debug: (message) => emit({ type: 'debug', message }),
+    })
+    for (const entry of thePlan.entries) emit({ type: 'debug', message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}` })
+    emit({ type: 'step', message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)` })
+    const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: scan.records }
+    if (dryRun) {
+      emit({ type: 'info', message: 'Done!' })
+      return { outcome: 'dry-run', ...summary, millis: Date.now() - started }
+    }
+
+    // This is the point of no return. Once we start copying things, there is no turning back!
+    const target = new TargetDir(targetDir, modesFromDataDirMode(dirMode))
+    try {
+      const applied = await applyPlan(thePlan, source, target, targetControl.blcksz, emit)
+      await finish(source, target, sourceControlBytes, sourceControl, checkpoint, segSize, options, emit)
+      emit({ type: 'info', message: 'Done!' })
+      return { outcome: 'rewound', ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
+    } catch (err) {
+      if (err instanceof RewindError) err.targetModified = true
+      else if (err instanceof Error) throw Object.assign(new RewindError('INTERNAL', err.message, {}, { cause: err }), { targetModified: true })
+      throw err
+    }
+  } finally {
+    await source.close()
+    if (restoreDir) await fs.rm(restoreDir, { recursive: true, force: true })
+  }
+}
+
+async function finish(source: Source, target: TargetDir, sourceControlBytes: Buffer, sourceControl: ControlFile, checkpoint: LastCheckpoint,
+  segSize: number, options: RewindOptions, emit: Emit): Promise<void> {
+  // The source's control file is fetched last, so minRecoveryPoint covers everything copied.
+  const afterBytes = await source.readFile('global/pg_control')
+  const after = decodeControlFile(afterBytes)
+  if (source.kind === 'local' && !afterBytes.equals(sourceControlBytes)) {
+    throw new RewindError('SOURCE_CHANGED', 'source system was modified while pg_rewind was running')
+  }
+  emit({ type: 'step', message: 'creating backup label and updating control file' })
+  await writeBackupLabel(target, replayStart(checkpoint, sourceControl), segSize, new Date())
+  const end = await source.walEnd(after)
+  await writeControlFile(target, newControlFile(afterBytes, end))
+  if (options.sync ?? true) {
+    emit({ type: 'step', message: 'syncing target data directory' })
+    await target.sync(options.syncMethod ?? 'fsync')
+  }
+  if (options.writeRecoveryConf) await writeStandbySettings(source, target)
+}
+
+async function writeStandbySettings(source: Source, target: TargetDir): Promise<void> {
+  const conninfo = source.recoveryConninfo()
+  if (conninfo === null) throw new RewindError('USAGE', 'no source server information (--source-server) specified for --write-recovery-conf')
+  await writeRecoveryConfig(target, conninfo)
+}
+
+async function readHistory(source: Source, tli: number): Promise<string | null> {
+  if (tli === 1) return null
+  const data = await source.readFileIfExists(`pg_wal/${historyFileName(tli)}`)
+  return data === null ? null : data.toString('utf8')
+}
+
+/** The target's WAL, following its own history, restoring missing segments if asked. */
+function targetWal(targetDir: string, history: TimelineEntry[], segSize: number, profile: VersionProfile, control: ControlFile,
+  restoreCommand: string | null, restoreDir: string | null, keepWal: Set<string>) {
+  const tliOf = timelineChooser(history, segSize)
+  let recording = false
+  const dir = new WalDirectory({
+    dir: path.join(targetDir, 'pg_wal'),
+    segSize,
+    timelineOf: tliOf,
+    ...(restoreCommand !== null && restoreDir !== null
+      ? { restore: (fileName: string) => restoreWalSegment(restoreCommand, fileName, path.join(restoreDir, fileName), segSize).then((ok) => ok ? path.join(restoreDir, fileName) : null) }
+      : {}),
+    onSegmentOpened: (fileName: string) => { if (recording) keepWal.add(`pg_wal/${fileName}`) },
+  })
+  const reader = new WalReader({ profile, segSize, blockSize: control.xlog_blcksz, systemIdentifier: control.system_identifier, source: dir })
+  return { reader, tliOf, recordOpened: (on: boolean) => { recording = on } }
+}
+
+export type { Lsn }

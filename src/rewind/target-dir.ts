@@ -1,0 +1,266 @@
+// The only module that writes the target data directory (as file_ops.c is pg_rewind's only
+// writer). Every path it is given may come from a hostile source server, so each one is checked
+// here, before the write: relative, no '.'/'..' or empty parts, and no symlink on the way except
+// the ones PostgreSQL itself places (pg_wal, pg_tblspc/<oid>).
+
+import fs from 'node:fs/promises'
+import { constants as fsConstants } from 'node:fs'
+import path from 'node:path'
+import { spawn } from 'node:child_process'
+import { RewindError } from '../errors.js'
+import { errText, isFollowedSymlink, isNotFound } from '../source/walk.js'
+
+const MAX_OPEN_FILES = 64
+
+/** Refuses a path a data directory cannot hold; returns it unchanged when it is safe. */
+export function checkRelativePath(rel: string, what = 'file'): string {
+  const bad = rel === '' || rel.startsWith('/') || rel.includes('\0') || rel.includes('\\') ||
+    rel.split('/').some((part) => part === '' || part === '.' || part === '..')
+  if (bad) {
+    throw new RewindError('SOURCE_UNSAFE_PATH', `target ${what} path is unsafe: "${rel}"`, { path: rel })
+  }
+  return rel
+}
+
+export interface TargetModes { readonly dirMode: number; readonly fileMode: number }
+
+/** pg_rewind derives modes from the target's PGDATA: group access (0750) keeps 0640 files. */
+export function modesFromDataDirMode(mode: number): TargetModes {
+  return (mode & 0o070) !== 0 ? { dirMode: 0o750, fileMode: 0o640 } : { dirMode: 0o700, fileMode: 0o600 }
+}
+
+export class TargetDir {
+  private readonly handles = new Map<string, fs.FileHandle>()
+  private readonly touched = new Set<string>()
+  private readonly checkedDirs = new Set<string>([''])
+
+  constructor(readonly root: string, readonly modes: TargetModes) {}
+
+  abs(rel: string): string {
+    return path.join(this.root, rel)
+  }
+
+  /**
+   * Checks that writing `rel` stays inside the target: each parent directory must be a real
+   * directory, or one of the symlinks PostgreSQL places. A link elsewhere (planted by a hostile
+   * listing, or a stray one) would send the write outside the data directory.
+   */
+  private async checkParents(rel: string): Promise<void> {
+    const parts = rel.split('/')
+    let prefix = ''
+    for (let i = 0; i < parts.length - 1; i++) {
+      prefix = prefix === '' ? parts[i]! : `${prefix}/${parts[i]}`
+      if (this.checkedDirs.has(prefix)) continue
+      let st
+      try {
+        st = await fs.lstat(this.abs(prefix))
+      } catch (err) {
+        if (isNotFound(err)) return // created later by the plan, which checks it then
+        throw ioError('could not stat file', this.abs(prefix), err)
+      }
+      if (st.isSymbolicLink() ? !isFollowedSymlink(prefix) : !st.isDirectory()) {
+        throw new RewindError('SOURCE_UNSAFE_PATH',
+          `target file path is unsafe: "${rel}" passes through "${prefix}", which is not a directory`, { path: rel })
+      }
+      this.checkedDirs.add(prefix)
+    }
+  }
+
+  async createDirectory(rel: string): Promise<void> {
+    checkRelativePath(rel, 'directory')
+    await this.checkParents(rel)
+    try {
+      await fs.mkdir(this.abs(rel), { mode: this.modes.dirMode })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('could not create directory', this.abs(rel), err)
+    }
+    this.touched.add(rel)
+  }
+
+  async createSymlink(rel: string, linkTarget: string): Promise<void> {
+    checkRelativePath(rel, 'symlink')
+    await this.checkParents(rel)
+    try {
+      await fs.symlink(linkTarget, this.abs(rel))
+    } catch (err) {
+      throw ioError('could not create symbolic link at', this.abs(rel), err)
+    }
+  }
+
+  /** Creates or empties `rel`, ready for a whole-file copy. */
+  async truncateForCopy(rel: string): Promise<void> {
+    const handle = await this.open(rel, true)
+    try {
+      await handle.truncate(0)
+    } catch (err) {
+      throw ioError('could not truncate file', this.abs(rel), err)
+    }
+  }
+
+  async writeAt(rel: string, offset: number, data: Buffer): Promise<void> {
+    const handle = await this.open(rel, false)
+    let done = 0
+    while (done < data.length) {
+      let written: number
+      try {
+        ({ bytesWritten: written } = await handle.write(data, done, data.length - done, offset + done))
+      } catch (err) {
+        throw ioError('could not write file', this.abs(rel), err)
+      }
+      if (written === 0) throw new RewindError('FILE_IO', `could not write file "${this.abs(rel)}": No space left on device`, { path: this.abs(rel) })
+      done += written
+    }
+  }
+
+  async truncate(rel: string, size: number): Promise<void> {
+    const handle = await this.open(rel, false)
+    try {
+      await handle.truncate(size)
+    } catch (err) {
+      throw new RewindError('FILE_IO', `could not truncate file "${this.abs(rel)}" to ${size}: ${errText(err)}`, { path: this.abs(rel) }, { cause: err })
+    }
+  }
+
+  async remove(rel: string, type: 'file' | 'directory' | 'symlink'): Promise<void> {
+    checkRelativePath(rel, type)
+    await this.checkParents(rel)
+    await this.closeHandle(rel)
+    try {
+      if (type === 'directory') await fs.rmdir(this.abs(rel))
+      else await fs.unlink(this.abs(rel))
+    } catch (err) {
+      if (!isNotFound(err)) throw ioError(type === 'directory' ? 'could not remove directory' : 'could not remove file', this.abs(rel), err)
+    }
+    this.touched.delete(rel)
+    this.touched.add(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel))
+  }
+
+  /** Replaces a small file whole (backup_label, pg_control, standby.signal). */
+  async writeFile(rel: string, data: Buffer | string): Promise<void> {
+    checkRelativePath(rel)
+    await this.checkParents(rel)
+    await this.closeHandle(rel)
+    try {
+      await fs.writeFile(this.abs(rel), data, { mode: this.modes.fileMode })
+    } catch (err) {
+      throw ioError('could not write file', this.abs(rel), err)
+    }
+    this.touched.add(rel)
+  }
+
+  async appendFile(rel: string, data: string): Promise<void> {
+    checkRelativePath(rel)
+    await this.checkParents(rel)
+    await this.closeHandle(rel)
+    try {
+      await fs.appendFile(this.abs(rel), data, { mode: this.modes.fileMode })
+    } catch (err) {
+      throw ioError('could not write to file', this.abs(rel), err)
+    }
+    this.touched.add(rel)
+  }
+
+  private async open(rel: string, create: boolean): Promise<fs.FileHandle> {
+    const cached = this.handles.get(rel)
+    if (cached) return cached
+    checkRelativePath(rel)
+    await this.checkParents(rel)
+    if (this.handles.size >= MAX_OPEN_FILES) {
+      const [oldest] = this.handles.keys()
+      await this.closeHandle(oldest!)
+    }
+    // O_NOFOLLOW: the final component must not be a symlink either.
+    const flags = fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW | (create ? fsConstants.O_CREAT : 0)
+    let handle
+    try {
+      handle = await fs.open(this.abs(rel), flags, this.modes.fileMode)
+    } catch (err) {
+      throw ioError('could not open target file', this.abs(rel), err)
+    }
+    this.handles.set(rel, handle)
+    this.touched.add(rel)
+    return handle
+  }
+
+  private async closeHandle(rel: string): Promise<void> {
+    const handle = this.handles.get(rel)
+    if (!handle) return
+    this.handles.delete(rel)
+    try {
+      await handle.close()
+    } catch (err) {
+      throw ioError('could not close file', this.abs(rel), err)
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    for (const rel of [...this.handles.keys()]) await this.closeHandle(rel)
+  }
+
+  /** Paths written so far (files and directories), relative. */
+  get touchedPaths(): ReadonlySet<string> {
+    return this.touched
+  }
+
+  /**
+   * Makes what this run wrote durable: fsync of every touched file and of their directories, or
+   * with 'syncfs' one syncfs per file system (through coreutils `sync -f`).
+   */
+  async sync(method: 'fsync' | 'syncfs', jobs = 8): Promise<void> {
+    await this.closeAll()
+    if (method === 'syncfs') {
+      const roots = new Set<string>([this.root])
+      for (const rel of this.touched) {
+        const top = rel.split('/').slice(0, rel.startsWith('pg_tblspc/') ? 2 : 1).join('/')
+        if (top === 'pg_wal' || top.startsWith('pg_tblspc/')) roots.add(this.abs(top) + '/')
+      }
+      for (const dir of roots) await runSyncfs(dir)
+      return
+    }
+    const files = new Set<string>()
+    const dirs = new Set<string>([''])
+    for (const rel of this.touched) {
+      files.add(rel)
+      let dir = path.posix.dirname(rel)
+      while (dir !== '.' && !dirs.has(dir)) {
+        dirs.add(dir)
+        dir = path.posix.dirname(dir)
+      }
+    }
+    const all = [...files, ...[...dirs].filter((d) => !files.has(d))]
+    let next = 0
+    const worker = async () => {
+      while (next < all.length) await fsyncPath(this.abs(all[next++]!))
+    }
+    await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, all.length)) }, worker))
+  }
+}
+
+async function fsyncPath(abs: string): Promise<void> {
+  let handle
+  try {
+    handle = await fs.open(abs, fsConstants.O_RDONLY)
+  } catch (err) {
+    if (isNotFound(err)) return
+    throw ioError('could not open file', abs, err)
+  }
+  try {
+    await handle.sync()
+  } catch (err) {
+    throw ioError('could not fsync file', abs, err)
+  } finally {
+    await handle.close()
+  }
+}
+
+function runSyncfs(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sync', ['-f', dir], { stdio: 'ignore' })
+    child.on('error', (err) => reject(ioError('could not synchronize file system for file', dir, err)))
+    child.on('exit', (code) => code === 0 ? resolve() : reject(new RewindError('FILE_IO', `could not synchronize file system for file "${dir}"`, { path: dir })))
+  })
+}
+
+function ioError(what: string, abs: string, err: unknown): RewindError {
+  return new RewindError('FILE_IO', `${what} "${abs}": ${errText(err)}`, { path: abs }, { cause: err })
+}

@@ -1,0 +1,132 @@
+// A stopped data directory as the source. Reads are plain positional reads, many files at a
+// time; a whole-file copy must deliver exactly the size listed, since a stopped cluster's files
+// do not change (a file that grows or shrinks means something else is writing there).
+
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { RewindError } from '../errors.js'
+import type { ControlFile } from '../pg/control.js'
+import type { ChunkSink, FileEntry, Source, SourceWalEnd } from './source.js'
+import { errText, isNotFound, listDataDirectory } from './walk.js'
+
+const READ_CHUNK = 4 * 1024 * 1024
+
+interface QueuedFile { path: string; whole: number | null; ranges: Array<[offset: number, length: number]> }
+
+export class LocalSource implements Source {
+  readonly kind = 'local' as const
+  readonly description: string
+  private queue = new Map<string, QueuedFile>()
+
+  constructor(readonly root: string, private readonly jobs = 4) {
+    this.description = root
+  }
+
+  listFiles(): Promise<FileEntry[]> {
+    return listDataDirectory(this.root)
+  }
+
+  async readFile(rel: string): Promise<Buffer> {
+    const data = await this.readFileIfExists(rel)
+    if (data === null) {
+      const abs = path.join(this.root, rel)
+      throw new RewindError('FILE_IO', `could not open file "${abs}" for reading: No such file or directory`, { path: abs })
+    }
+    return data
+  }
+
+  async readFileIfExists(rel: string): Promise<Buffer | null> {
+    const abs = path.join(this.root, rel)
+    try {
+      return await fs.readFile(abs)
+    } catch (err) {
+      if (isNotFound(err)) return null
+      throw new RewindError('FILE_IO', `could not read file "${abs}": ${errText(err)}`, { path: abs }, { cause: err })
+    }
+  }
+
+  queueRange(rel: string, offset: number, length: number): void {
+    this.entryFor(rel).ranges.push([offset, length])
+  }
+
+  queueFile(rel: string, expectedSize: number): void {
+    this.entryFor(rel).whole = expectedSize
+  }
+
+  private entryFor(rel: string): QueuedFile {
+    let entry = this.queue.get(rel)
+    if (!entry) {
+      entry = { path: rel, whole: null, ranges: [] }
+      this.queue.set(rel, entry)
+    }
+    return entry
+  }
+
+  async flush(sink: ChunkSink): Promise<void> {
+    const work = [...this.queue.values()]
+    this.queue = new Map()
+    let next = 0
+    const worker = async () => {
+      while (next < work.length) {
+        const item = work[next++]!
+        await this.fetch(item, sink)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.jobs, work.length)) }, worker))
+  }
+
+  private async fetch(item: QueuedFile, sink: ChunkSink): Promise<void> {
+    const abs = path.join(this.root, item.path)
+    let handle
+    try {
+      handle = await fs.open(abs, 'r')
+    } catch (err) {
+      throw new RewindError('FILE_IO', `could not open source file "${abs}": ${errText(err)}`, { path: abs }, { cause: err })
+    }
+    try {
+      if (item.whole !== null) await this.copyWhole(handle, abs, item, sink)
+      for (const [offset, length] of item.ranges) await this.copyRange(handle, abs, item.path, offset, length, sink)
+    } finally {
+      await handle.close()
+    }
+  }
+
+  private async copyWhole(handle: fs.FileHandle, abs: string, item: QueuedFile, sink: ChunkSink): Promise<void> {
+    const expected = item.whole!
+    let offset = 0
+    for (;;) {
+      const buf = Buffer.allocUnsafe(READ_CHUNK)
+      const { bytesRead } = await handle.read(buf, 0, READ_CHUNK, offset)
+      if (bytesRead === 0) break
+      await sink.chunk(item.path, offset, buf.subarray(0, bytesRead))
+      offset += bytesRead
+    }
+    if (offset !== expected) {
+      throw new RewindError('SOURCE_FILE_CHANGED',
+        `size of source file "${abs}" changed concurrently: ${expected} bytes expected, ${offset} copied`, { path: abs })
+    }
+  }
+
+  private async copyRange(handle: fs.FileHandle, abs: string, rel: string, offset: number, length: number, sink: ChunkSink): Promise<void> {
+    let done = 0
+    while (done < length) {
+      const want = Math.min(READ_CHUNK, length - done)
+      const buf = Buffer.allocUnsafe(want)
+      const { bytesRead } = await handle.read(buf, 0, want, offset + done)
+      if (bytesRead === 0) throw new RewindError('FILE_IO', `unexpected EOF while reading file "${abs}"`, { path: abs })
+      await sink.chunk(rel, offset + done, buf.subarray(0, bytesRead))
+      done += bytesRead
+    }
+  }
+
+  async walEnd(sourceControl: ControlFile): Promise<SourceWalEnd> {
+    // A stopped cluster's WAL ends with its shutdown checkpoint.
+    return { lsn: sourceControl.checkPoint, tli: sourceControl.checkPointCopy.ThisTimeLineID }
+  }
+
+  recoveryConninfo(): null {
+    return null
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,62 @@
+// Where the source cluster's files come from. One interface, two implementations (local.ts for a
+// stopped data directory, server.ts for a running server); no caller knows which it has.
+// Everything a Source returns is untrusted input: paths are checked by the planner and by the
+// target writer before anything is written.
+
+import type { ControlFile } from '../pg/control.js'
+import type { Lsn } from '../pg/lsn.js'
+
+export type FileType = 'file' | 'directory' | 'symlink'
+
+/** One entry of a data directory listing; `path` is relative to the data directory, '/'-separated. */
+export interface FileEntry {
+  readonly path: string
+  readonly type: FileType
+  /** Bytes, for regular files; 0 otherwise. */
+  readonly size: number
+  /** For symlinks (pg_wal, tablespaces): where the link points, as the link says. */
+  readonly linkTarget?: string
+}
+
+/** Receives fetched data. Chunks of one file may arrive in any order; offsets are absolute. */
+export interface ChunkSink {
+  /** Data for `path` at `offset`. A chunk shorter than requested means the file shrank. */
+  chunk(path: string, offset: number, data: Buffer): Promise<void>
+  /** The file disappeared from the source while it was being fetched. */
+  missing(path: string): Promise<void>
+}
+
+/** Where the source's WAL ends now, for the new pg_control's minRecoveryPoint. */
+export interface SourceWalEnd {
+  readonly lsn: Lsn
+  readonly tli: number
+}
+
+export interface Source {
+  readonly kind: 'local' | 'server'
+  /** For messages: the directory, or the server as host:port. */
+  readonly description: string
+  /** Every file, directory and symlink of the data directory, following pg_wal and tablespaces. */
+  listFiles(): Promise<FileEntry[]>
+  /** A whole small file (pg_control, PG_VERSION, timeline history); throws FILE_IO if absent. */
+  readFile(path: string): Promise<Buffer>
+  /** Reads a small file, or returns null if the source does not have it. */
+  readFileIfExists(path: string): Promise<Buffer | null>
+  /** Queue bytes [offset, offset+length) of `path` for the next flush. */
+  queueRange(path: string, offset: number, length: number): void
+  /** Queue a whole file, listed with `expectedSize` bytes; copies what the file holds at fetch time. */
+  queueFile(path: string, expectedSize: number): void
+  /** Fetch everything queued, delivering it to `sink`; resolves when all of it was delivered. */
+  flush(sink: ChunkSink): Promise<void>
+  /**
+   * End of the source's WAL for minRecoveryPoint: for a stopped directory its last checkpoint,
+   * for a primary the insert location, for a standby its minRecoveryPoint.
+   */
+  walEnd(sourceControl: ControlFile): Promise<SourceWalEnd>
+  /**
+   * The primary_conninfo value -R writes for following this source (as pg_rewind builds it from
+   * the connection), or null for a data directory.
+   */
+  recoveryConninfo(): string | null
+  close(): Promise<void>
+}
