@@ -112,8 +112,8 @@ type Failure = Extract<ParsedArgs, { kind: 'error' }>
 
 /**
  * Parses pg_rewind's arguments (argv without the program). Never throws and does no I/O, except
- * reading package.json to answer --help or --version; the caller prints and picks the exit status
- * (0 for run/help/version results that succeed, 1 for 'error').
+ * reading package.json to answer --help or --version. The caller prints: help and version text
+ * on stdout with exit 0, an 'error' through formatParseError() on stderr with exit 1 (pg_rewind's).
  */
 export function parseRewindArgs(argv: readonly string[], programName: 'pg_rewind' | 'walrewind', context: ParseContext = {}): ParsedArgs {
   // Why only the first argument: pg_rewind checks argv[1] by strcmp before getopt ever runs.

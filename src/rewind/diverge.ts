@@ -9,6 +9,8 @@ import { findCommonAncestor, parseTimelineHistory, timelineOneHistory, type Time
 import { WalReader } from '../pg/wal/reader.js'
 import type { WalRecord } from '../pg/wal/record.js'
 import type { VersionProfile } from '../pg/versions.js'
+import { decodeCheckpoint } from '../pg/checkpoint.js'
+import { isCheckpointRecord } from './record-kinds.js'
 
 /** The timeline a cluster is on: a just-promoted server has it in minRecoveryPointTLI only. */
 export function currentTimeline(control: ControlFile): number {
@@ -79,8 +81,8 @@ export async function findLastCommonCheckpoint(reader: WalReader, divergence: Ls
         { lsn: formatLsn(lsn), segment })
     }
     const record = result.record
-    if (record.lsn < divergence && profile.isCheckpointRecord(record.xl_rmid, record.xl_info)) {
-      const checkpoint = profile.decodeCheckpoint(record.mainData)
+    if (record.lsn < divergence && isCheckpointRecord(record, profile)) {
+      const checkpoint = decodeCheckpoint(record.mainData, profile)
       return { lsn: record.lsn, redo: checkpoint.redo, tli: checkpoint.ThisTimeLineID }
     }
     if (record.xl_prev === 0n || record.xl_prev >= record.lsn) {

@@ -10,7 +10,8 @@ import type { WalReader } from '../pg/wal/reader.js'
 import type { WalRecord } from '../pg/wal/record.js'
 import type { VersionProfile } from '../pg/versions.js'
 import { BlockMap } from './block-map.js'
-import { recordKind, rmgrNameOf } from './record-kinds.js'
+import { recordKind } from './record-kinds.js'
+import { rmgrName } from '../pg/wal/rmgr.js'
 
 export interface ScanResult {
   readonly changedBlocks: BlockMap
@@ -57,7 +58,7 @@ function checkRecord(record: WalRecord, profile: VersionProfile): void {
   if (kind === 'unknown-special') {
     throw new RewindError('WAL_UNSUPPORTED_RECORD',
       `WAL record modifies a relation, but record type is not recognized: lsn: ${formatLsn(record.lsn)}, rmid: ${record.xl_rmid}, ` +
-      `rmgr: ${rmgrNameOf(record.xl_rmid)}, info: ${record.xl_info.toString(16).toUpperCase().padStart(2, '0')}`,
+      `rmgr: ${rmgrName(record.xl_rmid)}, info: ${record.xl_info.toString(16).toUpperCase().padStart(2, '0')}`,
       { lsn: formatLsn(record.lsn) })
   }
 }

@@ -273,10 +273,11 @@ describe('walrewind\'s own options leave pg_rewind\'s abbreviations alone', () =
 })
 
 /**
- * Vectors left out of the comparison because pg_rewind 15 and 18 answer them differently; the
- * tests above pin the 18 answer for each.
+ * Vectors left out of the comparison because pg_rewind 15 and 18 answer them differently (or
+ * pg_rewind knows nothing of them); the tests above pin the 18 answer for each, and the last test
+ * below checks that each still differs from 15, so the list stays honest.
  */
-export const VERSION_DEPENDENT: readonly [string[], string][] = [
+const VERSION_DEPENDENT: readonly [string[], string][] = [
   [['--sync-method=fsync'], '15 has no --sync-method (unrecognized option)'],
   [['--sy=fsync'], '15: unrecognized; 18: prefix of --sync-method'],
   [['--s'], '18 adds --sync-method to the ambiguous list'],
@@ -313,9 +314,10 @@ describe('same stderr and exit status as the real pg_rewind 15', () => {
     ['-R', '--source-server', 'host=/nonexistent', '-D', T, '--'],
   ]
 
-  function runReal(argv: string[]): { status: number | null; stderr: string } {
+  function runReal(argv: string[]): { status: number | null; stdout: string; stderr: string } {
+    // LC_ALL=C: untranslated messages; no POSIXLY_CORRECT or PG_COLOR from the caller's environment
     const result = spawnSync(PG_REWIND_15, argv, { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LC_ALL: 'C' } })
-    return { status: result.status, stderr: result.stderr }
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr }
   }
 
   test('pg_rewind 15 is installed', () => {
@@ -330,6 +332,15 @@ describe('same stderr and exit status as the real pg_rewind 15', () => {
       assert.equal(parsed.kind, 'error')
       assert.equal(real.status, 1)
       assert.equal(formatParseError(parsed as Extract<ParsedArgs, { kind: 'error' }>, 'pg_rewind'), real.stderr)
+    })
+  }
+
+  for (const [argv, why] of VERSION_DEPENDENT) {
+    test(`differs, as listed: ${JSON.stringify(argv)} (${why})`, () => {
+      const real = runReal(argv)
+      const parsed = parseRewindArgs(argv, 'pg_rewind', { argv0: PG_REWIND_15, env: {}, platform: 'linux' })
+      const ours = parsed.kind === 'error' ? formatParseError(parsed, 'pg_rewind') : parsed.kind === 'run' ? '' : parsed.text
+      assert.notEqual(ours, real.stdout + real.stderr)
     })
   }
 

@@ -1,0 +1,42 @@
+// How a rewind treats each WAL record (pg_rewind's extractPageInfo): records that create, drop or
+// truncate whole files are settled by the file comparison and their payload is ignored; any
+// other record flagged XLR_SPECIAL_REL_UPDATE changes files in a way a block map cannot follow,
+// so it stops the rewind. Everything else only contributes its block references.
+
+import type { WalRecord } from '../pg/wal/record.js'
+import type { VersionProfile } from '../pg/versions.js'
+
+// Resource manager ids (access/rmgrlist.h), the same in 13–18.
+const RM_XLOG_ID = 0
+const RM_XACT_ID = 1
+const RM_SMGR_ID = 2
+const RM_DBASE_ID = 4
+
+export type RecordKind = 'checkpoint' | 'whole-file' | 'unknown-special' | 'blocks-only'
+
+export function recordKind(record: WalRecord, profile: VersionProfile): RecordKind {
+  const c = profile.codes
+  const info = record.xl_info & ~c.XLR_INFO_MASK
+  switch (record.xl_rmid) {
+    case RM_XLOG_ID:
+      if (info === c.XLOG_CHECKPOINT_SHUTDOWN || info === c.XLOG_CHECKPOINT_ONLINE) return 'checkpoint'
+      break
+    case RM_SMGR_ID:
+      if (info === c.XLOG_SMGR_CREATE || info === c.XLOG_SMGR_TRUNCATE) return 'whole-file'
+      break
+    case RM_DBASE_ID:
+      if (info === c.XLOG_DBASE_CREATE_FILE_COPY || info === c.XLOG_DBASE_CREATE_WAL_LOG || info === c.XLOG_DBASE_DROP) return 'whole-file'
+      break
+    case RM_XACT_ID: {
+      // Dropped relations of a commit or abort: the files are missing on one side, and copied or removed.
+      const op = record.xl_info & c.XLOG_XACT_OPMASK
+      if (op === c.XLOG_XACT_COMMIT || op === c.XLOG_XACT_ABORT || op === c.XLOG_XACT_COMMIT_PREPARED || op === c.XLOG_XACT_ABORT_PREPARED) return 'whole-file'
+      break
+    }
+  }
+  return (record.xl_info & c.XLR_SPECIAL_REL_UPDATE) !== 0 ? 'unknown-special' : 'blocks-only'
+}
+
+export function isCheckpointRecord(record: WalRecord, profile: VersionProfile): boolean {
+  return recordKind(record, profile) === 'checkpoint'
+}

@@ -1,0 +1,121 @@
+// pg_rewind's RewindTest.pm, for walrewind: a primary and a standby that is promoted, diverging
+// writes, a rewind of the old primary (target) against the new one (source) in local, remote or
+// archive mode, and the proof: the target starts as a standby of the source, replays everything
+// the source has, and holds the same data.
+
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { Kit, type InitOptions, type Major, type Node, type RunResult } from '../kit/index.js'
+
+export type Mode = 'local' | 'remote' | 'archive'
+
+export const REWIND_USER = 'rewind_user'
+
+/** The four grants pg_rewind documents for a non-superuser source role. */
+export const REWIND_GRANTS = [
+  'GRANT EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind_user',
+  'GRANT EXECUTE ON function pg_catalog.pg_stat_file(text, boolean) TO rewind_user',
+  'GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text) TO rewind_user',
+  'GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewind_user',
+]
+
+export interface Pair { kit: Kit; primary: Node; standby: Node }
+
+/** A primary with the rewind role, started; not yet with a standby. */
+export async function setupPrimary(kit: Kit, major: Major, opts: InitOptions = {}): Promise<Node> {
+  const primary = await kit.initNode('primary', major, { walLogHints: true, ...opts })
+  await primary.start()
+  await primary.query(`CREATE ROLE ${REWIND_USER} LOGIN`)
+  for (const grant of REWIND_GRANTS) await primary.query(grant)
+  return primary
+}
+
+export async function createStandby(kit: Kit, primary: Node): Promise<Node> {
+  return kit.createStandby(primary, 'standby')
+}
+
+/** Promotes the standby once it has everything the primary wrote. */
+export async function promoteStandby(primary: Node, standby: Node): Promise<void> {
+  await standby.waitForReplay(await primary.currentLsn())
+  await standby.promote()
+}
+
+export function sql(node: Node, text: string, dbname?: string): Promise<unknown[]> {
+  return node.query(text, [], dbname ? { dbname } : {})
+}
+
+/** The rows of a one-column query, as strings, in order. */
+export async function column(node: Node, text: string, dbname?: string): Promise<string[]> {
+  const rows = await node.query<Record<string, unknown>>(text, [], dbname ? { dbname } : {})
+  return rows.map((r) => String(Object.values(r)[0]))
+}
+
+export interface RewindRun extends RunResult { args: string[] }
+
+/**
+ * Runs walrewind with target = primary, source = standby, as pg_rewind's run_pg_rewind(mode):
+ * local and remote crash the primary first (so the target needs crash recovery); archive stops it
+ * cleanly and moves its pg_wal into the archive.
+ */
+export async function runRewind(kit: Kit, target: Node, source: Node, mode: Mode, extraArgs: string[] = [], opts: { crash?: boolean } = {}): Promise<RewindRun> {
+  if (mode === 'archive' || opts.crash === false) await target.stop('fast')
+  else await target.stop('immediate')
+  const args = ['--debug', `--target-pgdata=${target.dataDir}`, '--no-sync', `--postgres-bindir=${target.binDir}`]
+  if (mode === 'local') {
+    await source.stop('fast')
+    args.push(`--source-pgdata=${source.dataDir}`)
+  } else if (mode === 'remote') {
+    args.push(`--source-server=${source.connectionString({ user: REWIND_USER })}`, '--write-recovery-conf')
+  } else {
+    await source.stop('fast')
+    await moveWalToArchive(kit, target)
+    args.push(`--source-pgdata=${source.dataDir}`, '--no-ensure-shutdown', '--restore-target-wal')
+  }
+  args.push(...extraArgs)
+  const result = await kit.runWalrewind(args)
+  return { ...result, args }
+}
+
+/** pg_rewind's archive mode: the target's WAL is only in its archive, fetched by restore_command. */
+async function moveWalToArchive(kit: Kit, target: Node): Promise<void> {
+  const walDir = path.join(target.dataDir, 'pg_wal')
+  for (const name of await fs.readdir(walDir)) {
+    if (/^[0-9A-F]{24}$/.test(name) || name.endsWith('.history')) {
+      await kit.run('cp', ['-p', path.join(walDir, name), path.join(target.archiveDir, name)])
+      await fs.rm(path.join(walDir, name))
+    }
+  }
+  await target.setConf({ restore_command: `cp "${target.archiveDir}/%f" "%p"` })
+}
+
+export function assertRewindOk(run: RewindRun): void {
+  assert.equal(run.code, 0, `walrewind ${run.args.join(' ')} failed (exit ${run.code}):\n${run.stderr}\n${run.stdout}`)
+}
+
+/**
+ * The proof of a rewind: start the target as a standby of the source, let it replay everything
+ * the source has now, and compare the data (and the btree indexes, with amcheck).
+ */
+export async function startAsStandbyAndCompare(target: Node, source: Node, mode: Mode): Promise<void> {
+  if (!(await source.isRunning())) await source.start()
+  if (mode === 'remote') {
+    // -R wrote standby.signal and primary_conninfo for the rewind role; streaming needs REPLICATION.
+    await source.query(`ALTER ROLE ${REWIND_USER} WITH REPLICATION`)
+    await fs.access(path.join(target.dataDir, 'standby.signal'))
+  } else {
+    await target.followAs(source)
+  }
+  await target.start()
+  const lsn = await source.currentLsn()
+  await target.waitForReplay(lsn)
+  assert.deepEqual(await target.fingerprint(), await source.fingerprint(), 'target and source data differ after the rewind')
+  await target.checkIndexes()
+}
+
+/** Every file of a data directory with its bytes' hash: "unchanged" means this is equal. */
+export async function snapshotDirectory(kit: Kit, dir: string): Promise<string> {
+  const result = await kit.run('sh', ['-c', `cd "${dir}" && find . -type f -print0 | sort -z | xargs -0 sha1sum && find . -printf '%p %m %y\\n' | sort`])
+  assert.equal(result.code, 0, result.stderr)
+  return result.stdout
+}

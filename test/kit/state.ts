@@ -1,0 +1,68 @@
+// Saved states: stopped nodes' directories copied with cp -a (modes, owners, symlinks kept),
+// including what a node uses outside its data directory (archive, tablespace locations, a moved
+// pg_wal), and put back at the same paths, so a scenario can rerun from one setup.
+
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Node } from './node.js'
+
+export interface SavedState {
+  label: string
+  nodes: Node[]
+  /** Absolute path of each saved directory -> where its copy is. */
+  copies: Map<string, string>
+}
+
+/** The directories a node's state lives in: data dir, archive dir, and what its symlinks point to. */
+export function stateDirs(node: Node): string[] {
+  const dirs = [node.dataDir, node.archiveDir]
+  const links = [path.join(node.dataDir, 'pg_wal')]
+  const tblspc = path.join(node.dataDir, 'pg_tblspc')
+  if (fs.existsSync(tblspc)) for (const name of fs.readdirSync(tblspc)) links.push(path.join(tblspc, name))
+  for (const link of links) {
+    if (fs.lstatSync(link).isSymbolicLink()) dirs.push(fs.realpathSync(link))
+  }
+  return dirs.filter((dir) => fs.existsSync(dir))
+}
+
+export async function saveState(label: string, nodes: Node[], statesDir: string): Promise<SavedState> {
+  for (const node of nodes) {
+    if (await node.isRunning()) throw new Error(`saveState(${label}): node ${node.name} is running; stop it first`)
+  }
+  const dir = path.join(statesDir, label)
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const copies = new Map<string, string>()
+  for (const source of new Set(nodes.flatMap(stateDirs))) {
+    const copy = path.join(dir, String(copies.size))
+    copyTree(source, copy)
+    copies.set(source, copy)
+  }
+  return { label, nodes, copies }
+}
+
+export async function restoreState(state: SavedState): Promise<void> {
+  for (const node of state.nodes) {
+    if (await node.isRunning()) throw new Error(`restoreState(${state.label}): node ${node.name} is running; stop it first`)
+  }
+  // What the nodes use now but did not when saved (a tablespace created since) goes away too, so
+  // nothing of the later history survives.
+  for (const dir of new Set(state.nodes.flatMap(stateDirs))) {
+    if (!state.copies.has(dir)) emptyDir(dir)
+  }
+  for (const [target, copy] of state.copies) {
+    fs.rmSync(target, { recursive: true, force: true })
+    copyTree(copy, target)
+  }
+}
+
+function copyTree(from: string, to: string): void {
+  const result = spawnSync('cp', ['-a', from, to], { encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`cp -a ${from} ${to} failed: ${result.stderr || result.error?.message}`)
+}
+
+/** Empties a directory but keeps it (and its owner and mode), as a fresh tablespace location. */
+function emptyDir(dir: string): void {
+  for (const name of fs.readdirSync(dir)) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
+}
