@@ -23,8 +23,9 @@ export const REWIND_GRANTS = [
 export interface Pair { kit: Kit; primary: Node; standby: Node }
 
 /** A primary with the rewind role, started; not yet with a standby. */
-export async function setupPrimary(kit: Kit, major: Major, opts: InitOptions = {}): Promise<Node> {
+export async function setupPrimary(kit: Kit, major: Major, opts: InitOptions = {}, beforeStart?: (node: Node) => Promise<void>): Promise<Node> {
   const primary = await kit.initNode('primary', major, { walLogHints: true, ...opts })
+  if (beforeStart) await beforeStart(primary)
   await primary.start()
   await primary.query(`CREATE ROLE ${REWIND_USER} LOGIN`)
   for (const grant of REWIND_GRANTS) await primary.query(grant)
@@ -52,6 +53,30 @@ export async function column(node: Node, text: string, dbname?: string): Promise
 }
 
 export interface RewindRun extends RunResult { args: string[] }
+
+/** The scenario's skeleton: primary, standby, promote; `before`/`after` write around the promotion. */
+export async function forkedPair(kit: Kit, major: Major, opts: {
+  init?: InitOptions; beforeStart?: (node: Node) => Promise<void>
+  beforeStandby?: (primary: Node) => Promise<void>; beforePromotion?: (primary: Node) => Promise<void>
+  afterPromotion?: (primary: Node, standby: Node) => Promise<void>
+} = {}): Promise<{ primary: Node; standby: Node }> {
+  const primary = await setupPrimary(kit, major, opts.init ?? {}, opts.beforeStart)
+  await opts.beforeStandby?.(primary)
+  await sql(primary, 'CHECKPOINT')
+  const standby = await createStandby(kit, primary)
+  await opts.beforePromotion?.(primary)
+  await sql(primary, 'CHECKPOINT')
+  await promoteStandby(primary, standby)
+  await opts.afterPromotion?.(primary, standby)
+  return { primary, standby }
+}
+
+/** Runs a shell command as the kit's OS user (files in data directories must be that user's). */
+export async function shell(kit: Kit, script: string): Promise<string> {
+  const result = await kit.run('sh', ['-c', script])
+  assert.equal(result.code, 0, `${script}\n${result.stderr}`)
+  return result.stdout
+}
 
 /**
  * Runs walrewind with target = primary, source = standby, as pg_rewind's run_pg_rewind(mode):

@@ -48,7 +48,8 @@ export class Kit {
   readonly osUser: OsUser | null
   /** HOME of every child the kit runs (owned by the PG OS user): put a .pgpass here. */
   readonly homeDir: string
-  private readonly socketRoot: string
+  /** Parent of the nodes' unix socket directories (short, for sun_path). */
+  readonly socketRoot: string
   private readonly runner: Runner
   private readonly nodes = new Map<string, Node>()
   private readonly ports: number[] = []

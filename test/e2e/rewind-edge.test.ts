@@ -1,0 +1,141 @@
+// Scenarios pg_rewind's TAP files 009 and 010 cover, and the ones they leave out: relation files
+// that get new relfilenodes (TRUNCATE, VACUUM FULL), unlogged tables, a large table with many
+// blocks changed after the fork, tablespaces on both sides and on the target only.
+
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { describe, test } from 'node:test'
+import { Kit, majorsUnderTest, type Major } from '../kit/index.js'
+import { assertRewindOk, column, forkedPair, runRewind, shell, sql, startAsStandbyAndCompare } from './rewind-harness.js'
+
+async function withKit(name: string, body: (kit: Kit) => Promise<void>): Promise<void> {
+  const kit = await Kit.create(name)
+  try {
+    await body(kit)
+  } finally {
+    await kit.cleanup()
+  }
+}
+
+/** t/009_growing_files.pl: a source file that grows while it is copied fails the run, loudly. */
+async function growingFileScenario(major: Major): Promise<void> {
+  await withKit(`rewind-009-${major}`, async (kit) => {
+    const { primary, standby } = await forkedPair(kit, major, {
+      afterPromotion: async (p, s) => {
+        await sql(p, 'CREATE TABLE tbl1 (d text); INSERT INTO tbl1 VALUES (\'in primary\')')
+        await sql(s, 'CREATE TABLE tbl2 (d text); INSERT INTO tbl2 VALUES (\'in standby\')')
+      },
+    })
+    await primary.stop()
+    await standby.stop()
+    const grower = path.join(standby.dataDir, 'tst_both_dir', 'file1')
+    await shell(kit, `mkdir -p "${path.dirname(grower)}" && echo a > "${grower}"`)
+    // walrewind's own --debug output is appended to the very file it copies.
+    const run = await kit.run('sh', ['-c', `exec "${process.execPath}" "${path.resolve('bin/walrewind.js')}" --debug --no-sync ` +
+      `--source-pgdata="${standby.dataDir}" --target-pgdata="${primary.dataDir}" 2>>"${grower}"`])
+    assert.notEqual(run.code, 0, 'a source file growing during the copy must fail the run')
+    const lines = (await shell(kit, `cat "${grower}"`)).trim().split('\n')
+    assert.match(lines.find((l) => l.includes('error:')) ?? '', /error: size of source file ".*tst_both_dir\/file1" changed concurrently/)
+    const sizes = await shell(kit, `stat -c %s "${grower}" "${path.join(primary.dataDir, 'tst_both_dir', 'file1')}"`)
+    const [sourceSize, targetSize] = sizes.trim().split('\n')
+    assert.notEqual(sourceSize, targetSize)
+  })
+}
+
+/** t/010_keep_recycled_wals.pl: WAL the target needs that the source never archived stays. */
+async function keepRecycledWalScenario(major: Major): Promise<void> {
+  await withKit(`rewind-010-${major}`, async (kit) => {
+    const { primary, standby } = await forkedPair(kit, major, {
+      init: { archive: true },
+      beforePromotion: async (p) => {
+        await sql(p, 'CHECKPOINT')
+        await p.setConf({ archive_command: 'false' })
+        await sql(p, 'CREATE TABLE t (a int); INSERT INTO t VALUES (1)')
+        await sql(p, 'SELECT pg_switch_wal()')
+      },
+      afterPromotion: async (_p, s) => {
+        await sql(s, 'CREATE TABLE u (a int); INSERT INTO u VALUES (1)')
+        await sql(s, 'SELECT pg_switch_wal()')
+      },
+    })
+    const run = await runRewind(kit, primary, standby, 'local', [], { crash: false })
+    assertRewindOk(run)
+    assert.match(run.stderr, /Not removing file ".*" because it is required for recovery/)
+    await primary.setConf({ archive_command: `cp %p "${primary.archiveDir}/%f"` })
+    await startAsStandbyAndCompare(primary, standby, 'local')
+  })
+}
+
+/** New relfilenodes on both sides, unlogged tables, and many changed blocks of one big table. */
+async function relationsScenario(major: Major): Promise<void> {
+  await withKit(`rewind-relations-${major}`, async (kit) => {
+    const { primary, standby } = await forkedPair(kit, major, {
+      beforeStandby: async (p) => {
+        await sql(p, 'CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat(\'x\', 200) FROM generate_series(1, 200000) g')
+        await sql(p, 'CREATE TABLE trunc_p (a int); INSERT INTO trunc_p SELECT generate_series(1, 1000)')
+        await sql(p, 'CREATE TABLE trunc_s (a int); INSERT INTO trunc_s SELECT generate_series(1, 1000)')
+        await sql(p, 'CREATE TABLE vf (a int, b text); INSERT INTO vf SELECT g, md5(g::text) FROM generate_series(1, 5000) g')
+        await sql(p, 'CREATE UNLOGGED TABLE ul (a int); INSERT INTO ul SELECT generate_series(1, 1000)')
+        await sql(p, 'CREATE INDEX vf_b ON vf (b)')
+      },
+      afterPromotion: async (p, s) => {
+        // The old primary changes every 7th row of the big table: thousands of blocks to copy back.
+        await sql(p, 'UPDATE big SET pad = repeat(\'p\', 200) WHERE id % 7 = 0')
+        await sql(p, 'TRUNCATE trunc_p')
+        await sql(p, 'VACUUM FULL vf')
+        await sql(p, 'INSERT INTO ul SELECT generate_series(1, 5000)')
+        await sql(s, 'UPDATE big SET pad = repeat(\'s\', 200) WHERE id % 1000 = 0')
+        await sql(s, 'TRUNCATE trunc_s')
+        await sql(s, 'INSERT INTO trunc_s VALUES (42)')
+        await sql(s, 'DELETE FROM vf WHERE a % 2 = 0')
+        await sql(s, 'VACUUM FULL vf')
+        await sql(s, 'CREATE UNLOGGED TABLE ul2 (a int); INSERT INTO ul2 VALUES (1)')
+      },
+    })
+    const run = await runRewind(kit, primary, standby, 'local', ['--progress'])
+    assertRewindOk(run)
+    assert.match(run.stderr, /need to copy \d+ MB \(total source directory size is \d+ MB\)/)
+    await startAsStandbyAndCompare(primary, standby, 'local')
+    assert.deepEqual(await column(primary, 'SELECT count(*) FROM big WHERE pad LIKE \'p%\''), ['0'])
+    assert.deepEqual(await column(primary, 'SELECT count(*) FROM vf'), ['2500'])
+    assert.deepEqual(await column(primary, 'SELECT a FROM trunc_s'), ['42'])
+  })
+}
+
+/** A tablespace both sides have (each its own copy), and one the target created after the fork. */
+async function tablespacesScenario(major: Major): Promise<void> {
+  await withKit(`rewind-tablespaces-${major}`, async (kit) => {
+    const { primary, standby } = await forkedPair(kit, major, {
+      beforeStandby: async (p) => {
+        const location = await kit.makeDir('ts_both')
+        await sql(p, `CREATE TABLESPACE ts_both LOCATION '${location}'`)
+        await sql(p, 'CREATE TABLE in_ts (a int, b text) TABLESPACE ts_both; INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(1, 20000) g')
+      },
+      afterPromotion: async (p, s) => {
+        const location = await kit.makeDir('ts_target_only')
+        await sql(p, `CREATE TABLESPACE ts_target LOCATION '${location}'`)
+        await sql(p, 'CREATE TABLE t_target (a int) TABLESPACE ts_target; INSERT INTO t_target VALUES (1)')
+        await sql(p, 'UPDATE in_ts SET b = \'primary\' WHERE a % 10 = 0')
+        await sql(s, 'UPDATE in_ts SET b = \'standby\' WHERE a % 100 = 0')
+        await sql(s, 'CREATE TABLE moved (a int); INSERT INTO moved VALUES (1); ALTER TABLE moved SET TABLESPACE ts_both')
+      },
+    })
+    const run = await runRewind(kit, primary, standby, 'local')
+    assertRewindOk(run)
+    await startAsStandbyAndCompare(primary, standby, 'local')
+    assert.deepEqual(await column(primary, 'SELECT spcname FROM pg_tablespace ORDER BY 1'), ['pg_default', 'pg_global', 'ts_both'])
+    assert.deepEqual(await column(primary, 'SELECT count(*) FROM in_ts WHERE b = \'primary\''), ['0'])
+    assert.deepEqual(await column(primary, 'SELECT count(*) FROM in_ts WHERE b = \'standby\''), ['200'])
+    const leftovers = await shell(kit, `find "${await kit.makeDir('ts_target_only')}" -mindepth 1 | head -5`)
+    assert.equal(leftovers.trim(), '', 'the target-only tablespace must be emptied')
+  })
+}
+
+for (const major of majorsUnderTest()) {
+  describe(`PostgreSQL ${major}: edge cases, local`, () => {
+    test('009 growing source file', () => growingFileScenario(major))
+    test('010 recycled WAL kept', () => keepRecycledWalScenario(major))
+    test('relations: TRUNCATE, VACUUM FULL, unlogged, many blocks', () => relationsScenario(major))
+    test('tablespaces', () => tablespacesScenario(major))
+  })
+}
