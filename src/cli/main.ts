@@ -8,6 +8,8 @@ import type { CliIo, Command } from './io.js'
 const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   controldata: async () => (await import('./commands/controldata.js')).controldata,
   waldump: async () => (await import('./commands/waldump.js')).waldump,
+  demo: async () => (await import('./commands/demo.js')).demo,
+  timelines: async () => (await import('./commands/timelines.js')).timelines,
   rewind: async () => (await import('./commands/rewind.js')).rewindCommand,
 }
 

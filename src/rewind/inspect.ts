@@ -72,8 +72,11 @@ export async function runningPostmasterPid(dir: string): Promise<number | null> 
   }
 }
 
-/** pg_rewind's sanityChecks(), in its order and words, plus checks it leaves to luck. */
-export function checkCompatibility(target: ControlFile, targetProfile: VersionProfile, source: ControlFile, sourceKind: Source['kind']): void {
+/**
+ * pg_rewind's sanityChecks() that do not depend on shutdown states, in its order and words, plus
+ * the sizes it leaves to luck. They can run before crash recovery touches the target.
+ */
+export function checkSameCluster(target: ControlFile, targetProfile: VersionProfile, source: ControlFile): void {
   if (target.system_identifier !== source.system_identifier) {
     throw new RewindError('DIFFERENT_SYSTEMS', 'source and target clusters are from different systems',
       { detail: `The target's system identifier is ${target.system_identifier}, the source's ${source.system_identifier}.` })
@@ -91,6 +94,10 @@ export function checkCompatibility(target: ControlFile, targetProfile: VersionPr
   if (target.data_checksum_version === 0 && !target.wal_log_hints) {
     throw new RewindError('NO_CHECKSUMS_OR_HINTS', 'target server needs to use either data checksums or "wal_log_hints = on"')
   }
+}
+
+/** The rest of sanityChecks(): both sides stopped cleanly (a server source runs, of course). */
+export function checkShutdownStates(target: ControlFile, source: ControlFile, sourceKind: Source['kind']): void {
   if (!isCleanlyShutDown(target)) {
     throw new RewindError('TARGET_NOT_SHUT_DOWN', 'target server must be shut down cleanly')
   }

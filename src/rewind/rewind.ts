@@ -4,8 +4,6 @@
 // own server does when it was not shut down cleanly (after every check that does not depend on it).
 
 import path from 'node:path'
-import os from 'node:os'
-import fs from 'node:fs/promises'
 import { RewindError } from '../errors.js'
 import { decodeControlFile, type ControlFile } from '../pg/control.js'
 import { formatLsn, historyFileName, type Lsn } from '../pg/lsn.js'
@@ -19,7 +17,7 @@ import { applyPlan } from './apply.js'
 import { currentTimeline, findDivergence, findLastCommonCheckpoint, historyOf, type LastCheckpoint } from './diverge.js'
 import type { Emit } from './events.js'
 import { newControlFile, replayStart, writeBackupLabel, writeControlFile, writeRecoveryConfig } from './finish.js'
-import { checkCompatibility, isCleanlyShutDown, readTargetControl, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
+import { checkSameCluster, checkShutdownStates, isCleanlyShutDown, readTargetControl, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
 import { plan as makePlan, type Plan } from './plan.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
 import { restoreWalSegment } from './restore.js'
@@ -94,14 +92,14 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
 
   // inspect: the source
   const source = await openSource(options.source, { env, jobs: options.jobs ?? null, timeoutSeconds: options.timeoutSeconds ?? null, emit })
-  let restoreDir: string | null = null
+  let wal: ReturnType<typeof targetWal> | null = null
   try {
     if (source.kind === 'server') emit({ type: 'step', message: 'connected to server' })
     const sourceControlBytes = await source.readFile('global/pg_control')
     const sourceControl = decodeControlFile(sourceControlBytes)
 
-    // Every check that does not depend on the target's shutdown state, before crash recovery writes.
-    checkCompatibility({ ...targetControl, state: 1 } as ControlFile, profile, sourceControl, source.kind)
+    // Every check that does not depend on shutdown states, before crash recovery writes.
+    checkSameCluster(targetControl, profile, sourceControl)
     if (needsCrashRecovery) {
       const pid = await runningPostmasterPid(targetDir)
       if (pid !== null) {
@@ -114,7 +112,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
         targetControl = await readTargetControl(targetDir)
       }
     }
-    checkCompatibility(targetControl, profile, sourceControl, source.kind)
+    checkShutdownStates(targetControl, sourceControl, source.kind)
 
     // diverge
     const segSize = targetControl.xlog_seg_size
@@ -122,13 +120,13 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     const targetTli = currentTimeline(targetControl)
     const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
     const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
-    if (restoreCommand !== null) restoreDir = await fs.mkdtemp(path.join(os.tmpdir(), 'walrewind-restore-'))
     const keepWal = new Set<string>()
-    const wal = targetWal(targetDir, targetHistory, segSize, profile, targetControl, restoreCommand, restoreDir, keepWal)
+    const targetWalReader = targetWal(targetDir, targetHistory, segSize, profile, targetControl, restoreCommand, keepWal)
+    wal = targetWalReader
     const divergence = await findDivergence({
       source: sourceControl, target: targetControl, sourceHistory, targetHistory,
       readTargetRecord: async (lsn) => {
-        const result = await wal.reader.readRecord(lsn)
+        const result = await targetWalReader.reader.readRecord(lsn)
         if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(lsn)}: ${result.end.message}`, { lsn: formatLsn(lsn) })
         return result.record
       },
@@ -144,10 +142,9 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
         millis: Date.now() - started,
       }
     }
-    keepWal.clear()
-    wal.recordOpened(true)
-    const checkpoint = await findLastCommonCheckpoint(wal.reader, divergence.lsn, profile, segSize, wal.tliOf)
-    wal.recordOpened(false)
+    await targetWalReader.recordOpened(true)
+    const checkpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
+    await targetWalReader.recordOpened(false)
     emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(checkpoint.lsn)} on timeline ${checkpoint.tli}` })
 
     // scan
@@ -156,7 +153,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     emit({ type: 'step', message: 'reading target file list' })
     const targetFiles = await listDataDirectory(targetDir)
     emit({ type: 'step', message: 'reading WAL in target' })
-    const scan = await scanTargetWal(wal.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size)
+    const scan = await scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size)
 
     // plan
     const thePlan = makePlan({
@@ -186,8 +183,8 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       throw err
     }
   } finally {
+    await wal?.close()
     await source.close()
-    if (restoreDir) await fs.rm(restoreDir, { recursive: true, force: true })
   }
 }
 
@@ -222,22 +219,24 @@ async function readHistory(source: Source, tli: number): Promise<string | null> 
   return data === null ? null : data.toString('utf8')
 }
 
-/** The target's WAL, following its own history, restoring missing segments if asked. */
+/** The target's WAL, following its own history, restoring missing segments if asked (into pg_wal, as pg_rewind). */
 function targetWal(targetDir: string, history: TimelineEntry[], segSize: number, profile: VersionProfile, control: ControlFile,
-  restoreCommand: string | null, restoreDir: string | null, keepWal: Set<string>) {
+  restoreCommand: string | null, keepWal: Set<string>) {
   const tliOf = timelineChooser(history, segSize)
   let recording = false
   const dir = new WalDirectory({
     dir: path.join(targetDir, 'pg_wal'),
     segSize,
     timelineOf: tliOf,
-    ...(restoreCommand !== null && restoreDir !== null
-      ? { restore: (fileName: string) => restoreWalSegment(restoreCommand, fileName, path.join(restoreDir, fileName), segSize).then((ok) => ok ? path.join(restoreDir, fileName) : null) }
-      : {}),
+    ...(restoreCommand !== null ? { restore: (fileName: string, destPath: string) => restoreWalSegment(restoreCommand, fileName, destPath, segSize) } : {}),
     onSegmentOpened: (fileName: string) => { if (recording) keepWal.add(`pg_wal/${fileName}`) },
   })
   const reader = new WalReader({ profile, segSize, blockSize: control.xlog_blcksz, systemIdentifier: control.system_identifier, source: dir })
-  return { reader, tliOf, recordOpened: (on: boolean) => { recording = on } }
+  return {
+    reader, tliOf, close: () => dir.close(),
+    /** While on, every segment opened is one the target needs to replay from the last common checkpoint. */
+    recordOpened: async (on: boolean) => { await dir.close(); recording = on },
+  }
 }
 
 export type { Lsn }

@@ -457,11 +457,7 @@ interface TlsSettings {
 /** sslmode and the ssl* files as libpq's initialize_SSL reads them, as node tls options. */
 function tlsSettings(params: ConninfoParams, home: string, hostForIdentity: () => string): TlsSettings {
   const rootcertGiven = params['sslrootcert'] ?? ''
-  let mode = (params['sslmode'] ?? '') as SslMode
-  checkChoice('sslmode', mode, SSL_MODES)
-  if (rootcertGiven === 'system' && mode !== 'verify-full') {
-    throw connError(`weak sslmode "${mode}" may not be used with sslrootcert=system (use "verify-full")`)
-  }
+  const mode = params['sslmode'] as SslMode
   if (mode === 'disable') return { mode, options: null }
 
   const pgDir = path.join(home, '.postgresql')
@@ -538,6 +534,11 @@ function tlsSettings(params: ConninfoParams, home: string, hostForIdentity: () =
 /** Settings libpq knows that walrewind cannot honour: refused, with the reason. */
 function refuseUnsupported(params: ConninfoParams): void {
   const v = (k: string) => params[k] ?? ''
+  const mode = v('sslmode')
+  checkChoice('sslmode', mode, SSL_MODES)
+  if (v('sslrootcert') === 'system' && mode !== 'verify-full') {
+    throw connError(`weak sslmode "${mode}" may not be used with sslrootcert=system (use "verify-full")`)
+  }
   const gss = v('gssencmode')
   if (gss !== '') checkChoice('gssencmode', gss, ['disable', 'prefer', 'require'])
   if (gss === 'require') throw connError('gssencmode value "require" invalid when GSSAPI support is not compiled in')
@@ -718,25 +719,24 @@ const NOT_IN_PRIMARY_CONNINFO = new Set(['service', 'servicefile', 'replication'
  * The primary_conninfo value pg_rewind -R writes for this connection: keyword=value pairs in
  * libpq's order, values quoted as appendConnStrVal does. Like PQconninfo it reports what was
  * given (string, service file, environment; a password only if one was given, never the password
- * file's) plus user, passfile and port, which libpq always has. Unlike PQconninfo it leaves out
- * libpq's compiled defaults (sslmode=prefer, sslsni=1, gssencmode=prefer...): the standby's own
- * libpq applies those anyway, and an older server's libpq refuses keywords it does not know.
- * With `includeDbname` (pg_rewind 18), a dbname that was given is kept, for slot synchronization.
+ * file's) plus what libpq always fills in: user, port, and passfile when no password was given.
+ * Unlike PQconninfo it leaves out libpq's compiled defaults (sslmode=prefer, sslsni=1,
+ * gssencmode=prefer...): the standby's own libpq applies those anyway, and an older server's libpq
+ * refuses keywords it does not know. With `includeDbname` (pg_rewind 18) a dbname that was given
+ * is appended at the end, for slot synchronization.
  */
 export function formatPrimaryConninfo(resolved: ResolvedConnection, opts: { includeDbname?: boolean } = {}): string {
-  const always = new Set(['user', 'passfile', 'port'])
+  const { params, given } = resolved
+  const hasPassword = (params['password'] ?? '') !== ''
   const parts: string[] = []
   for (const [keyword] of KEYWORDS) {
-    const value = resolved.params[keyword]
-    if (value === undefined || value === '') continue
-    if (keyword === 'dbname') {
-      if (!(opts.includeDbname === true && resolved.given.has('dbname'))) continue
-    } else if (NOT_IN_PRIMARY_CONNINFO.has(keyword)) {
-      continue
-    } else if (!always.has(keyword) && !resolved.given.has(keyword)) {
-      continue
-    }
+    const value = params[keyword]
+    if (value === undefined || value === '' || NOT_IN_PRIMARY_CONNINFO.has(keyword)) continue
+    const always = keyword === 'user' || keyword === 'port' || (keyword === 'passfile' && !hasPassword)
+    if (!always && !given.has(keyword)) continue
     parts.push(`${keyword}=${quoteConninfoValue(value)}`)
   }
+  const dbname = params['dbname'] ?? ''
+  if (opts.includeDbname === true && given.has('dbname') && dbname !== '') parts.push(`dbname=${quoteConninfoValue(dbname)}`)
   return parts.join(' ')
 }

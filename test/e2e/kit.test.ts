@@ -36,7 +36,7 @@ async function upstreamOf(node: Node): Promise<string[]> {
 }
 
 for (const major of majorsUnderTest()) {
-  test(`kit on PostgreSQL ${major}`, async () => {
+  test(`kit on PostgreSQL ${major}`, async (t) => {
     const started = Date.now()
     // Both ways rewind can be allowed: checksums on the even majors, wal_log_hints on the odd.
     const checksums = major % 2 === 0
@@ -133,7 +133,7 @@ for (const major of majorsUnderTest()) {
     assert.equal(whoami.stdout.trim(), kit.osUser?.name ?? os.userInfo().username)
 
     for (const node of [primary, standby, cascade, copy]) await node.stop()
-    process.stderr.write(`# kit on PostgreSQL ${major}: ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
+    t.diagnostic(`PostgreSQL ${major}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
   })
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { describe, test } from 'node:test'
-import { Kit, majorsUnderTest, type Major } from '../kit/index.js'
+import { Kit, majorsUnderTest, PROJECT_ROOT, type Major } from '../kit/index.js'
 import { assertRewindOk, column, forkedPair, runRewind, shell, sql, startAsStandbyAndCompare } from './rewind-harness.js'
 
 async function withKit(name: string, body: (kit: Kit) => Promise<void>): Promise<void> {
@@ -31,7 +31,7 @@ async function growingFileScenario(major: Major): Promise<void> {
     const grower = path.join(standby.dataDir, 'tst_both_dir', 'file1')
     await shell(kit, `mkdir -p "${path.dirname(grower)}" && echo a > "${grower}"`)
     // walrewind's own --debug output is appended to the very file it copies.
-    const run = await kit.run('sh', ['-c', `exec "${process.execPath}" "${path.resolve('bin/walrewind.js')}" --debug --no-sync ` +
+    const run = await kit.run('sh', ['-c', `exec "${process.execPath}" "${path.join(PROJECT_ROOT, 'bin', 'walrewind.js')}" --debug --no-sync ` +
       `--source-pgdata="${standby.dataDir}" --target-pgdata="${primary.dataDir}" 2>>"${grower}"`])
     assert.notEqual(run.code, 0, 'a source file growing during the copy must fail the run')
     const lines = (await shell(kit, `cat "${grower}"`)).trim().split('\n')

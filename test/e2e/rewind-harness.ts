@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Kit, type InitOptions, type Major, type Node, type RunResult } from '../kit/index.js'
+import { installAmcheck } from '../kit/fingerprint.js'
 
 export type Mode = 'local' | 'remote' | 'archive'
 
@@ -98,7 +99,12 @@ export async function runRewind(kit: Kit, target: Node, source: Node, mode: Mode
     args.push(`--source-pgdata=${source.dataDir}`, '--no-ensure-shutdown', '--restore-target-wal')
   }
   args.push(...extraArgs)
+  // As RewindTest.pm: the target's postgresql.conf (its port, paths) would be replaced by the
+  // source's copy; keep the target's own.
+  const conf = path.join(target.dataDir, 'postgresql.conf')
+  const saved = await fs.readFile(conf)
   const result = await kit.runWalrewind(args)
+  await fs.writeFile(conf, saved)
   return { ...result, args }
 }
 
@@ -132,6 +138,8 @@ export async function startAsStandbyAndCompare(target: Node, source: Node, mode:
     await target.followAs(source)
   }
   await target.start()
+  // amcheck must come through replication: a standby cannot create extensions.
+  await installAmcheck(source)
   const lsn = await source.currentLsn()
   await target.waitForReplay(lsn)
   assert.deepEqual(await target.fingerprint(), await source.fingerprint(), 'target and source data differ after the rewind')

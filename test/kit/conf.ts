@@ -39,6 +39,8 @@ export const BASE_SETTINGS: Settings = {
   log_line_prefix: '%m [%p] %q%a ',
   log_checkpoints: true,
   lc_messages: 'C',
+  // 14+'s default; on 13 too, so a test's scram-sha-256 pg_hba.conf line works on every major.
+  password_encryption: 'scram-sha-256',
   timezone: 'UTC',
   log_timezone: 'UTC',
 }

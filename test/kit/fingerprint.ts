@@ -74,7 +74,7 @@ $check$`
 /**
  * bt_index_check(index, heapallindexed) on every valid btree index of every database, catalogs
  * included. On a primary amcheck is created where missing and dropped again afterwards; a standby
- * needs it created beforehand on its primary.
+ * needs it in every database beforehand (installAmcheck on its primary).
  */
 export async function checkIndexes(node: Node): Promise<void> {
   const inRecovery = await node.queryValue<boolean>('select pg_is_in_recovery()')
@@ -84,7 +84,7 @@ export async function checkIndexes(node: Node): Promise<void> {
       "select exists (select from pg_extension where extname = 'amcheck')", [], { dbname })
     if (!installed && inRecovery) {
       throw new Error(`node ${node.name}: checkIndexes: amcheck is not installed in database "${dbname}" and ` +
-        'the node is in recovery; create the extension on its primary first')
+        'the node is in recovery; call installAmcheck() on its primary first')
     }
     if (!installed) await node.query('create extension amcheck', [], { dbname })
     try {
@@ -97,6 +97,13 @@ export async function checkIndexes(node: Node): Promise<void> {
   }
   if (problems.length > 0) {
     throw new Error(`node ${node.name}: checkIndexes: corrupt indexes in ${problems.length} database(s):\n${problems.join('\n')}`)
+  }
+}
+
+/** Creates amcheck in every database of a primary (template1 too, so later databases have it). */
+export async function installAmcheck(node: Node): Promise<void> {
+  for (const dbname of await databases(node)) {
+    await node.query('create extension if not exists amcheck', [], { dbname })
   }
 }
 

@@ -11,7 +11,7 @@ import { Node, type NodeDirs } from './node.js'
 import { makeUserDir, pgOsUser, writeUserFile, type OsUser } from './os-user.js'
 import { releasePort, reservePort } from './ports.js'
 import { register, unregister } from './reaper.js'
-import { Runner, type RunOptions, type RunResult } from './run.js'
+import { Runner, type RunOptions, type RunResult } from './runner.js'
 import { copyRunning, copyStopped } from './standby.js'
 import { restoreState, saveState, type SavedState } from './state.js'
 

@@ -7,11 +7,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Client } from 'pg'
 import { formatSetting, formatSettings, type Settings } from './conf.js'
-import { checkIndexes, fingerprint, type Fingerprint } from './fingerprint.js'
+import { checkIndexes, fingerprint, installAmcheck, type Fingerprint } from './fingerprint.js'
 import { parseLsn } from './lsn.js'
 import { binDir, type Major } from './majors.js'
 import { writeUserFile, type OsUser } from './os-user.js'
-import { tail, type RunResult, type Runner } from './run.js'
+import { tail, type RunResult, type Runner } from './runner.js'
 
 export interface NodeDirs {
   name: string
@@ -197,9 +197,17 @@ export class Node {
     return fingerprint(this)
   }
 
-  /** bt_index_check on every btree index of every database; throws on corruption. */
+  /**
+   * bt_index_check on every btree index of every database; throws on corruption. On a standby
+   * amcheck must exist in every database already (installAmcheck on the primary).
+   */
   checkIndexes(): Promise<void> {
     return checkIndexes(this)
+  }
+
+  /** On a primary: amcheck in every database, so that its standbys can run checkIndexes. */
+  installAmcheck(): Promise<void> {
+    return installAmcheck(this)
   }
 
   /** The last lines of the server log. */

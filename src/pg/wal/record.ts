@@ -1,0 +1,374 @@
+// WAL records (access/xlogrecord.h): the 24-byte XLogRecord header, the CRC over body-then-header,
+// and DecodeXLogRecord's walk over block references, origin, top-level xid and main data with all
+// of its length accounting. Records decode in place: block fields are read from the buffer the
+// record sits in and mainData is a view of it, so nothing is copied.
+
+import { RewindError } from '../../errors.js'
+import { crc32cRange } from '../crc32c.js'
+import { u16, u32 } from './bytes.js'
+import { maxAlign, type Lsn } from '../lsn.js'
+import type { Compression, VersionProfile } from '../versions.js'
+
+/** SizeOfXLogRecord. */
+export const SIZE_OF_XLOG_RECORD = 24
+
+// XLogRecord, access/xlogrecord.h
+const XL_TOT_LEN = 0 /* uint32 */, XL_XID = 4 /* TransactionId */, XL_PREV = 8 /* XLogRecPtr */
+const XL_INFO = 16 /* uint8 */, XL_RMID = 17 /* RmgrId */, XL_CRC = 20 /* pg_crc32c */
+
+/** XLR_MAX_BLOCK_ID and the special fragment ids. */
+export const XLR_MAX_BLOCK_ID = 32
+export const XLR_BLOCK_ID_DATA_SHORT = 255
+export const XLR_BLOCK_ID_DATA_LONG = 254
+export const XLR_BLOCK_ID_ORIGIN = 253
+export const XLR_BLOCK_ID_TOPLEVEL_XID = 252
+
+// fork_flags of XLogRecordBlockHeader
+export const BKPBLOCK_FORK_MASK = 0x0f
+export const BKPBLOCK_HAS_IMAGE = 0x10
+export const BKPBLOCK_HAS_DATA = 0x20
+export const BKPBLOCK_WILL_INIT = 0x40
+export const BKPBLOCK_SAME_REL = 0x80
+
+export interface BlockImage {
+  readonly bimg_len: number
+  readonly hole_offset: number
+  readonly hole_length: number
+  readonly bimg_info: number
+  readonly compression: Compression
+}
+
+export interface BlockRef {
+  readonly block_id: number
+  readonly fork_flags: number
+  readonly forkNumber: number
+  readonly spcOid: number
+  readonly dbOid: number
+  readonly relNumber: number
+  readonly blockNumber: number
+  readonly hasImage: boolean
+  readonly applyImage: boolean
+  readonly hasData: boolean
+  readonly willInit: boolean
+  readonly data_length: number
+  readonly image?: BlockImage
+}
+
+export interface WalRecord {
+  /** Where the record starts. */
+  readonly lsn: Lsn
+  /** xlogreader's EndRecPtr: MAXALIGNed end, or the next segment's start after XLOG_SWITCH. */
+  readonly endLsn: Lsn
+  readonly xl_tot_len: number
+  readonly xl_xid: number
+  readonly xl_prev: Lsn
+  readonly xl_info: number
+  readonly xl_rmid: number
+  readonly xl_crc: number
+  readonly blocks: readonly BlockRef[]
+  /** Replication origin (XLR_BLOCK_ID_ORIGIN), if the record has one. */
+  readonly origin?: number
+  /** XLR_BLOCK_ID_TOPLEVEL_XID (14+), if the record has one. */
+  readonly toplevelXid?: number
+  /** The main data: a view of the bytes the record was decoded from. */
+  readonly mainData: Buffer
+  readonly main_data_len: number
+  /** Σ bimg_len over the blocks: pg_waldump's "fpi" length; rec = xl_tot_len − fpiLength. */
+  readonly fpiLength: number
+}
+
+const NO_BLOCKS: readonly BlockRef[] = Object.freeze([])
+
+function big(hi: number, lo: number): Lsn {
+  return (BigInt(hi) << 32n) | BigInt(lo)
+}
+
+/** A record decoded in place; LSNs and mainData are made on first use. */
+class DecodedRecord implements WalRecord {
+  readonly xl_tot_len: number
+  readonly xl_xid: number
+  readonly xl_info: number
+  readonly xl_rmid: number
+  readonly xl_crc: number
+  readonly blocks: readonly BlockRef[]
+  readonly origin: number | undefined
+  readonly toplevelXid: number | undefined
+  readonly main_data_len: number
+  readonly fpiLength: number
+  readonly #buf: Buffer
+  readonly #owner: BufferOwner | null
+  readonly #gen: number
+  readonly #mainOff: number
+  readonly #lsnHi: number
+  readonly #lsnLo: number
+  readonly #prevHi: number
+  readonly #prevLo: number
+  #endHi: number
+  #endLo: number
+
+  constructor(buf: Buffer, owner: BufferOwner | null, start: number, lsnHi: number, lsnLo: number, body: DecodedBody) {
+    this.xl_tot_len = u32(buf, start + XL_TOT_LEN)
+    this.xl_xid = u32(buf, start + XL_XID)
+    this.xl_info = buf[start + XL_INFO]!
+    this.xl_rmid = buf[start + XL_RMID]!
+    this.xl_crc = u32(buf, start + XL_CRC)
+    this.blocks = body.blocks
+    this.origin = body.origin
+    this.toplevelXid = body.toplevelXid
+    this.main_data_len = body.mainLen
+    this.fpiLength = body.fpiLength
+    this.#buf = buf
+    this.#owner = owner
+    this.#gen = owner === null ? 0 : owner.gen
+    this.#mainOff = start + this.xl_tot_len - body.mainLen
+    this.#lsnHi = lsnHi
+    this.#lsnLo = lsnLo
+    this.#prevLo = u32(buf, start + XL_PREV)
+    this.#prevHi = u32(buf, start + XL_PREV + 4)
+    this.#endHi = 0
+    this.#endLo = 0
+  }
+
+  get lsn(): Lsn { return big(this.#lsnHi, this.#lsnLo) }
+  get endLsn(): Lsn { return big(this.#endHi, this.#endLo) }
+  get xl_prev(): Lsn { return big(this.#prevHi, this.#prevLo) }
+  get mainData(): Buffer {
+    if (this.#owner !== null && this.#owner.gen !== this.#gen) {
+      throw new RewindError('INTERNAL', `the data of the WAL record at ${lsnText(this.#lsnHi, this.#lsnLo)} was released: ` +
+        'use a record\'s main data before reading a few windows further')
+    }
+    return this.#buf.subarray(this.#mainOff, this.#mainOff + this.main_data_len)
+  }
+
+  /** @internal set by whoever knows where the next record starts. */
+  setEnd(hi: number, lo: number): void {
+    this.#endHi = hi
+    this.#endLo = lo
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      lsn: this.lsn, endLsn: this.endLsn, xl_tot_len: this.xl_tot_len, xl_xid: this.xl_xid, xl_prev: this.xl_prev,
+      xl_info: this.xl_info, xl_rmid: this.xl_rmid, xl_crc: this.xl_crc, blocks: this.blocks, origin: this.origin,
+      toplevelXid: this.toplevelXid, main_data_len: this.main_data_len, fpiLength: this.fpiLength,
+    }
+  }
+}
+
+/** @internal A reused buffer: its generation changes whenever it is refilled. */
+export interface BufferOwner {
+  readonly gen: number
+}
+
+/** What DecodeXLogRecord learns from the fragment headers. */
+interface DecodedBody {
+  blocks: readonly BlockRef[]
+  origin: number | undefined
+  toplevelXid: number | undefined
+  mainLen: number
+  fpiLength: number
+}
+
+function lsnText(hi: number, lo: number): string {
+  return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`
+}
+
+function shortData(lsnHi: number, lsnLo: number): string {
+  return `record with invalid length at ${lsnText(lsnHi, lsnLo)}`
+}
+
+/** The record CRC: body [24, tot_len) first, then header bytes [0, 20). */
+export function recordCrcMatches(buf: Buffer, start: number, totLen: number): boolean {
+  const bodyCrc = crc32cRange(buf, start + SIZE_OF_XLOG_RECORD, start + totLen)
+  return crc32cRange(buf, start, start + XL_CRC, bodyCrc) === u32(buf, start + XL_CRC)
+}
+
+/** RmgrIdIsValid: a built-in id, or from 15 a custom one (128–255). */
+export function isValidRmgrId(rmid: number, profile: VersionProfile): boolean {
+  return rmid <= profile.maxBuiltinRmgrId || (profile.customRmgrs && rmid >= 128 && rmid <= 255)
+}
+
+/**
+ * DecodeXLogRecord over the `totLen` bytes at `start`: the block headers, origin, top-level xid and
+ * main-data header, then the check that the payloads add up to exactly the rest of the record.
+ * Returns the server's message on failure.
+ */
+function decodeBody(buf: Buffer, start: number, totLen: number, profile: VersionProfile, blockSize: number,
+  lsnHi: number, lsnLo: number): DecodedBody | string {
+  const end = start + totLen
+  let p = start + SIZE_OF_XLOG_RECORD
+  let datatotal = 0
+  let mainLen = 0
+  let fpiLength = 0
+  let origin: number | undefined
+  let toplevelXid: number | undefined
+  let blocks: BlockRef[] | null = null
+  let maxBlockId = -1
+  let spcOid = 0
+  let dbOid = 0
+  let relNumber = 0
+  let haveRel = false
+  const bimg = profile.bimg
+  const compressMask = bimg.COMPRESS_PGLZ | bimg.COMPRESS_LZ4 | bimg.COMPRESS_ZSTD
+
+  while (end - p > datatotal) {
+    const id = buf[p++]!
+    if (id === XLR_BLOCK_ID_DATA_SHORT) {
+      if (end - p < 1) return shortData(lsnHi, lsnLo)
+      mainLen = buf[p++]!
+      datatotal += mainLen
+      break // the main data header is always last
+    } else if (id === XLR_BLOCK_ID_DATA_LONG) {
+      if (end - p < 4) return shortData(lsnHi, lsnLo)
+      mainLen = u32(buf, p)
+      p += 4
+      datatotal += mainLen
+      break
+    } else if (id === XLR_BLOCK_ID_ORIGIN) {
+      if (end - p < 2) return shortData(lsnHi, lsnLo)
+      origin = u16(buf, p)
+      p += 2
+    } else if (id === XLR_BLOCK_ID_TOPLEVEL_XID && profile.hasToplevelXidBlock) {
+      if (end - p < 4) return shortData(lsnHi, lsnLo)
+      toplevelXid = u32(buf, p)
+      p += 4
+    } else if (id <= XLR_MAX_BLOCK_ID) {
+      if (id <= maxBlockId) return `out-of-order block_id ${id} at ${lsnText(lsnHi, lsnLo)}`
+      maxBlockId = id
+      if (end - p < 3) return shortData(lsnHi, lsnLo)
+      const forkFlags = buf[p]!
+      const dataLength = u16(buf, p + 1)
+      p += 3
+      const hasData = (forkFlags & BKPBLOCK_HAS_DATA) !== 0
+      if (hasData && dataLength === 0) return `BKPBLOCK_HAS_DATA set, but no data included at ${lsnText(lsnHi, lsnLo)}`
+      if (!hasData && dataLength !== 0) return `BKPBLOCK_HAS_DATA not set, but data length is ${dataLength} at ${lsnText(lsnHi, lsnLo)}`
+      datatotal += dataLength
+      let image: BlockImage | undefined
+      let applyImage = false
+      if ((forkFlags & BKPBLOCK_HAS_IMAGE) !== 0) {
+        if (end - p < 5) return shortData(lsnHi, lsnLo)
+        const bimgLen = u16(buf, p)
+        const holeOffset = u16(buf, p + 2)
+        const bimgInfo = buf[p + 4]!
+        p += 5
+        const compressed = (bimgInfo & compressMask) !== 0
+        const hasHole = (bimgInfo & bimg.HAS_HOLE) !== 0
+        let holeLength: number
+        if (compressed) {
+          if (hasHole) {
+            if (end - p < 2) return shortData(lsnHi, lsnLo)
+            holeLength = u16(buf, p)
+            p += 2
+          } else {
+            holeLength = 0
+          }
+        } else {
+          holeLength = blockSize - bimgLen
+        }
+        datatotal += bimgLen
+        fpiLength += bimgLen
+        if (hasHole && (holeOffset === 0 || holeLength === 0 || bimgLen === blockSize)) {
+          return `BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength} block image length ${bimgLen} at ${lsnText(lsnHi, lsnLo)}`
+        }
+        if (!hasHole && (holeOffset !== 0 || holeLength !== 0)) {
+          return `BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length ${holeLength} at ${lsnText(lsnHi, lsnLo)}`
+        }
+        if (compressed && bimgLen === blockSize) return `BKPIMAGE_COMPRESSED set, but block image length ${bimgLen} at ${lsnText(lsnHi, lsnLo)}`
+        if (!hasHole && !compressed && bimgLen !== blockSize) {
+          return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen} at ${lsnText(lsnHi, lsnLo)}`
+        }
+        applyImage = (bimgInfo & bimg.APPLY) !== 0
+        image = {
+          bimg_len: bimgLen,
+          hole_offset: holeOffset,
+          hole_length: holeLength,
+          bimg_info: bimgInfo,
+          compression: !compressed ? 'none'
+            : (bimgInfo & bimg.COMPRESS_PGLZ) !== 0 ? 'pglz'
+              : (bimgInfo & bimg.COMPRESS_LZ4) !== 0 ? 'lz4' : 'zstd',
+        }
+      }
+      if ((forkFlags & BKPBLOCK_SAME_REL) === 0) {
+        if (end - p < 12) return shortData(lsnHi, lsnLo)
+        spcOid = u32(buf, p)
+        dbOid = u32(buf, p + 4)
+        relNumber = u32(buf, p + 8)
+        p += 12
+        haveRel = true
+      } else if (!haveRel) {
+        return `BKPBLOCK_SAME_REL set but no previous rel at ${lsnText(lsnHi, lsnLo)}`
+      }
+      if (end - p < 4) return shortData(lsnHi, lsnLo)
+      const blockNumber = u32(buf, p)
+      p += 4
+      const ref: BlockRef = {
+        block_id: id,
+        fork_flags: forkFlags,
+        forkNumber: forkFlags & BKPBLOCK_FORK_MASK,
+        spcOid,
+        dbOid,
+        relNumber,
+        blockNumber,
+        hasImage: image !== undefined,
+        applyImage,
+        hasData,
+        willInit: (forkFlags & BKPBLOCK_WILL_INIT) !== 0,
+        data_length: dataLength,
+        image,
+      }
+      if (blocks === null) blocks = [ref]
+      else blocks.push(ref)
+    } else {
+      return `invalid block_id ${id} at ${lsnText(lsnHi, lsnLo)}`
+    }
+  }
+  if (end - p !== datatotal) return shortData(lsnHi, lsnLo)
+  return { blocks: blocks ?? NO_BLOCKS, origin, toplevelXid, mainLen, fpiLength }
+}
+
+/**
+ * @internal The reader's entry point: decodes the CRC-checked record of `totLen` bytes at `start`
+ * of `buf`, whose header the caller has validated. `owner` is set when `buf` will be reused, so
+ * that a late use of mainData fails loudly. Returns the server's message on failure.
+ */
+export function decodeRecordAt(buf: Buffer, owner: BufferOwner | null, start: number, totLen: number, profile: VersionProfile,
+  blockSize: number, lsnHi: number, lsnLo: number): DecodedRecord | string {
+  const body = decodeBody(buf, start, totLen, profile, blockSize, lsnHi, lsnLo)
+  if (typeof body === 'string') return body
+  return new DecodedRecord(buf, owner, start, lsnHi, lsnLo, body)
+}
+
+export type { DecodedRecord }
+
+/**
+ * Decodes one whole record (`bytes` = exactly xl_tot_len bytes, page headers already removed) found
+ * at `lsn`. Checks the length, resource manager id, CRC and every length in the body; throws
+ * WAL_INVALID with the server's message. `endLsn` defaults to lsn + MAXALIGN(xl_tot_len).
+ */
+export function decodeRecord(bytes: Buffer, lsn: Lsn, profile: VersionProfile, endLsn?: Lsn, blockSize = 8192): WalRecord {
+  const hi = Number(lsn >> 32n)
+  const lo = Number(lsn & 0xffffffffn)
+  const fail = (message: string): RewindError => new RewindError('WAL_INVALID', message, { lsn: lsnText(hi, lo) })
+  if (bytes.length < SIZE_OF_XLOG_RECORD) {
+    throw fail(`invalid record length at ${lsnText(hi, lo)}: expected at least ${SIZE_OF_XLOG_RECORD}, got ${bytes.length}`)
+  }
+  const totLen = bytes.readUInt32LE(XL_TOT_LEN)
+  if (totLen !== bytes.length) throw fail(`record length ${totLen} at ${lsnText(hi, lo)} does not match the ${bytes.length} bytes given`)
+  const rmid = bytes[XL_RMID]!
+  if (!isValidRmgrId(rmid, profile)) throw fail(`invalid resource manager ID ${rmid} at ${lsnText(hi, lo)}`)
+  if (!recordCrcMatches(bytes, 0, totLen)) throw fail(`incorrect resource manager data checksum in record at ${lsnText(hi, lo)}`)
+  const rec = decodeRecordAt(bytes, null, 0, totLen, profile, blockSize, hi, lo)
+  if (typeof rec === 'string') throw fail(rec)
+  const end = endLsn ?? lsn + maxAlign(BigInt(totLen))
+  rec.setEnd(Number(end >> 32n), Number(end & 0xffffffffn))
+  return rec
+}
+
+/** Header fields straight from a buffer, for the reader's checks before the record is gathered. */
+export const RecordHeader = Object.freeze({
+  totLen: (buf: Buffer, start: number): number => u32(buf, start + XL_TOT_LEN),
+  rmid: (buf: Buffer, start: number): number => buf[start + XL_RMID]!,
+  info: (buf: Buffer, start: number): number => buf[start + XL_INFO]!,
+  prevLo: (buf: Buffer, start: number): number => u32(buf, start + XL_PREV),
+  prevHi: (buf: Buffer, start: number): number => u32(buf, start + XL_PREV + 4),
+})

@@ -1,0 +1,250 @@
+// Connections to the source server: connecting as libpq would (hosts in order, sslmode allow and
+// prefer falling back, target_session_attrs), the session settings pg_rewind makes, and the
+// mapping of every failure onto one RewindError naming the server. A connection knows whether
+// we are waiting on the server, so the source can tell a silent server from a slow disk.
+
+import type pg from 'pg'
+import { RewindError } from '../errors.js'
+import type { ConnectAttempt, ResolvedConnection, ResolvedEndpoint } from './conninfo.js'
+import { createClient, StreamingQuery, type WireConnection } from './server-wire.js'
+
+/** The four functions pg_rewind's documentation grants to a non-superuser rewind role. */
+export const REWIND_GRANTS_HINT =
+  'The role needs EXECUTE on pg_catalog.pg_ls_dir(text, boolean, boolean), pg_catalog.pg_stat_file(text, boolean), ' +
+  'pg_catalog.pg_read_binary_file(text) and pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean).'
+
+interface PgError extends Error {
+  code?: string
+  severity?: string
+  detail?: string
+  hint?: string
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message
+  return String(err)
+}
+
+/** The server's words for a query failure (severity prefix dropped, detail appended). */
+function serverText(err: unknown): string {
+  const e = err as PgError
+  const base = messageOf(err)
+  return e.detail ? `${base}\n${e.detail}` : base
+}
+
+/** libpq 14+'s "connection to server ... failed: ..." line for one failed attempt. */
+function connectFailure(endpoint: ResolvedEndpoint, err: unknown): string {
+  const where = endpoint.isSocket
+    ? `connection to server on socket "${endpoint.host}/.s.PGSQL.${endpoint.port}" failed`
+    : endpoint.hostaddr !== '' && endpoint.host !== ''
+      ? `connection to server at "${endpoint.host}" (${endpoint.hostaddr}), port ${endpoint.port} failed`
+      : `connection to server at "${endpoint.host !== '' ? endpoint.host : endpoint.hostaddr}", port ${endpoint.port} failed`
+  const e = err as PgError & { errno?: number; syscall?: string }
+  let why: string
+  if (err instanceof RewindError) why = err.message
+  else if (e.severity !== undefined) why = `${e.severity}:  ${serverText(err)}`
+  else if (e.code === 'ECONNREFUSED') {
+    why = endpoint.isSocket
+      ? 'Connection refused\n\tIs the server running locally and accepting connections on that socket?'
+      : 'Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?'
+  } else if (e.code === 'ENOENT') {
+    why = 'No such file or directory\n\tIs the server running locally and accepting connections on that socket?'
+  } else if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
+    return `could not translate host name "${endpoint.host}" to address: Name or service not known`
+  } else if (e.code === 'EACCES') why = 'Permission denied'
+  else if (e.code === 'EHOSTUNREACH') why = 'No route to host'
+  else if (e.code === 'ETIMEDOUT' || messageOf(err) === 'timeout expired') why = 'timeout expired'
+  else if (messageOf(err) === 'The server does not support SSL connections') why = 'server does not support SSL, but SSL was required'
+  else if (/terminated unexpectedly/.test(messageOf(err))) why = 'server closed the connection unexpectedly'
+  else if (e.code !== undefined && /^ERR_(TLS|SSL)|^(CERT_|UNABLE_|DEPTH_|SELF_SIGNED|ERR_OSSL)/.test(e.code)) why = `SSL error: ${messageOf(err)}`
+  else why = messageOf(err)
+  return `${where}: ${why}`
+}
+
+/** One session on the source server. */
+export class SourceConnection {
+  /** Set by the source's watchdog when the server stayed silent past the timeout. */
+  timedOut = false
+  private active: StreamingQuery | null = null
+  private simpleQueries = 0
+  private closed = false
+
+  constructor(
+    readonly client: pg.Client,
+    private readonly wire: WireConnection,
+    readonly endpoint: ResolvedEndpoint,
+    readonly attempt: ConnectAttempt,
+  ) {
+    // A dead socket must not become an unhandled 'error' event; the pending query reports it.
+    client.on('error', () => {})
+  }
+
+  get description(): string {
+    return this.endpoint.description
+  }
+
+  /** ms since the server last sent anything while we wait on it; null when we are not waiting. */
+  silentFor(now: number): number | null {
+    if (this.closed) return null
+    const waiting = this.simpleQueries > 0 || (this.active !== null && this.active.awaitingServer)
+    return waiting ? now - this.wire.lastActivity : null
+  }
+
+  /** A text-format query, whole result in memory (small results only). */
+  async query(sql: string, values?: unknown[]): Promise<pg.QueryArrayResult> {
+    if (this.simpleQueries === 0 && this.active === null) this.wire.lastActivity = Date.now()
+    this.simpleQueries++
+    try {
+      return await this.client.query({ text: sql, values: values ?? [], rowMode: 'array' })
+    } finally {
+      this.simpleQueries--
+    }
+  }
+
+  /** Runs a streaming query to its end. */
+  async stream(q: StreamingQuery): Promise<void> {
+    this.active = q
+    this.wire.lastActivity = Date.now()
+    try {
+      this.client.query(q)
+      await q.done
+    } finally {
+      this.active = null
+    }
+  }
+
+  /** Drops the socket at once (no goodbye to a server that may not answer). */
+  destroy(): void {
+    if (this.closed) return
+    this.closed = true
+    this.wire.stream.destroy()
+  }
+
+  /** Says goodbye, but gives up waiting after `ms` and drops the socket. */
+  async close(ms = 2000): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    let timer: NodeJS.Timeout | undefined
+    const gaveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.wire.stream.destroy()
+        resolve()
+      }, ms)
+      timer.unref()
+    })
+    await Promise.race([this.client.end().catch(() => {}), gaveUp])
+    clearTimeout(timer)
+  }
+}
+
+/** Opens one connection with one attempt's settings; rejects with the raw error. */
+async function connectOnce(endpoint: ResolvedEndpoint, attempt: ConnectAttempt): Promise<SourceConnection> {
+  const { client, wire } = createClient(attempt.config)
+  const conn = new SourceConnection(client, wire, endpoint, attempt)
+  try {
+    await client.connect()
+  } catch (err) {
+    conn.destroy()
+    throw err
+  }
+  return conn
+}
+
+/** Why a connection does not satisfy target_session_attrs, or null if it does. */
+async function sessionMismatch(conn: SourceConnection, wanted: string): Promise<string | null> {
+  if (wanted === 'any' || wanted === 'prefer-any') return null
+  if (wanted === 'read-write' || wanted === 'read-only') {
+    const ro = (await conn.query('SHOW transaction_read_only')).rows[0]?.[0]
+    if (wanted === 'read-write' && ro === 'on') return 'session is read-only'
+    if (wanted === 'read-only' && ro !== 'on') return 'session is not read-only'
+    return null
+  }
+  const inRecovery = (await conn.query('SELECT pg_catalog.pg_is_in_recovery()')).rows[0]?.[0] === true
+  if (wanted === 'primary' && inRecovery) return 'server is in hot standby mode'
+  if ((wanted === 'standby' || wanted === 'prefer-standby') && !inRecovery) return 'server is not in hot standby mode'
+  return null
+}
+
+/**
+ * Connects to the first host that accepts us and matches target_session_attrs, trying each of its
+ * attempts (TLS or not) in order, as libpq does. All failures are reported together.
+ */
+export async function connectFirst(resolved: ResolvedConnection): Promise<SourceConnection> {
+  const endpoints = [...resolved.endpoints]
+  if (resolved.loadBalance) {
+    for (let i = endpoints.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1))
+      const swap = endpoints[i]!
+      endpoints[i] = endpoints[j]!
+      endpoints[j] = swap
+    }
+  }
+  const failures: string[] = []
+  // prefer-standby: first look for a standby, then take any server.
+  const passes = resolved.targetSessionAttrs === 'prefer-standby' ? ['prefer-standby', 'prefer-any'] : [resolved.targetSessionAttrs]
+  for (const wanted of passes) {
+    for (const endpoint of endpoints) {
+      for (const attempt of endpoint.attempts) {
+        let conn: SourceConnection
+        try {
+          conn = await connectOnce(endpoint, attempt)
+        } catch (err) {
+          failures.push(connectFailure(endpoint, err))
+          continue
+        }
+        let mismatch: string | null
+        try {
+          mismatch = await sessionMismatch(conn, wanted)
+        } catch (err) {
+          conn.destroy()
+          failures.push(connectFailure(endpoint, err))
+          continue
+        }
+        if (mismatch === null) return conn
+        await conn.close()
+        failures.push(connectFailure(endpoint, new RewindError('SOURCE_CONNECTION', mismatch)))
+        // A server of the wrong kind stays the wrong kind without TLS.
+        break
+      }
+    }
+  }
+  const unique = failures.filter((f, i) => failures.indexOf(f) === i)
+  throw new RewindError('SOURCE_CONNECTION', unique.join('\n'))
+}
+
+/** One more connection to the server `like` is connected to, with the same settings. */
+export async function connectAnother(like: SourceConnection): Promise<SourceConnection> {
+  try {
+    return await connectOnce(like.endpoint, like.attempt)
+  } catch (err) {
+    throw new RewindError('SOURCE_CONNECTION', connectFailure(like.endpoint, err), {}, { cause: err })
+  }
+}
+
+/**
+ * The error for a failed operation on `conn`: SOURCE_TIMEOUT if the watchdog cut it off,
+ * SOURCE_PRIVILEGE for a missing GRANT (naming the function, as the server does), else
+ * SOURCE_QUERY with the server's message. RewindErrors raised by our own checks pass through.
+ */
+export function sourceError(context: string, err: unknown, conn: SourceConnection, timeoutMs: number): RewindError {
+  if (conn.timedOut) {
+    return new RewindError('SOURCE_TIMEOUT',
+      `${context}: source server ${conn.description} did not answer for ${Math.round(timeoutMs / 1000)} s`, {}, { cause: err })
+  }
+  if (err instanceof RewindError) return err
+  const e = err as PgError
+  const where = `(source server ${conn.description})`
+  if (e.code === '42501') {
+    return new RewindError('SOURCE_PRIVILEGE', `${context}: ${serverText(err)} ${where}`, { hint: REWIND_GRANTS_HINT }, { cause: err })
+  }
+  if (e.severity === undefined && /terminated|ECONNRESET|EPIPE|socket/i.test(messageOf(err))) {
+    return new RewindError('SOURCE_QUERY', `${context}: server closed the connection unexpectedly ${where}`, {}, { cause: err })
+  }
+  return new RewindError('SOURCE_QUERY', `${context}: ${serverText(err)} ${where}`, e.hint ? { hint: e.hint } : {}, { cause: err })
+}
+
+/** True for a "too many connections" refusal, which leaves us with fewer parallel sessions. */
+export function isTooManyConnections(err: unknown): boolean {
+  const cause = (err as { cause?: unknown }).cause as PgError | undefined
+  return cause?.code === '53300' || /too many clients|connection slots are reserved/.test(messageOf(err))
+}

@@ -1,0 +1,281 @@
+// node-postgres with binary result rows and flow control. node-postgres 8 decodes every DataRow
+// field as UTF-8 text, which mangles binary bytea; this connection keeps binary-format fields as
+// Buffers (text-format fields stay strings, so ordinary queries work as before) and records when
+// the server last sent anything, for the source's timeout. StreamingQuery delivers rows one at a
+// time to an async handler and pauses the socket while the handler is behind: memory stays at a
+// few chunks per connection however large the result.
+
+import { createRequire } from 'node:module'
+import pg from 'pg'
+import type { ClientConfig, Connection, FieldDef, Submittable } from 'pg'
+
+/** A field of a result row: Buffer in binary format, string in text format, null for NULL. */
+export type RawField = Buffer | string | null
+
+interface ProtocolMessage { name: string; length: number }
+interface RowDescriptionMessage extends ProtocolMessage { fields: FieldDef[] }
+interface ParserLike { parse(buffer: Buffer, callback: (msg: ProtocolMessage) => void): void }
+type ParserClass = new () => ParserLike & { handlePacket(offset: number, code: number, length: number, bytes: Buffer): ProtocolMessage }
+
+// pg-protocol is node-postgres's own dependency; resolve it through pg so we get the same copy.
+// Should its layout ever change, binary rows are off and results come as text (hex bytea).
+function loadParser(): ParserClass | null {
+  try {
+    const requireFromPg = createRequire(createRequire(import.meta.url).resolve('pg'))
+    const { Parser } = requireFromPg('pg-protocol/dist/parser.js') as { Parser?: ParserClass }
+    return typeof Parser === 'function' && typeof Parser.prototype.handlePacket === 'function' ? Parser : null
+  } catch {
+    return null
+  }
+}
+const Parser = loadParser()
+
+/** Whether binary-format results arrive intact (else ask for text and decode hex bytea). */
+export const binaryRowsSupported = Parser !== null
+
+const ROW_DESCRIPTION = 0x54 // 'T'
+const DATA_ROW = 0x44 // 'D'
+
+/** pg-protocol's Parser, except that DataRow fields in binary format come out as Buffers. */
+const BinaryRowParser = Parser === null ? null : class extends Parser {
+  private binary: boolean[] = []
+  private anyBinary = false
+
+  override handlePacket(offset: number, code: number, length: number, bytes: Buffer): ProtocolMessage {
+    if (code === DATA_ROW && this.anyBinary) return this.dataRow(offset, length, bytes)
+    const msg = super.handlePacket(offset, code, length, bytes)
+    if (code === ROW_DESCRIPTION) {
+      this.binary = (msg as RowDescriptionMessage).fields.map((f) => f.format === 'binary')
+      this.anyBinary = this.binary.includes(true)
+    }
+    return msg
+  }
+
+  // DataRow: int16 field count, then per field int32 length (-1 = NULL) and the bytes.
+  private dataRow(offset: number, length: number, bytes: Buffer): ProtocolMessage {
+    const count = bytes.readInt16BE(offset)
+    let p = offset + 2
+    const fields: RawField[] = new Array(count)
+    for (let i = 0; i < count; i++) {
+      const len = bytes.readInt32BE(p)
+      p += 4
+      if (len < 0) {
+        fields[i] = null
+        continue
+      }
+      // A copy: the parser reuses its buffer for the next socket read.
+      fields[i] = this.binary[i] ? Buffer.from(bytes.subarray(p, p + len)) : bytes.toString('utf8', p, p + len)
+      p += len
+    }
+    return { name: 'dataRow', length, fieldCount: count, fields } as ProtocolMessage
+  }
+}
+
+interface PgConnectionInternals extends Connection {
+  _emitMessage: boolean
+  parsedStatements: Record<string, string>
+  stream: Connection['stream'] & { pause(): void; resume(): void; destroy(err?: Error): void; cork?(): void; uncork?(): void }
+  emit(event: string, ...args: unknown[]): boolean
+}
+
+const PgConnection = (pg as unknown as { Connection: new (config: object) => PgConnectionInternals }).Connection
+
+/** A node-postgres Connection with the binary-row parser and a last-heard-from clock. */
+export class WireConnection extends PgConnection {
+  /** Date.now() when the server last sent bytes (or when a wait on it started). */
+  lastActivity = Date.now()
+
+  attachListeners(stream: NodeJS.ReadableStream): void {
+    if (BinaryRowParser === null) {
+      stream.on('data', () => { this.lastActivity = Date.now() })
+      const plain = PgConnection.prototype as unknown as { attachListeners(s: NodeJS.ReadableStream): void }
+      plain.attachListeners.call(this, stream)
+      return
+    }
+    const parser = new BinaryRowParser()
+    stream.on('data', (buffer: Buffer) => {
+      this.lastActivity = Date.now()
+      parser.parse(buffer, (msg) => {
+        const eventName = msg.name === 'error' ? 'errorMessage' : msg.name
+        if (this._emitMessage) this.emit('message', msg)
+        this.emit(eventName, msg)
+      })
+    })
+  }
+}
+
+/** A node-postgres Client on a WireConnection. */
+export function createClient(config: ClientConfig): { client: pg.Client; wire: WireConnection } {
+  const wire = new WireConnection({
+    ssl: config.ssl ?? false,
+    keepAlive: config.keepAlive ?? false,
+    keepAliveInitialDelayMillis: config.keepAliveInitialDelayMillis ?? 0,
+    encoding: 'utf8',
+  })
+  const client = new pg.Client({ ...config, connection: wire } as ClientConfig)
+  return { client, wire }
+}
+
+export interface StreamingQueryOptions {
+  /** Prepared statement name; parsed once per connection. */
+  readonly name?: string
+  readonly text: string
+  /** Parameters in text format. */
+  readonly values: readonly string[]
+  /** Ask for all result columns in binary format. */
+  readonly binary: boolean
+  /** Checks the result's columns before any row; throw to refuse the result. */
+  readonly onFields?: (fields: readonly FieldDef[]) => void
+  /** Receives each row in order, one at a time; throw (or reject) to abort. */
+  readonly onRow: (fields: RawField[]) => void | Promise<void>
+  /** Pause reading from the socket once this many bytes of rows wait for onRow. */
+  readonly highWaterBytes?: number
+}
+
+/**
+ * One extended-protocol query whose rows go to `onRow` as they arrive. `done` settles once the
+ * server finished and every row was handled, or on the first error.
+ */
+export class StreamingQuery implements Submittable {
+  readonly name: string | undefined
+  readonly text: string
+  readonly done: Promise<void>
+  private resolve!: () => void
+  private reject!: (err: unknown) => void
+  private settled = false
+  private failed = false
+  private serverDone = false
+  private pending: RawField[][] = []
+  private pendingBytes = 0
+  private draining = false
+  private paused = false
+  private wire: PgConnectionInternals | null = null
+  private readonly highWater: number
+
+  constructor(private readonly opts: StreamingQueryOptions) {
+    this.name = opts.name
+    this.text = opts.text
+    this.highWater = opts.highWaterBytes ?? 4 * 1024 * 1024
+    this.done = new Promise((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+  }
+
+  /**
+   * Whether we are waiting on the server: not while rows are being handled or the socket is
+   * paused for them (then a slow disk, not the server, is what we wait for).
+   */
+  get awaitingServer(): boolean {
+    return !this.settled && !this.serverDone && !this.paused && !this.draining
+  }
+
+  submit(connection: Connection): void {
+    const con = connection as PgConnectionInternals
+    this.wire = con
+    con.stream.cork?.()
+    try {
+      const name = this.opts.name ?? ''
+      if (name === '' || con.parsedStatements[name] === undefined) con.parse({ name, text: this.opts.text, types: [] }, true)
+      con.bind({ statement: name, values: [...this.opts.values], binary: this.opts.binary as unknown as string }, true)
+      con.describe({ type: 'P', name: '' }, true)
+      con.execute({ portal: '' }, true)
+      con.sync()
+    } finally {
+      con.stream.uncork?.()
+    }
+  }
+
+  handleRowDescription(msg: RowDescriptionMessage): void {
+    if (this.failed) return
+    try {
+      this.opts.onFields?.(msg.fields)
+    } catch (err) {
+      this.fail(err)
+    }
+  }
+
+  handleDataRow(msg: { fields: RawField[] }): void {
+    if (this.failed) return
+    let size = 0
+    for (const f of msg.fields) if (f !== null) size += f.length
+    this.pending.push(msg.fields)
+    this.pendingBytes += size
+    if (this.pendingBytes >= this.highWater && !this.paused && this.wire !== null) {
+      this.paused = true
+      this.wire.stream.pause()
+    }
+    if (!this.draining) void this.drain()
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true
+    try {
+      while (this.pending.length > 0 && !this.failed) {
+        const row = this.pending.shift()!
+        let size = 0
+        for (const f of row) if (f !== null) size += f.length
+        await this.opts.onRow(row)
+        this.touch()
+        this.pendingBytes -= size
+        if (this.paused && this.pendingBytes < this.highWater / 2) this.resumeSocket()
+      }
+    } catch (err) {
+      this.fail(err)
+    } finally {
+      this.draining = false
+    }
+    this.maybeFinish()
+  }
+
+  // The server's silence counts only while we wait on it: its clock restarts whenever we turn
+  // back to it after handling rows.
+  private touch(): void {
+    const wire = this.wire as unknown as { lastActivity?: number } | null
+    if (wire !== null) wire.lastActivity = Date.now()
+  }
+
+  private resumeSocket(): void {
+    if (!this.paused || this.wire === null) return
+    this.paused = false
+    this.touch()
+    this.wire.stream.resume()
+  }
+
+  private maybeFinish(): void {
+    if (this.serverDone && !this.draining && this.pending.length === 0 && !this.settled) {
+      this.settled = true
+      this.resolve()
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.failed = true
+    this.pending = []
+    this.pendingBytes = 0
+    // Let the rest of the result flow (and be dropped) so the connection reaches ReadyForQuery.
+    this.resumeSocket()
+    if (!this.settled) {
+      this.settled = true
+      this.reject(err)
+    }
+  }
+
+  handleCommandComplete(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(connection: Connection): void {
+    (connection as unknown as { sendCopyFail(msg: string): void }).sendCopyFail('COPY is not expected here')
+  }
+
+  handleCopyData(): void {}
+
+  handleError(err: unknown): void {
+    this.fail(err)
+  }
+
+  handleReadyForQuery(): void {
+    this.serverDone = true
+    this.maybeFinish()
+  }
+}

@@ -1,0 +1,407 @@
+// A running primary or standby as the source, over node-postgres, doing what pg_rewind's
+// libpq_source.c does: a recursive pg_ls_dir listing, pg_read_binary_file for single files, and
+// batches of up to 1000 chunks of 1 MiB fetched with one prepared statement, here over several
+// connections at once. Rows stream to the sink one by one; a server that stops answering fails
+// within the timeout, and any failure closes every connection.
+
+import os from 'node:os'
+import path from 'node:path'
+import type { FieldDef } from 'pg'
+import { RewindError } from '../errors.js'
+import type { ControlFile } from '../pg/control.js'
+import { formatLsn, parseLsn } from '../pg/lsn.js'
+import type { Emit } from '../rewind/events.js'
+import {
+  formatPrimaryConninfo, parseConninfo, resolveConnection, type ResolveOptions, type ResolvedConnection,
+} from './conninfo.js'
+import {
+  checkChunk, checkChunkColumns, decodeChunkRow, FETCH_CHUNKS_SQL, fetchParameters, FetchQueue, type ChunkRequest,
+} from './server-fetch.js'
+import {
+  connectAnother, connectFirst, isTooManyConnections, sourceError, SourceConnection,
+} from './server-session.js'
+import { binaryRowsSupported, StreamingQuery, type RawField } from './server-wire.js'
+import type { ChunkSink, FileEntry, Source, SourceWalEnd } from './source.js'
+
+export interface ServerSourceOptions {
+  /** Where PG* variables, HOME and PGPASSFILE come from. */
+  readonly env: NodeJS.ProcessEnv
+  /** Parallel connections for fetching (default 4). */
+  readonly jobs?: number
+  /** A server silent this long while we wait on it fails with SOURCE_TIMEOUT (default 60 s). */
+  readonly timeoutMs?: number
+  readonly emit?: Emit
+  /** The OS user name, libpq's default user (default: the process's). */
+  readonly osUser?: string
+  /** Socket directory and home directory overrides, see ResolveOptions. */
+  readonly resolve?: ResolveOptions
+}
+
+const DEFAULT_JOBS = 4
+const DEFAULT_TIMEOUT_MS = 60_000
+const FETCH_STATEMENT = 'fetch_chunks_stmt'
+
+// The recursive listing of libpq_source.c, unchanged from 9.5 to 18.
+const LIST_FILES_SQL =
+  'WITH RECURSIVE files (path, filename, size, isdir) AS (\n' +
+  "  SELECT '' AS path, filename, size, isdir FROM\n" +
+  "  (SELECT pg_ls_dir('.', true, false) AS filename) AS fn,\n" +
+  '        pg_stat_file(fn.filename, true) AS this\n' +
+  '  UNION ALL\n' +
+  "  SELECT parent.path || parent.filename || '/' AS path,\n" +
+  '         fn, this.size, this.isdir\n' +
+  '  FROM files AS parent,\n' +
+  '       pg_ls_dir(parent.path || parent.filename, true, false) AS fn,\n' +
+  "       pg_stat_file(parent.path || parent.filename || '/' || fn, true) AS this\n" +
+  "       WHERE parent.isdir = 't'\n" +
+  ')\n' +
+  'SELECT path || filename, size, isdir,\n' +
+  '       pg_tablespace_location(pg_tablespace.oid) AS link_target\n' +
+  'FROM files\n' +
+  "LEFT OUTER JOIN pg_tablespace ON files.path = 'pg_tblspc/'\n" +
+  '                             AND oid::text = files.filename\n'
+
+/** SQLSTATE undefined_file: pg_read_binary_file on a file that is not there. */
+const UNDEFINED_FILE = '58P01'
+
+/**
+ * Connects to the server `conninfoText` names (libpq syntax, defaults and environment), sets the
+ * session up as pg_rewind does and checks full_page_writes. Extra connections for fetching are
+ * opened at the first flush.
+ */
+export async function openServerSource(conninfoText: string, opts: ServerSourceOptions): Promise<ServerSource> {
+  const emit = opts.emit ?? (() => {})
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const resolved = resolveConnection(parseConninfo(conninfoText), opts.env, opts.osUser ?? os.userInfo().username, {
+    defaultConnectTimeoutMs: timeoutMs,
+    ...opts.resolve,
+  })
+  for (const message of resolved.warnings) emit({ type: 'warning', code: 'SOURCE_PASSFILE', message })
+  const first = await connectFirst(resolved)
+  const source = new ServerSource(resolved, first, { jobs: opts.jobs ?? DEFAULT_JOBS, timeoutMs, emit })
+  try {
+    await source.setUp()
+  } catch (err) {
+    await source.close()
+    throw err
+  }
+  return source
+}
+
+export class ServerSource implements Source {
+  readonly kind = 'server' as const
+  readonly description: string
+  /** server_version_num of the source, e.g. 170004. */
+  serverVersionNum = 0
+  private readonly conns: SourceConnection[]
+  private readonly queue = new FetchQueue()
+  private readonly jobs: number
+  private readonly timeoutMs: number
+  private readonly emit: Emit
+  private readonly watchdog: NodeJS.Timeout
+  private failure: RewindError | null = null
+  private extraOpened = false
+  private closed = false
+
+  constructor(private readonly resolved: ResolvedConnection, first: SourceConnection,
+    opts: { jobs: number; timeoutMs: number; emit: Emit }) {
+    this.conns = [first]
+    this.description = first.description
+    this.jobs = Math.max(1, Math.floor(opts.jobs))
+    this.timeoutMs = opts.timeoutMs
+    this.emit = opts.emit
+    this.watchdog = setInterval(() => this.checkSilence(), Math.min(1000, Math.max(50, this.timeoutMs / 4)))
+    this.watchdog.unref()
+  }
+
+  /** Cuts off connections whose server stayed silent past the timeout while we waited on it. */
+  private checkSilence(): void {
+    const now = Date.now()
+    for (const conn of this.conns) {
+      const silent = conn.silentFor(now)
+      if (silent !== null && silent > this.timeoutMs) {
+        conn.timedOut = true
+        conn.destroy()
+      }
+    }
+  }
+
+  /** Session settings and checks of init_libpq_conn, on the first connection. */
+  async setUp(): Promise<void> {
+    const conn = this.conns[0]!
+    const version = await this.simpleValue(conn, 'SHOW server_version_num')
+    this.serverVersionNum = Number(version)
+    await this.configure(conn)
+    const fpw = await this.simpleValue(conn, 'SHOW full_page_writes')
+    if (fpw !== 'on') {
+      // We can get torn pages if a page is modified while pg_read_binary_file() reads it; full
+      // page images in WAL are what repairs them.
+      const name = this.serverVersionNum >= 170000 ? '"full_page_writes"' : 'full_page_writes'
+      throw new RewindError('SOURCE_FULL_PAGE_WRITES_OFF', `${name} must be enabled in the source server`)
+    }
+  }
+
+  private async configure(conn: SourceConnection): Promise<void> {
+    const commands = [
+      'SET statement_timeout = 0',
+      'SET lock_timeout = 0',
+      'SET idle_in_transaction_session_timeout = 0',
+      ...(this.serverVersionNum >= 170000 ? ['SET transaction_timeout = 0'] : []),
+      // We don't intend to do any updates: keep us honest.
+      'SET default_transaction_read_only = on',
+      ...(binaryRowsSupported ? [] : ["SET bytea_output = 'hex'"]),
+    ]
+    for (const sql of commands) {
+      try {
+        await conn.query(sql)
+      } catch (err) {
+        throw this.fail(sourceError(`error running query (${sql}) in source server`, err, conn, this.timeoutMs))
+      }
+    }
+    try {
+      await conn.query("SELECT pg_catalog.set_config('search_path', '', false)")
+    } catch (err) {
+      throw this.fail(sourceError('could not clear search_path', err, conn, this.timeoutMs))
+    }
+  }
+
+  private async simpleValue(conn: SourceConnection, sql: string): Promise<unknown> {
+    let res
+    try {
+      res = await conn.query(sql)
+    } catch (err) {
+      throw this.fail(sourceError(`error running query (${sql}) on source server`, err, conn, this.timeoutMs))
+    }
+    if (res.fields.length !== 1 || res.rows.length !== 1 || res.rows[0]![0] === null) {
+      throw this.fail(new RewindError('SOURCE_QUERY', 'unexpected result set from query'))
+    }
+    return res.rows[0]![0]
+  }
+
+  private check(): void {
+    if (this.failure !== null) throw this.failure
+    if (this.closed) throw new RewindError('INTERNAL', `source server ${this.description} was already closed`)
+  }
+
+  /** Records the first failure and drops every connection: nothing more is asked of this server. */
+  private fail(err: RewindError): RewindError {
+    if (this.failure === null) {
+      this.failure = err
+      for (const conn of this.conns) conn.destroy()
+      clearInterval(this.watchdog)
+    }
+    return err
+  }
+
+  async listFiles(): Promise<FileEntry[]> {
+    this.check()
+    const conn = this.conns[0]!
+    let res
+    try {
+      res = await conn.query(LIST_FILES_SQL)
+    } catch (err) {
+      throw this.fail(sourceError('could not fetch file list', err, conn, this.timeoutMs))
+    }
+    if (res.fields.length !== 4) throw this.fail(new RewindError('SOURCE_FILE_LIST', 'unexpected result set while fetching file list'))
+    const entries: FileEntry[] = []
+    for (const row of res.rows) {
+      const [name, size, isdir, linkTarget] = row as [string, string | null, boolean | null, string | null]
+      // Removed while the query ran: as pg_rewind, not an error.
+      if (size === null) continue
+      const bytes = Number(size)
+      if (!Number.isSafeInteger(bytes) || bytes < 0) {
+        throw this.fail(new RewindError('SOURCE_FILE_LIST', `unexpected size ${size} for file "${name}" in source file list`, { path: name }))
+      }
+      if (linkTarget !== null && linkTarget !== '') {
+        // A tablespace: an absolute location is a symlink in pg_tblspc; a relative one is an
+        // in-place tablespace, a plain directory inside the data directory.
+        if (path.isAbsolute(linkTarget)) entries.push({ path: name, type: 'symlink', size: 0, linkTarget })
+        else entries.push({ path: name, type: 'directory', size: 0 })
+      } else if (isdir === true) {
+        entries.push({ path: name, type: 'directory', size: 0 })
+      } else {
+        entries.push({ path: name, type: 'file', size: bytes })
+      }
+    }
+    // The recursive query yields a level at a time; sorted, a parent still precedes its children.
+    entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    return entries
+  }
+
+  async readFile(file: string): Promise<Buffer> {
+    const data = await this.fetchWhole(file, false)
+    return data!
+  }
+
+  async readFileIfExists(file: string): Promise<Buffer | null> {
+    return this.fetchWhole(file, true)
+  }
+
+  /** pg_read_binary_file($1), binary result; the one-argument form is one of the four GRANTs. */
+  private async fetchWhole(file: string, missingOk: boolean): Promise<Buffer | null> {
+    this.check()
+    const conn = this.conns[0]!
+    const rows: RawField[][] = []
+    const q = new StreamingQuery({
+      text: 'SELECT pg_read_binary_file($1)',
+      values: [file],
+      binary: binaryRowsSupported,
+      onRow: (fields) => { rows.push(fields) },
+    })
+    try {
+      await conn.stream(q)
+    } catch (err) {
+      if ((err as { code?: string }).code === UNDEFINED_FILE && !conn.timedOut) {
+        if (missingOk) return null
+        throw new RewindError('FILE_IO', `could not fetch remote file "${file}": ${(err as Error).message}`, { path: file }, { cause: err })
+      }
+      throw this.fail(sourceError(`could not fetch remote file "${file}"`, err, conn, this.timeoutMs))
+    }
+    const value = rows.length === 1 && rows[0]!.length === 1 ? rows[0]![0] : null
+    if (value === null || value === undefined) {
+      throw this.fail(new RewindError('SOURCE_QUERY', `unexpected result set while fetching remote file "${file}"`, { path: file }))
+    }
+    const data = typeof value === 'string' ? hexBytea(value, file) : value
+    this.emit({ type: 'debug', message: `fetched file "${file}", length ${data.length}` })
+    return data
+  }
+
+  queueRange(file: string, offset: number, length: number): void {
+    this.queue.addRange(file, offset, length)
+  }
+
+  queueFile(file: string, expectedSize: number): void {
+    this.queue.addFile(file, expectedSize)
+  }
+
+  async flush(sink: ChunkSink): Promise<void> {
+    this.check()
+    if (this.queue.isEmpty) return
+    await this.openExtraConnections()
+    const batches = this.queue.takeBatches()
+    const missing = new Set<string>()
+    const worker = async (conn: SourceConnection) => {
+      for (;;) {
+        if (this.failure !== null) return
+        const next = batches.next()
+        if (next.done === true) return
+        await this.fetchBatch(conn, next.value, sink, missing)
+      }
+    }
+    const results = await Promise.allSettled(this.conns.map(worker))
+    if (this.failure !== null) throw this.failure
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (rejected !== undefined) throw this.fail(rejected.reason instanceof RewindError ? rejected.reason : new RewindError('INTERNAL', String(rejected.reason)))
+  }
+
+  /** Up to `jobs` connections, same server and settings; a server short of slots gives fewer. */
+  private async openExtraConnections(): Promise<void> {
+    if (this.extraOpened) return
+    this.extraOpened = true
+    const first = this.conns[0]!
+    const wanted = this.jobs - this.conns.length
+    const opened = await Promise.allSettled(Array.from({ length: wanted }, async () => {
+      const conn = await connectAnother(first)
+      try {
+        await this.configure(conn)
+      } catch (err) {
+        conn.destroy()
+        throw err
+      }
+      return conn
+    }))
+    for (const r of opened) {
+      if (r.status === 'fulfilled') {
+        if (this.failure !== null || this.closed) r.value.destroy()
+        else this.conns.push(r.value)
+      }
+    }
+    const refused = opened.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (refused.length === 0) return
+    const hard = refused.find((r) => !isTooManyConnections(r.reason))
+    if (hard !== undefined) {
+      throw this.fail(hard.reason instanceof RewindError ? hard.reason : new RewindError('SOURCE_CONNECTION', String(hard.reason)))
+    }
+    this.emit({
+      type: 'warning',
+      code: 'SOURCE_CONNECTION',
+      message: `source server ${this.description} refused ${refused.length} of ${wanted} extra connections (too many clients); fetching over ${this.conns.length}`,
+    })
+  }
+
+  private async fetchBatch(conn: SourceConnection, batch: ChunkRequest[], sink: ChunkSink, missing: Set<string>): Promise<void> {
+    this.emit({ type: 'debug', message: `getting ${batch.length} file chunks` })
+    let received = 0
+    const binary = binaryRowsSupported
+    const q = new StreamingQuery({
+      name: FETCH_STATEMENT,
+      text: FETCH_CHUNKS_SQL,
+      values: fetchParameters(batch),
+      binary,
+      onFields: (fields: readonly FieldDef[]) => checkChunkColumns(fields.map((f) => f.dataTypeID)),
+      onRow: async (fields) => {
+        const want = batch[received]
+        if (want === undefined) throw new RewindError('SOURCE_QUERY', 'received more data chunks than requested')
+        received++
+        const got = decodeChunkRow(fields, binary)
+        checkChunk(got, want)
+        if (got.data === null) {
+          // Deleted on the source since the listing: the sink removes it (once), and WAL replay
+          // recreates it if it matters.
+          if (missing.has(got.path)) return
+          missing.add(got.path)
+          await sink.missing(got.path)
+          return
+        }
+        await sink.chunk(got.path, got.offset, got.data)
+      },
+    })
+    try {
+      await conn.stream(q)
+    } catch (err) {
+      throw this.fail(sourceError('unexpected result while fetching remote files', err, conn, this.timeoutMs))
+    }
+    if (received !== batch.length) throw this.fail(new RewindError('SOURCE_QUERY', 'unexpected number of data chunks received'))
+  }
+
+  /**
+   * A primary's WAL ends at its insert location now (on the newest of its checkpoint's and its
+   * minRecoveryPoint's timelines: a just-promoted server has its new TLI only there); a
+   * standby's at its minRecoveryPoint, which covers everything it has replayed and so written.
+   */
+  async walEnd(sourceControl: ControlFile): Promise<SourceWalEnd> {
+    this.check()
+    const conn = this.conns[0]!
+    const inRecovery = await this.simpleValue(conn, 'SELECT pg_is_in_recovery()')
+    if (inRecovery === true) {
+      return { lsn: sourceControl.minRecoveryPoint, tli: sourceControl.minRecoveryPointTLI }
+    }
+    const text = String(await this.simpleValue(conn, 'SELECT pg_current_wal_insert_lsn()'))
+    let lsn
+    try {
+      lsn = parseLsn(text, 'SOURCE_QUERY')
+    } catch {
+      throw new RewindError('SOURCE_QUERY', `unrecognized result "${text}" for current WAL insert location`)
+    }
+    const tli = Math.max(sourceControl.checkPointCopy.ThisTimeLineID, sourceControl.minRecoveryPointTLI)
+    this.emit({ type: 'debug', message: `source WAL insert location is ${formatLsn(lsn)} on timeline ${tli}` })
+    return { lsn, tli }
+  }
+
+  /** pg_rewind -R's primary_conninfo; dbname only as pg_rewind 18 does, for an 18 source. */
+  recoveryConninfo(): string {
+    return formatPrimaryConninfo(this.resolved, { includeDbname: this.serverVersionNum >= 180000 })
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.watchdog)
+    await Promise.all(this.conns.map((c) => c.close()))
+  }
+}
+
+function hexBytea(text: string, file: string): Buffer {
+  if (!text.startsWith('\\x')) throw new RewindError('SOURCE_QUERY', `unexpected result set while fetching remote file "${file}"`, { path: file })
+  return Buffer.from(text.slice(2), 'hex')
+}

@@ -1,0 +1,319 @@
+// The running-server source on real clusters of every major, in-process (the test runs as root,
+// the servers as the kit's user): a role with only the four GRANTs pg_rewind documents and a
+// password from a password file; listings and fetched bytes checked against the files on disk;
+// a standby as the source; missing privileges, a silent server and a stopped server.
+
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { isRewindError, type RewindError } from '../../src/errors.js'
+import { decodeControlFile } from '../../src/pg/control.js'
+import { openServerSource, type ServerSource } from '../../src/source/server.js'
+import type { ChunkSink, FileEntry } from '../../src/source/source.js'
+import { listDataDirectory } from '../../src/source/walk.js'
+import { Kit, majorsUnderTest, type Major, type Node } from '../kit/index.js'
+
+const ROLE = 'rewind_user'
+const PASSWORD = "pw with 'quote' and \\ and :colon"
+const GRANTS = [
+  'GRANT EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind_user',
+  'GRANT EXECUTE ON function pg_catalog.pg_stat_file(text, boolean) TO rewind_user',
+  'GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text) TO rewind_user',
+  'GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewind_user',
+]
+
+let kit: Kit
+
+before(async () => {
+  kit = await Kit.create('server-source')
+})
+
+after(async () => {
+  await kit?.cleanup()
+})
+
+/** A password file line, with `:` and `\` escaped as libpq wants. */
+function passfileLine(node: Node, user: string, password: string): string {
+  const esc = (s: string) => s.replace(/[\\:]/g, (c) => `\\${c}`)
+  return `${node.host}:${node.port}:*:${esc(user)}:${esc(password)}\n`
+}
+
+/** Collects everything a flush delivers. */
+function collector() {
+  const chunks = new Map<string, Array<[number, Buffer]>>()
+  const missing: string[] = []
+  const sink: ChunkSink = {
+    chunk: async (p, offset, data) => {
+      const list = chunks.get(p) ?? []
+      list.push([offset, Buffer.from(data)])
+      chunks.set(p, list)
+    },
+    missing: async (p) => { missing.push(p) },
+  }
+  /** Bytes delivered for `p`, laid out at their offsets, from `start`. */
+  const bytes = (p: string, start = 0): Buffer => {
+    const list = (chunks.get(p) ?? []).sort((a, b) => a[0] - b[0])
+    const end = list.reduce((m, [o, d]) => Math.max(m, o + d.length), start)
+    const out = Buffer.alloc(end - start)
+    for (const [o, d] of list) d.copy(out, o - start)
+    return out
+  }
+  return { sink, chunks, missing, bytes }
+}
+
+// Files the server changes by itself while it runs, or only it has (excluded from comparison).
+const VOLATILE = /^(pg_stat_tmp|pg_stat|pg_wal|pg_logical|pg_subtrans|pg_xact|pg_multixact|pg_notify|pg_snapshots|pg_replslot|pg_dynshmem|pg_serial)\/|^(postmaster\.pid|postmaster\.opts|current_logfiles)$|pgsql_tmp|pg_internal\.init/
+
+function stable(entries: readonly FileEntry[]): Map<string, FileEntry> {
+  return new Map(entries.filter((e) => !VOLATILE.test(e.path)).map((e) => [e.path, e]))
+}
+
+async function expectError(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<RewindError> {
+  try {
+    await promise
+  } catch (err) {
+    assert.ok(isRewindError(err), `expected a RewindError, got ${String(err)}`)
+    assert.equal(err.code, code, err.message)
+    assert.match(err.message, pattern)
+    return err
+  }
+  assert.fail(`expected ${code}`)
+}
+
+async function sessionsOf(node: Node, user: string): Promise<number[]> {
+  const rows = await node.query<{ pid: number }>('select pid from pg_stat_activity where usename = $1', [user])
+  return rows.map((r) => r.pid)
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+for (const major of majorsUnderTest()) {
+  describe(`server source on PostgreSQL ${major}`, () => {
+    let primary: Node
+    let standby: Node
+    let homeDir: string
+    let passfile: string
+    const open = (node: Node, extra: { user?: string; env?: NodeJS.ProcessEnv; jobs?: number; timeoutMs?: number } = {}): Promise<ServerSource> =>
+      openServerSource(`host=${node.host} port=${node.port} user=${extra.user ?? ROLE} dbname=postgres`, {
+        env: extra.env ?? { HOME: homeDir },
+        osUser: 'nobody',
+        jobs: extra.jobs ?? 3,
+        timeoutMs: extra.timeoutMs ?? 20_000,
+      })
+
+    before(async () => {
+      primary = await kit.initNode(`primary${major}`, major, {
+        hba: [`host all ${ROLE} 127.0.0.1/32 scram-sha-256`, 'host all nogrant_user 127.0.0.1/32 scram-sha-256'],
+      })
+      await primary.start()
+      const tablespace = await kit.makeDir(`tblspc${major}`)
+      await primary.query(`CREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD.replace(/'/g, "''")}'`)
+      for (const grant of GRANTS) await primary.query(grant)
+      await primary.query('CREATE ROLE nogrant_user LOGIN PASSWORD \'nogrant\'')
+      // CONNECT only where it is granted: the role has nothing PUBLIC would give it.
+      await primary.query(`REVOKE CONNECT ON DATABASE postgres FROM PUBLIC; GRANT CONNECT ON DATABASE postgres TO ${ROLE}, nogrant_user`)
+      await primary.query(`CREATE TABLESPACE ts LOCATION '${tablespace}'`)
+      await primary.query(`CREATE TABLE big AS SELECT g, repeat(md5(g::text), 16) AS filler FROM generate_series(1, 6000) g;
+        CREATE TABLE spaced (x int) TABLESPACE ts; INSERT INTO spaced SELECT generate_series(1, 1000);
+        CHECKPOINT`)
+      if (major >= 16) {
+        await primary.query("SET allow_in_place_tablespaces = on; CREATE TABLESPACE inplace LOCATION ''")
+      }
+      homeDir = await kit.makeDir(`home${major}`)
+      fs.writeFileSync(path.join(homeDir, '.pgpass'), passfileLine(primary, ROLE, PASSWORD) + passfileLine(primary, 'nogrant_user', 'nogrant'), { mode: 0o600 })
+      standby = await kit.createStandby(primary, `standby${major}`)
+      passfile = path.join(homeDir, 'standby.pgpass')
+      fs.writeFileSync(passfile, passfileLine(standby, '*', PASSWORD), { mode: 0o600 })
+    })
+
+    it('lists the data directory as it is on disk, tablespaces included', async () => {
+      const source = await open(primary)
+      try {
+        assert.equal(source.description, `127.0.0.1:${primary.port}`)
+        assert.equal(Math.floor(source.serverVersionNum / 10000), major)
+        const listed = stable(await source.listFiles())
+        const onDisk = stable(await listDataDirectory(primary.dataDir))
+        assert.deepEqual([...listed.keys()].sort(), [...onDisk.keys()].sort())
+        for (const [p, entry] of onDisk) {
+          const got = listed.get(p)!
+          if (entry.type === 'file' && p.startsWith('base/')) assert.equal(got.size, entry.size, p)
+          if (entry.type === 'directory') assert.equal(got.type, 'directory', p)
+        }
+        const oid = await primary.queryValue<number>("SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
+        const ts = listed.get(`pg_tblspc/${oid}`)
+        assert.deepEqual(ts, { path: `pg_tblspc/${oid}`, type: 'symlink', size: 0, linkTarget: await primary.queryValue(`SELECT pg_tablespace_location(${oid})`) })
+        const spaced = await primary.queryValue<string>("SELECT pg_relation_filepath('spaced')")
+        assert.equal(listed.get(spaced)?.type, 'file')
+        if (major >= 16) {
+          const inplace = await primary.queryValue<number>("SELECT oid FROM pg_tablespace WHERE spcname = 'inplace'")
+          assert.equal(listed.get(`pg_tblspc/${inplace}`)?.type, 'directory')
+        }
+      } finally {
+        await source.close()
+      }
+    })
+
+    it('fetches whole files, ranges and small files with the bytes on disk', async () => {
+      const source = await open(primary)
+      try {
+        const big = await primary.queryValue<string>("SELECT pg_relation_filepath('big')")
+        const bigOnDisk = fs.readFileSync(path.join(primary.dataDir, big))
+        assert.ok(bigOnDisk.length > 3 * 1024 * 1024, `big is ${bigOnDisk.length} bytes`)
+        assert.deepEqual(await source.readFile('PG_VERSION'), fs.readFileSync(path.join(primary.dataDir, 'PG_VERSION')))
+        assert.equal(await source.readFileIfExists('no/such/file'), null)
+        await expectError(source.readFile('no/such/file'), 'FILE_IO', /^could not fetch remote file "no\/such\/file": could not open file/)
+
+        // A small file that grew after it was listed still comes whole (pg_rewind's 1 MiB rule).
+        const grown = path.join(primary.dataDir, 'tst_grown')
+        fs.writeFileSync(grown, 'first line\n')
+        fs.chownSync(grown, kit.osUser?.uid ?? process.getuid!(), kit.osUser?.gid ?? process.getgid!())
+        const listedSize = fs.statSync(grown).size
+        fs.appendFileSync(grown, 'second line\n')
+
+        const c = collector()
+        source.queueFile(big, bigOnDisk.length)
+        source.queueFile('tst_grown', listedSize)
+        source.queueRange('global/pg_filenode.map', 0, 512)
+        // Blocks 100-299 of big: crosses 1 MiB boundaries, merged then cut again.
+        for (let block = 100; block < 300; block++) source.queueRange(big, block * 8192, 8192)
+        await source.flush(c.sink)
+        assert.deepEqual(c.missing, [])
+        assert.ok(c.bytes(big).equals(bigOnDisk), 'big file')
+        assert.equal(c.bytes('tst_grown').toString(), 'first line\nsecond line\n')
+        assert.ok(c.bytes('global/pg_filenode.map').equals(fs.readFileSync(path.join(primary.dataDir, 'global/pg_filenode.map')).subarray(0, 512)))
+        // No chunk is bigger than 1 MiB, none reaches past what was asked.
+        for (const [, list] of c.chunks) for (const [, d] of list) assert.ok(d.length <= 1024 * 1024)
+
+        // A file that goes away between listing and fetching is reported missing, once.
+        await primary.query('CREATE TABLE gone AS SELECT generate_series(1, 50000) AS x')
+        const gone = await primary.queryValue<string>("SELECT pg_relation_filepath('gone')")
+        const goneSize = fs.statSync(path.join(primary.dataDir, gone)).size
+        source.queueFile(gone, goneSize)
+        source.queueRange(gone, 0, 8192)
+        await primary.query('DROP TABLE gone; CHECKPOINT')
+        const d = collector()
+        await source.flush(d.sink)
+        assert.deepEqual(d.missing, [gone])
+        assert.equal(d.chunks.size, 0)
+      } finally {
+        await source.close()
+      }
+    })
+
+    it('reports where a primary\'s WAL ends, and the primary_conninfo -R writes', async () => {
+      const source = await open(primary)
+      try {
+        const before = await primary.currentLsn()
+        const control = decodeControlFile(await source.readFile('global/pg_control'))
+        const end = await source.walEnd(control)
+        assert.ok(end.lsn >= BigInt.asUintN(64, parseLsnText(before)), `${end.lsn} < ${before}`)
+        assert.equal(end.tli, 1)
+        const conninfo = source.recoveryConninfo()
+        assert.equal(conninfo, `user=${ROLE} passfile='${path.join(homeDir, '.pgpass')}' host=127.0.0.1 port=${primary.port}${major >= 18 ? ' dbname=postgres' : ''}`)
+      } finally {
+        await source.close()
+      }
+    })
+
+    it('works from a standby, with PGPASSFILE', async () => {
+      await standby.waitForReplay(await primary.currentLsn())
+      const source = await open(standby, { env: { PGPASSFILE: passfile, HOME: '/nonexistent' } })
+      try {
+        const listed = await source.listFiles()
+        assert.ok(listed.some((e) => e.path === 'standby.signal'))
+        const big = await primary.queryValue<string>("SELECT pg_relation_filepath('big')")
+        const c = collector()
+        source.queueFile(big, 0)
+        source.queueRange(big, 8192 * 7, 8192)
+        await source.flush(c.sink)
+        assert.ok(c.bytes(big).equals(fs.readFileSync(path.join(standby.dataDir, big)).subarray(0, 1024 * 1024)))
+        const control = decodeControlFile(await source.readFile('global/pg_control'))
+        const end = await source.walEnd(control)
+        assert.deepEqual(end, { lsn: control.minRecoveryPoint, tli: control.minRecoveryPointTLI })
+        assert.ok(end.lsn > 0n)
+      } finally {
+        await source.close()
+      }
+    })
+
+    it('names the function and the server when a privilege is missing', async () => {
+      const a = await open(primary, { user: 'nogrant_user' })
+      const err = await expectError(a.listFiles(), 'SOURCE_PRIVILEGE',
+        new RegExp(`^could not fetch file list: permission denied for function pg_ls_dir \\(source server 127\\.0\\.0\\.1:${primary.port}\\)$`))
+      assert.match(err.info.hint ?? '', /pg_read_binary_file\(text, bigint, bigint, boolean\)/)
+      await a.close()
+      const b = await open(primary, { user: 'nogrant_user' })
+      await expectError(b.readFile('PG_VERSION'), 'SOURCE_PRIVILEGE', /permission denied for function pg_read_binary_file .*127\.0\.0\.1/)
+      await b.close()
+      await waitFor('nogrant_user sessions to end', async () => (await sessionsOf(primary, 'nogrant_user')).length === 0)
+    })
+
+    it('refuses bad or missing passwords with the server\'s message', async () => {
+      await expectError(open(primary, { env: { HOME: '/nonexistent' } }), 'SOURCE_CONNECTION',
+        new RegExp(`^connection to server at "127\\.0\\.0\\.1", port ${primary.port} failed: fe_sendauth: no password supplied$`))
+      await expectError(open(primary, { env: { PGPASSWORD: 'wrong' } }), 'SOURCE_CONNECTION',
+        /failed: FATAL: {2}password authentication failed for user "rewind_user"/)
+    })
+
+    it('fails with SOURCE_TIMEOUT when the server stops answering in the middle of a flush', async () => {
+      const source = await open(primary, { jobs: 1, timeoutMs: 1500 })
+      const [pid] = await sessionsOf(primary, ROLE)
+      assert.ok(pid !== undefined)
+      const big = await primary.queryValue<string>("SELECT pg_relation_filepath('big')")
+      // 3000 separate one-byte ranges: three queries of 1000 chunks each.
+      for (let i = 0; i < 3000; i++) source.queueRange(big, i * 1000, 1)
+      let stopped = false
+      const started = Date.now()
+      try {
+        await expectError(source.flush({
+          chunk: async () => {
+            if (!stopped) {
+              stopped = true
+              process.kill(pid!, 'SIGSTOP')
+            }
+          },
+          missing: async () => {},
+        }), 'SOURCE_TIMEOUT', new RegExp(`did not answer for 2 s|did not answer for 1 s`))
+        assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`)
+      } finally {
+        process.kill(pid!, 'SIGCONT')
+      }
+      await source.close()
+      // Our end was closed: the backend notices and goes away.
+      await waitFor('the stopped backend to exit', async () => !(await sessionsOf(primary, ROLE)).includes(pid!))
+    })
+
+    it('fails with SOURCE_QUERY when the server shuts down in the middle of a flush', async () => {
+      const source = await open(primary, { jobs: 2 })
+      const big = await primary.queryValue<string>("SELECT pg_relation_filepath('big')")
+      for (let i = 0; i < 4000; i++) source.queueRange(big, i * 1000, 1)
+      let stopping: Promise<void> | null = null
+      const started = Date.now()
+      await expectError(source.flush({
+        chunk: async () => {
+          if (stopping === null) stopping = primary.stop('fast')
+          await new Promise((r) => setTimeout(r, 1))
+        },
+        missing: async () => {},
+      }), 'SOURCE_QUERY', new RegExp(`\\(source server 127\\.0\\.0\\.1:${primary.port}\\)$`))
+      assert.ok(Date.now() - started < 20_000)
+      await stopping
+      await source.close()
+      await primary.start()
+    })
+  })
+}
+
+function parseLsnText(text: string): bigint {
+  const [hi, lo] = text.split('/')
+  return (BigInt(parseInt(hi!, 16)) << 32n) | BigInt(parseInt(lo!, 16))
+}
+
+export type { Major }
