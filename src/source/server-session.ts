@@ -65,6 +65,8 @@ function connectFailure(endpoint: ResolvedEndpoint, err: unknown): string {
 export class SourceConnection {
   /** Set by the source's watchdog when the server stayed silent past the timeout. */
   timedOut = false
+  /** Why the connection died, if it did. */
+  lostWith: unknown = null
   private active: StreamingQuery | null = null
   private simpleQueries = 0
   private closed = false
@@ -75,8 +77,9 @@ export class SourceConnection {
     readonly endpoint: ResolvedEndpoint,
     readonly attempt: ConnectAttempt,
   ) {
-    // A dead socket must not become an unhandled 'error' event; the pending query reports it.
-    client.on('error', () => {})
+    // A dead socket must not become an unhandled 'error' event: the query reports it, with the
+    // reason kept here (a server's "terminating connection..." comes with no query to fail).
+    client.on('error', (err: unknown) => { this.lostWith ??= err })
   }
 
   get description(): string {
@@ -189,7 +192,9 @@ export async function connectFirst(resolved: ResolvedConnection): Promise<Source
         try {
           conn = await connectOnce(endpoint, attempt)
         } catch (err) {
-          failures.push(connectFailure(endpoint, err))
+          // sslmode=prefer: a server without TLS is no failure, we just go on without it.
+          const refusedTls = attempt.ssl && (err as Error).message === 'The server does not support SSL connections'
+          if (!(refusedTls && attempt !== endpoint.attempts[endpoint.attempts.length - 1])) failures.push(connectFailure(endpoint, err))
           continue
         }
         let mismatch: string | null
@@ -232,12 +237,14 @@ export function sourceError(context: string, err: unknown, conn: SourceConnectio
       `${context}: source server ${conn.description} did not answer for ${Math.round(timeoutMs / 1000)} s`, {}, { cause: err })
   }
   if (err instanceof RewindError) return err
+  // node-postgres's own complaint ("Connection terminated", "not queryable") hides the reason.
+  if ((err as PgError).severity === undefined && conn.lostWith !== null) err = conn.lostWith
   const e = err as PgError
   const where = `(source server ${conn.description})`
   if (e.code === '42501') {
     return new RewindError('SOURCE_PRIVILEGE', `${context}: ${serverText(err)} ${where}`, { hint: REWIND_GRANTS_HINT }, { cause: err })
   }
-  if (e.severity === undefined && /terminated|ECONNRESET|EPIPE|socket/i.test(messageOf(err))) {
+  if (e.severity === undefined && /terminated|queryable|ECONNRESET|EPIPE|socket/i.test(messageOf(err))) {
     return new RewindError('SOURCE_QUERY', `${context}: server closed the connection unexpectedly ${where}`, {}, { cause: err })
   }
   return new RewindError('SOURCE_QUERY', `${context}: ${serverText(err)} ${where}`, e.hint ? { hint: e.hint } : {}, { cause: err })

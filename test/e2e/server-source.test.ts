@@ -12,7 +12,7 @@ import { decodeControlFile } from '../../src/pg/control.js'
 import { openServerSource, type ServerSource } from '../../src/source/server.js'
 import type { ChunkSink, FileEntry } from '../../src/source/source.js'
 import { listDataDirectory } from '../../src/source/walk.js'
-import { Kit, majorsUnderTest, type Major, type Node } from '../kit/index.js'
+import { Kit, majorsUnderTest, parseLsn, type Node } from '../kit/index.js'
 
 const ROLE = 'rewind_user'
 const PASSWORD = "pw with 'quote' and \\ and :colon"
@@ -81,8 +81,9 @@ async function expectError(promise: Promise<unknown>, code: string, pattern: Reg
   assert.fail(`expected ${code}`)
 }
 
-async function sessionsOf(node: Node, user: string): Promise<number[]> {
-  const rows = await node.query<{ pid: number }>('select pid from pg_stat_activity where usename = $1', [user])
+async function sessionsOf(node: Node, user: string, appName?: string): Promise<number[]> {
+  const rows = await node.query<{ pid: number }>('select pid from pg_stat_activity where usename = $1 and ($2::text is null or application_name = $2)',
+    [user, appName ?? null])
   return rows.map((r) => r.pid)
 }
 
@@ -100,8 +101,8 @@ for (const major of majorsUnderTest()) {
     let standby: Node
     let homeDir: string
     let passfile: string
-    const open = (node: Node, extra: { user?: string; env?: NodeJS.ProcessEnv; jobs?: number; timeoutMs?: number } = {}): Promise<ServerSource> =>
-      openServerSource(`host=${node.host} port=${node.port} user=${extra.user ?? ROLE} dbname=postgres`, {
+    const open = (node: Node, extra: { user?: string; env?: NodeJS.ProcessEnv; jobs?: number; timeoutMs?: number; appName?: string } = {}): Promise<ServerSource> =>
+      openServerSource(`host=${node.host} port=${node.port} user=${extra.user ?? ROLE} dbname=postgres${extra.appName ? ` application_name=${extra.appName}` : ''}`, {
         env: extra.env ?? { HOME: homeDir },
         osUser: 'nobody',
         jobs: extra.jobs ?? 3,
@@ -120,15 +121,22 @@ for (const major of majorsUnderTest()) {
       // CONNECT only where it is granted: the role has nothing PUBLIC would give it.
       await primary.query(`REVOKE CONNECT ON DATABASE postgres FROM PUBLIC; GRANT CONNECT ON DATABASE postgres TO ${ROLE}, nogrant_user`)
       await primary.query(`CREATE TABLESPACE ts LOCATION '${tablespace}'`)
-      await primary.query(`CREATE TABLE big AS SELECT g, repeat(md5(g::text), 16) AS filler FROM generate_series(1, 6000) g;
+      await primary.query(`CREATE TABLE big AS SELECT g, repeat(md5(g::text), 16) AS filler FROM generate_series(1, 8000) g;
         CREATE TABLE spaced (x int) TABLESPACE ts; INSERT INTO spaced SELECT generate_series(1, 1000);
         CHECKPOINT`)
       if (major >= 16) {
-        await primary.query("SET allow_in_place_tablespaces = on; CREATE TABLESPACE inplace LOCATION ''")
+        const client = await primary.connect()
+        try {
+          await client.query('SET allow_in_place_tablespaces = on')
+          await client.query("CREATE TABLESPACE inplace LOCATION ''")
+        } finally {
+          await client.end()
+        }
       }
       homeDir = await kit.makeDir(`home${major}`)
       fs.writeFileSync(path.join(homeDir, '.pgpass'), passfileLine(primary, ROLE, PASSWORD) + passfileLine(primary, 'nogrant_user', 'nogrant'), { mode: 0o600 })
-      standby = await kit.createStandby(primary, `standby${major}`)
+      // The standby replays the in-place tablespace's creation: it must allow them too.
+      standby = await kit.createStandby(primary, `standby${major}`, major >= 16 ? { conf: { allow_in_place_tablespaces: true } } : {})
       passfile = path.join(homeDir, 'standby.pgpass')
       fs.writeFileSync(passfile, passfileLine(standby, '*', PASSWORD), { mode: 0o600 })
     })
@@ -192,12 +200,11 @@ for (const major of majorsUnderTest()) {
         for (const [, list] of c.chunks) for (const [, d] of list) assert.ok(d.length <= 1024 * 1024)
 
         // A file that goes away between listing and fetching is reported missing, once.
-        await primary.query('CREATE TABLE gone AS SELECT generate_series(1, 50000) AS x')
-        const gone = await primary.queryValue<string>("SELECT pg_relation_filepath('gone')")
-        const goneSize = fs.statSync(path.join(primary.dataDir, gone)).size
-        source.queueFile(gone, goneSize)
+        const gone = 'tst_gone'
+        fs.writeFileSync(path.join(primary.dataDir, gone), Buffer.alloc(3 * 1024 * 1024, 7))
+        source.queueFile(gone, 3 * 1024 * 1024)
         source.queueRange(gone, 0, 8192)
-        await primary.query('DROP TABLE gone; CHECKPOINT')
+        fs.unlinkSync(path.join(primary.dataDir, gone))
         const d = collector()
         await source.flush(d.sink)
         assert.deepEqual(d.missing, [gone])
@@ -213,7 +220,7 @@ for (const major of majorsUnderTest()) {
         const before = await primary.currentLsn()
         const control = decodeControlFile(await source.readFile('global/pg_control'))
         const end = await source.walEnd(control)
-        assert.ok(end.lsn >= BigInt.asUintN(64, parseLsnText(before)), `${end.lsn} < ${before}`)
+        assert.ok(end.lsn >= parseLsn(before), `${end.lsn} < ${before}`)
         assert.equal(end.tli, 1)
         const conninfo = source.recoveryConninfo()
         assert.equal(conninfo, `user=${ROLE} passfile='${path.join(homeDir, '.pgpass')}' host=127.0.0.1 port=${primary.port}${major >= 18 ? ' dbname=postgres' : ''}`)
@@ -263,9 +270,10 @@ for (const major of majorsUnderTest()) {
     })
 
     it('fails with SOURCE_TIMEOUT when the server stops answering in the middle of a flush', async () => {
-      const source = await open(primary, { jobs: 1, timeoutMs: 1500 })
-      const [pid] = await sessionsOf(primary, ROLE)
-      assert.ok(pid !== undefined)
+      const source = await open(primary, { jobs: 1, timeoutMs: 1500, appName: 'stopme' })
+      const pids = await sessionsOf(primary, ROLE, 'stopme')
+      assert.equal(pids.length, 1)
+      const pid = pids[0]!
       const big = await primary.queryValue<string>("SELECT pg_relation_filepath('big')")
       // 3000 separate one-byte ranges: three queries of 1000 chunks each.
       for (let i = 0; i < 3000; i++) source.queueRange(big, i * 1000, 1)
@@ -276,18 +284,18 @@ for (const major of majorsUnderTest()) {
           chunk: async () => {
             if (!stopped) {
               stopped = true
-              process.kill(pid!, 'SIGSTOP')
+              process.kill(pid, 'SIGSTOP')
             }
           },
           missing: async () => {},
         }), 'SOURCE_TIMEOUT', new RegExp(`did not answer for 2 s|did not answer for 1 s`))
         assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`)
       } finally {
-        process.kill(pid!, 'SIGCONT')
+        process.kill(pid, 'SIGCONT')
       }
       await source.close()
       // Our end was closed: the backend notices and goes away.
-      await waitFor('the stopped backend to exit', async () => !(await sessionsOf(primary, ROLE)).includes(pid!))
+      await waitFor('the stopped backend to exit', async () => !(await sessionsOf(primary, ROLE)).includes(pid))
     })
 
     it('fails with SOURCE_QUERY when the server shuts down in the middle of a flush', async () => {
@@ -310,10 +318,3 @@ for (const major of majorsUnderTest()) {
     })
   })
 }
-
-function parseLsnText(text: string): bigint {
-  const [hi, lo] = text.split('/')
-  return (BigInt(parseInt(hi!, 16)) << 32n) | BigInt(parseInt(lo!, 16))
-}
-
-export type { Major }

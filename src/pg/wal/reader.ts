@@ -5,6 +5,7 @@
 // record that fits on its page is decoded synchronously in place, so awaits happen per window, and
 // only records that cross a page are copied. Missing segments are the source's WAL_MISSING error.
 
+import { wordsOf } from '../crc32c.js'
 import { maxAlign, segmentFileName, type Lsn } from '../lsn.js'
 import type { VersionProfile } from '../versions.js'
 import {
@@ -67,11 +68,15 @@ class Slot implements BufferOwner {
   used = 0
   pending: Promise<void> | null = null
   error: unknown = null
-  constructor(public buf: Buffer) {}
+  words: Uint32Array | null
+  constructor(public buf: Buffer) {
+    this.words = wordsOf(buf)
+  }
 }
 
 interface PageRef {
   readonly buf: Buffer
+  readonly words: Uint32Array | null
   readonly owner: BufferOwner | null
   readonly pos: number
 }
@@ -82,6 +87,9 @@ const MAX_RECORD_SIZE = 1020 * 1024 * 1024
 const RM_XLOG_ID = 0
 /** The current window, the one before (records reach back), the segment's first page, one read ahead. */
 const SLOTS = 4
+/** Records that cross pages are gathered into arenas of this size, if at most ARENA_RECORD_MAX long. */
+const ARENA_SIZE = 1024 * 1024
+const ARENA_RECORD_MAX = 64 * 1024
 
 class WalEnd implements EndOfWal {
   constructor(readonly lsn: Lsn, readonly reason: EndOfWalReason, readonly message: string) {}
@@ -107,6 +115,9 @@ export class WalReader {
   private inflight: Promise<void> | null = null
   private lastDemandSeg = -1
   private lastDemandStart = -1
+  private arena: Buffer = Buffer.alloc(0)
+  private arenaWords: Uint32Array | null = null
+  private arenaUsed = 0
   // xlogreader's read state: the segment and page last read successfully (for the first-page check
   // on entering a segment and to skip re-validating the same page), and the TLI sequence check.
   private lastSeg = -1
@@ -270,6 +281,7 @@ export class WalReader {
         slot.len = await this.source.readInto(BigInt(seg), start, slot.buf, length)
       } else {
         slot.buf = await this.source.read(BigInt(seg), start, length)
+        slot.words = wordsOf(slot.buf)
         slot.len = slot.buf.length
       }
     } catch (err) {
@@ -328,7 +340,7 @@ export class WalReader {
       return this.end(reqSeg, reqOff, 'truncated-segment',
         `could not read file "${this.segmentName(seg)}": read ${Math.max(0, w.len - pos)} of ${B}`)
     }
-    return { buf: w.buf, owner: this.reuseBuffers ? w : null, pos }
+    return { buf: w.buf, words: w.words, owner: this.reuseBuffers ? w : null, pos }
   }
 
   /** ReadPageInternal: entering a segment away from its start validates its first page too. */
@@ -380,9 +392,9 @@ export class WalReader {
   }
 
   /** CRC, decode, and the position of the next record. `nextOff` may be segSize. */
-  private finish(buf: Buffer, owner: BufferOwner | null, start: number, totLen: number, recSeg: number, recOff: number,
-    nextSeg: number, nextOff: number, reqSeg: number, reqOff: number): DecodedRecord | WalEnd {
-    if (!recordCrcMatches(buf, start, totLen)) {
+  private finish(buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, totLen: number,
+    recSeg: number, recOff: number, nextSeg: number, nextOff: number, reqSeg: number, reqOff: number): DecodedRecord | WalEnd {
+    if (!recordCrcMatches(buf, start, totLen, words)) {
       return this.end(reqSeg, reqOff, 'bad-crc', `incorrect resource manager data checksum in record at ${this.lsnText(recSeg, recOff)}`)
     }
     const recHi = this.hiOf(recSeg)
@@ -437,7 +449,7 @@ export class WalReader {
     const bad = this.checkHeader(buf, start, totLen, rand, prevHi, prevLo, seg, recOff, seg, off)
     if (bad !== null) return bad
     if (totLen > B - recInPage) return null
-    return this.finish(buf, this.reuseBuffers ? w : null, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
+    return this.finish(buf, w.words, this.reuseBuffers ? w : null, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
   }
 
   /** XLogDecodeNextRecord in full: page loading, header spill, multi-page gathering, overwritten contrecords. */
@@ -475,14 +487,30 @@ export class WalReader {
       }
       const firstLen = B - recInPage
       if (totLen <= firstLen) {
-        return this.finish(pg.buf, pg.owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), reqSeg, reqOff)
+        return this.finish(pg.buf, pg.words, pg.owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), reqSeg, reqOff)
       }
 
-      // Gather the record across pages. The buffer grows with what the pages really hold, so a
-      // garbage xl_tot_len cannot make us allocate more than the WAL that backs it up.
-      let cap = Math.min(totLen, 16 * B)
-      let asm = Buffer.allocUnsafe(cap)
-      pg.buf.copy(asm, 0, start, start + firstLen)
+      // Gather the record across pages. Most records go into a shared arena (one allocation per
+      // megabyte, not per record); a big one gets a buffer that grows with what the pages really
+      // hold, so a garbage xl_tot_len cannot make us allocate more than the WAL that backs it up.
+      let asm: Buffer
+      let base: number
+      let cap: number
+      if (totLen <= ARENA_RECORD_MAX) {
+        if (this.arenaUsed + totLen > this.arena.length) {
+          this.arena = Buffer.allocUnsafe(ARENA_SIZE)
+          this.arenaWords = wordsOf(this.arena)
+          this.arenaUsed = 0
+        }
+        asm = this.arena
+        base = this.arenaUsed
+        cap = totLen
+      } else {
+        cap = 16 * B
+        asm = Buffer.allocUnsafe(cap)
+        base = 0
+      }
+      pg.buf.copy(asm, base, start, start + firstLen)
       let got = firstLen
       let pSeg = seg
       let pOff = pageOff
@@ -520,10 +548,10 @@ export class WalReader {
           asm.copy(bigger, 0, 0, got)
           asm = bigger
         }
-        np.buf.copy(asm, got, np.pos + contHdr, np.pos + contHdr + len)
+        np.buf.copy(asm, base + got, np.pos + contHdr, np.pos + contHdr + len)
         got += len
         if (!gotHeader) {
-          const bad = this.checkHeader(asm, 0, totLen, rand, prevHi, prevLo, seg, recOff, reqSeg, reqOff)
+          const bad = this.checkHeader(asm, base, totLen, rand, prevHi, prevLo, seg, recOff, reqSeg, reqOff)
           if (bad !== null) return bad
           gotHeader = true
         }
@@ -533,7 +561,12 @@ export class WalReader {
         off = pOff
         continue
       }
-      return this.finish(asm, null, 0, totLen, seg, recOff, pSeg, pOff + contHdr + maxAlign(remLen), reqSeg, reqOff)
+      const inArena = asm === this.arena
+      const done = this.finish(asm, inArena ? this.arenaWords : wordsOf(asm), null, base, totLen, seg, recOff, pSeg,
+        pOff + contHdr + maxAlign(remLen), reqSeg, reqOff)
+      // The arena space is kept only by a record that was read; records never share bytes.
+      if (inArena && !(done instanceof WalEnd)) this.arenaUsed = base + maxAlign(totLen)
+      return done
     }
   }
 }

@@ -177,10 +177,12 @@ function shortData(lsnHi: number, lsnLo: number): string {
   return `record with invalid length at ${lsnText(lsnHi, lsnLo)}`
 }
 
-/** The record CRC: body [24, tot_len) first, then header bytes [0, 20). */
-export function recordCrcMatches(buf: Buffer, start: number, totLen: number): boolean {
-  const bodyCrc = crc32cRange(buf, start + SIZE_OF_XLOG_RECORD, start + totLen)
-  return crc32cRange(buf, start, start + XL_CRC, bodyCrc) === u32(buf, start + XL_CRC)
+/** The record CRC: body [24, tot_len) first, then header bytes [0, 20). `words`: see crc32cRange. */
+export function recordCrcMatches(buf: Buffer, start: number, totLen: number, words: Uint32Array | null = null): boolean {
+  // Records start MAXALIGNed, so with a word view both ranges start on a word boundary.
+  const w = words !== null && (start & 3) === 0 ? words : null
+  const bodyCrc = crc32cRange(buf, start + SIZE_OF_XLOG_RECORD, start + totLen, 0, w)
+  return crc32cRange(buf, start, start + XL_CRC, bodyCrc, w) === u32(buf, start + XL_CRC)
 }
 
 /** RmgrIdIsValid: a built-in id, or from 15 a custom one (128–255). */
