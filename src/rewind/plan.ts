@@ -11,6 +11,7 @@ import type { VersionProfile } from '../pg/versions.js'
 import type { FileEntry, FileType } from '../source/source.js'
 import type { BlockMap, BlockRange } from './block-map.js'
 import { checkRelativePath } from './target-dir.js'
+import { RESUME_FILE } from './resume.js'
 
 /** In execution order, as filemap.h: create before copy, remove last (children before parents). */
 export type Action = 'create' | 'copy' | 'copy-tail' | 'none' | 'truncate' | 'remove'
@@ -154,6 +155,8 @@ function decideAction(path: string, source: FileEntry | undefined, target: FileE
   if (path === 'global/pg_control') return 'none'
   // macOS Finder litter: neither copied nor removed (pg_rewind 18).
   if (path.endsWith('.DS_Store')) return 'none'
+  // walrewind's own journal of this rewind stays until the rewind is complete.
+  if (path === RESUME_FILE) return 'none'
   const excluded = exclusionReason(path)
   if (excluded !== null) {
     input.debug?.(`entry "${path}" excluded from source file list`)

@@ -11,7 +11,10 @@ import { WalReader } from '../pg/wal/reader.js'
 import type { TimelineEntry } from '../pg/timeline.js'
 import type { VersionProfile } from '../pg/versions.js'
 import { LocalSource } from '../source/local.js'
-import type { Source } from '../source/source.js'
+import type { FileEntry, Source } from '../source/source.js'
+import type { BlockMap } from './block-map.js'
+import { encodeResumeState, readResumeState, RESUME_FILE } from './resume.js'
+import { findCommonAncestor } from '../pg/timeline.js'
 import { listDataDirectory } from '../source/walk.js'
 import { applyPlan } from './apply.js'
 import { currentTimeline, findDivergence, findLastCommonCheckpoint, historyOf, type LastCheckpoint } from './diverge.js'
@@ -43,6 +46,18 @@ export interface RewindOptions {
   readonly timeoutSeconds?: number | null
   readonly env?: NodeJS.ProcessEnv
   readonly emit?: Emit
+}
+
+/** What the fork left to undo: found in the target's WAL, or saved by an interrupted run. */
+interface Forked {
+  readonly divergence: { readonly lsn: Lsn; readonly tli: number }
+  readonly checkpoint: LastCheckpoint
+  readonly keepWal: ReadonlySet<string>
+  readonly changedBlocks: BlockMap
+  readonly targetHistory: TimelineEntry[]
+  readonly sourceFiles: FileEntry[]
+  readonly targetFiles: FileEntry[]
+  readonly walRecords: number
 }
 
 export interface RewindResult {
@@ -114,57 +129,81 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     }
     checkShutdownStates(targetControl, sourceControl, source.kind)
 
-    // diverge
+    // diverge: from the target's WAL, or from what an interrupted run saved of it
     const segSize = targetControl.xlog_seg_size
     const sourceTli = currentTimeline(sourceControl)
-    const targetTli = currentTimeline(targetControl)
     const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
-    const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
-    const keepWal = new Set<string>()
-    const targetWalReader = targetWal(targetDir, targetHistory, segSize, profile, targetControl, restoreCommand, keepWal)
-    wal = targetWalReader
-    const divergence = await findDivergence({
-      source: sourceControl, target: targetControl, sourceHistory, targetHistory,
-      readTargetRecord: async (lsn) => {
-        const result = await targetWalReader.reader.readRecord(lsn)
-        if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(lsn)}: ${result.end.message}`, { lsn: formatLsn(lsn) })
-        return result.record
-      },
-    })
-    if (divergence.kind === 'same-timeline') emit({ type: 'info', message: 'source and target cluster are on the same timeline' })
-    else emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(divergence.lsn)} on timeline ${divergence.tli}` })
-    if (divergence.kind !== 'rewind') {
-      emit({ type: 'info', message: 'no rewind required' })
-      if (options.writeRecoveryConf && !dryRun) await writeStandbySettings(source, new TargetDir(targetDir, modesFromDataDirMode(dirMode)))
-      return {
-        outcome: 'no-rewind-required', reason: divergence.kind === 'same-timeline' ? 'same-timeline' : 'target-is-ancestor', major: profile.major,
-        ...(divergence.kind === 'no-rewind' ? { divergence: { lsn: formatLsn(divergence.lsn), tli: divergence.tli } } : {}),
-        millis: Date.now() - started,
+    const resumed = await readResumeState(targetDir, targetControl)
+    if (resumed === 'stale') emit({ type: 'warning', code: 'STALE_RESUME_FILE', message: `ignoring ${RESUME_FILE}: it was written for another state of this data directory` })
+    let forked: Forked
+    if (resumed !== null && resumed !== 'stale') {
+      emit({ type: 'info', message: `resuming the rewind interrupted after it began at ${resumed.startedAt}` })
+      const common = findCommonAncestor(sourceHistory, resumed.targetHistory)
+      if (common === null || common.lsn !== resumed.divergence.lsn) {
+        throw new RewindError('SOURCE_CHANGED', `the source's timeline history no longer matches the interrupted rewind (which diverged at ${formatLsn(resumed.divergence.lsn)})`,
+          { hint: 'Rewind against the source the interrupted run used, or restore the target from a base backup.' })
+      }
+      emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(resumed.divergence.lsn)} on timeline ${resumed.divergence.tli}` })
+      emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(resumed.checkpoint.lsn)} on timeline ${resumed.checkpoint.tli}` })
+      emit({ type: 'step', message: 'reading source file list' })
+      const sourceFiles = await source.listFiles()
+      emit({ type: 'step', message: 'reading target file list' })
+      const targetFiles = await listDataDirectory(targetDir)
+      forked = { ...resumed, sourceFiles, targetFiles, walRecords: 0, targetHistory: [...resumed.targetHistory] }
+    } else {
+      const targetTli = currentTimeline(targetControl)
+      const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
+      const keepWal = new Set<string>()
+      const targetWalReader = targetWal(targetDir, targetHistory, segSize, profile, targetControl, restoreCommand, keepWal)
+      wal = targetWalReader
+      const divergence = await findDivergence({
+        source: sourceControl, target: targetControl, sourceHistory, targetHistory,
+        readTargetRecord: async (lsn) => {
+          const result = await targetWalReader.reader.readRecord(lsn)
+          if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(lsn)}: ${result.end.message}`, { lsn: formatLsn(lsn) })
+          return result.record
+        },
+      })
+      if (divergence.kind === 'same-timeline') emit({ type: 'info', message: 'source and target cluster are on the same timeline' })
+      else emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(divergence.lsn)} on timeline ${divergence.tli}` })
+      if (divergence.kind !== 'rewind') {
+        emit({ type: 'info', message: 'no rewind required' })
+        if (options.writeRecoveryConf && !dryRun) await writeStandbySettings(source, new TargetDir(targetDir, modesFromDataDirMode(dirMode)))
+        return {
+          outcome: 'no-rewind-required', reason: divergence.kind === 'same-timeline' ? 'same-timeline' : 'target-is-ancestor', major: profile.major,
+          ...(divergence.kind === 'no-rewind' ? { divergence: { lsn: formatLsn(divergence.lsn), tli: divergence.tli } } : {}),
+          millis: Date.now() - started,
+        }
+      }
+      await targetWalReader.recordOpened(true)
+      const checkpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
+      await targetWalReader.recordOpened(false)
+      emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(checkpoint.lsn)} on timeline ${checkpoint.tli}` })
+
+      // scan
+      emit({ type: 'step', message: 'reading source file list' })
+      const sourceFiles = await source.listFiles()
+      emit({ type: 'step', message: 'reading target file list' })
+      const targetFiles = await listDataDirectory(targetDir)
+      emit({ type: 'step', message: 'reading WAL in target' })
+      const scan = await scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size)
+      forked = {
+        divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint, keepWal, changedBlocks: scan.changedBlocks,
+        sourceFiles, targetFiles, walRecords: scan.records, targetHistory,
       }
     }
-    await targetWalReader.recordOpened(true)
-    const checkpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
-    await targetWalReader.recordOpened(false)
-    emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(checkpoint.lsn)} on timeline ${checkpoint.tli}` })
-
-    // scan
-    emit({ type: 'step', message: 'reading source file list' })
-    const sourceFiles = await source.listFiles()
-    emit({ type: 'step', message: 'reading target file list' })
-    const targetFiles = await listDataDirectory(targetDir)
-    emit({ type: 'step', message: 'reading WAL in target' })
-    const scan = await scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size)
+    const { checkpoint } = forked
 
     // plan
     const thePlan = makePlan({
       profile, blockSize: targetControl.blcksz, relsegSize: targetControl.relseg_size, walSegSize: segSize,
-      sourceDescription: source.description, targetDir, sourceFiles, targetFiles, changedBlocks: scan.changedBlocks,
-      keepWal, divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint,
+      sourceDescription: source.description, targetDir, sourceFiles: forked.sourceFiles, targetFiles: forked.targetFiles,
+      changedBlocks: forked.changedBlocks, keepWal: forked.keepWal, divergence: forked.divergence, checkpoint,
       debug: (message) => emit({ type: 'debug', message }),
     })
     for (const entry of thePlan.entries) emit({ type: 'debug', message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}` })
     emit({ type: 'step', message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)` })
-    const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: scan.records }
+    const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: forked.walRecords }
     if (dryRun) {
       emit({ type: 'info', message: 'Done!' })
       return { outcome: 'dry-run', ...summary, millis: Date.now() - started }
@@ -172,9 +211,13 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
 
     // This is the point of no return. Once we start copying things, there is no turning back!
     const target = new TargetDir(targetDir, modesFromDataDirMode(dirMode))
+    if (!(resumed !== null && resumed !== 'stale')) {
+      await target.writeFileDurably(RESUME_FILE, encodeResumeState({ ...forked, startedAt: new Date().toISOString() }, targetControl))
+    }
     try {
       const applied = await applyPlan(thePlan, source, target, targetControl.blcksz, emit)
       await finish(source, target, sourceControlBytes, sourceControl, checkpoint, segSize, options, emit)
+      await target.remove(RESUME_FILE, 'file')
       emit({ type: 'info', message: 'Done!' })
       return { outcome: 'rewound', ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
     } catch (err) {

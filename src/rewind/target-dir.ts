@@ -148,6 +148,13 @@ export class TargetDir {
     this.touched.add(rel)
   }
 
+  /** Writes a small file and makes it and its directory entry durable before returning. */
+  async writeFileDurably(rel: string, data: Buffer | string): Promise<void> {
+    await this.writeFile(rel, data)
+    await fsyncPath(this.abs(rel))
+    await fsyncPath(path.dirname(this.abs(rel)))
+  }
+
   async appendFile(rel: string, data: string): Promise<void> {
     checkRelativePath(rel)
     await this.checkParents(rel)

@@ -234,7 +234,7 @@ export async function connectAnother(like: SourceConnection): Promise<SourceConn
 export function sourceError(context: string, err: unknown, conn: SourceConnection, timeoutMs: number): RewindError {
   if (conn.timedOut) {
     return new RewindError('SOURCE_TIMEOUT',
-      `${context}: source server ${conn.description} did not answer for ${Math.round(timeoutMs / 1000)} s`, {}, { cause: err })
+      `${context}: source server ${conn.description} did not answer for ${Number((timeoutMs / 1000).toFixed(1))} s`, {}, { cause: err })
   }
   if (err instanceof RewindError) return err
   // node-postgres's own complaint ("Connection terminated", "not queryable") hides the reason.

@@ -105,6 +105,7 @@ async function relationsScenario(major: Major): Promise<void> {
 /** A tablespace both sides have (each its own copy), and one the target created after the fork. */
 async function tablespacesScenario(major: Major): Promise<void> {
   await withKit(`rewind-tablespaces-${major}`, async (kit) => {
+    let targetOnly = ''
     const { primary, standby } = await forkedPair(kit, major, {
       beforeStandby: async (p) => {
         const location = await kit.makeDir('ts_both')
@@ -112,7 +113,7 @@ async function tablespacesScenario(major: Major): Promise<void> {
         await sql(p, 'CREATE TABLE in_ts (a int, b text) TABLESPACE ts_both; INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(1, 20000) g')
       },
       afterPromotion: async (p, s) => {
-        const location = await kit.makeDir('ts_target_only')
+        const location = targetOnly = await kit.makeDir('ts_target_only')
         await sql(p, `CREATE TABLESPACE ts_target LOCATION '${location}'`)
         await sql(p, 'CREATE TABLE t_target (a int) TABLESPACE ts_target; INSERT INTO t_target VALUES (1)')
         await sql(p, 'UPDATE in_ts SET b = \'primary\' WHERE a % 10 = 0')
@@ -126,7 +127,7 @@ async function tablespacesScenario(major: Major): Promise<void> {
     assert.deepEqual(await column(primary, 'SELECT spcname FROM pg_tablespace ORDER BY 1'), ['pg_default', 'pg_global', 'ts_both'])
     assert.deepEqual(await column(primary, 'SELECT count(*) FROM in_ts WHERE b = \'primary\''), ['0'])
     assert.deepEqual(await column(primary, 'SELECT count(*) FROM in_ts WHERE b = \'standby\''), ['200'])
-    const leftovers = await shell(kit, `find "${await kit.makeDir('ts_target_only')}" -mindepth 1 | head -5`)
+    const leftovers = await shell(kit, `find "${targetOnly}" -mindepth 1 | head -5`)
     assert.equal(leftovers.trim(), '', 'the target-only tablespace must be emptied')
   })
 }

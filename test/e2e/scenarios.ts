@@ -64,6 +64,8 @@ export async function basicScenario(major: Major, mode: Mode): Promise<void> {
     assert.match(run.stderr, /servers diverged at WAL location [0-9A-F]+\/[0-9A-F]+ on timeline 1/)
     assert.match(run.stderr, /rewinding from last common checkpoint at/)
     if (mode !== 'archive') assert.match(run.stderr, /executing ".*postgres" for target server to complete crash recovery/)
+    const modes = await kit.run('find', [primary.dataDir, '(', '-type', 'd', '!', '-perm', '700', ')', '-o', '(', '-type', 'f', '!', '-perm', '600', ')'])
+    assert.equal(modes.stdout, '', `files or directories with modes other than 0700/0600:\n${modes.stdout}`)
     await startAsStandbyAndCompare(primary, standby, mode)
 
     assert.deepEqual(await column(primary, 'SELECT d FROM tbl1 ORDER BY d'),
@@ -71,8 +73,6 @@ export async function basicScenario(major: Major, mode: Mode): Promise<void> {
     assert.deepEqual(await column(primary, 'SELECT d FROM trunc_tbl ORDER BY d'), ['in primary', 'in primary, before promotion'])
     assert.deepEqual(await column(primary, 'SELECT count(*) FROM tail_tbl'), ['10001'])
     assert.deepEqual(await column(primary, 'SELECT d FROM drop_tbl ORDER BY d'), ['in primary'])
-    const modes = await kit.run('find', [primary.dataDir, '(', '-type', 'd', '!', '-perm', '700', ')', '-o', '(', '-type', 'f', '!', '-perm', '600', ')'])
-    assert.equal(modes.stdout, '', `files or directories with modes other than 0700/0600:\n${modes.stdout}`)
   } finally {
     await kit.cleanup()
   }
@@ -117,11 +117,11 @@ export async function databasesScenario(major: Major, mode: Mode): Promise<void>
     })
     const run = await runRewind(kit, primary, standby, mode)
     assertRewindOk(run)
+    const modes = await kit.run('find', [primary.dataDir, '(', '-type', 'd', '!', '-perm', '750', ')', '-o', '(', '-type', 'f', '!', '-perm', '640', ')'])
+    assert.equal(modes.stdout, '', `with group access, files and directories must be 0640/0750:\n${modes.stdout}`)
     await startAsStandbyAndCompare(primary, standby, mode)
     assert.deepEqual(await column(primary, 'SELECT datname FROM pg_database ORDER BY 1'),
       ['beforepromotion', 'inprimary', 'postgres', 'standby_afterpromotion', 'standby_afterpromotion2', 'template0', 'template1'])
-    const modes = await kit.run('find', [primary.dataDir, '(', '-type', 'd', '!', '-perm', '750', ')', '-o', '(', '-type', 'f', '!', '-perm', '640', ')'])
-    assert.equal(modes.stdout, '', `with group access, files and directories must be 0640/0750:\n${modes.stdout}`)
   })
 }
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { after, before, beforeEach, describe, it, type TestContext } from 'node:test'
 import { isRewindError, type RewindError } from '../../src/errors.js'
 import { decodeControlFile } from '../../src/pg/control.js'
 import { openServerSource, type ServerSource } from '../../src/source/server.js'
@@ -24,6 +24,8 @@ const GRANTS = [
 ]
 
 let kit: Kit
+/** Where expectError reports the message it got (the running test's diagnostic). */
+let diagnostic: ((message: string) => void) | undefined
 
 before(async () => {
   kit = await Kit.create('server-source')
@@ -74,6 +76,7 @@ async function expectError(promise: Promise<unknown>, code: string, pattern: Reg
     await promise
   } catch (err) {
     assert.ok(isRewindError(err), `expected a RewindError, got ${String(err)}`)
+    diagnostic?.(`${err.code}: ${err.message}`)
     assert.equal(err.code, code, err.message)
     assert.match(err.message, pattern)
     return err
@@ -108,6 +111,8 @@ for (const major of majorsUnderTest()) {
         jobs: extra.jobs ?? 3,
         timeoutMs: extra.timeoutMs ?? 20_000,
       })
+
+    beforeEach((t) => { diagnostic = (m) => (t as TestContext).diagnostic(m) })
 
     before(async () => {
       primary = await kit.initNode(`primary${major}`, major, {
@@ -288,7 +293,7 @@ for (const major of majorsUnderTest()) {
             }
           },
           missing: async () => {},
-        }), 'SOURCE_TIMEOUT', new RegExp(`did not answer for 2 s|did not answer for 1 s`))
+        }), 'SOURCE_TIMEOUT', /^unexpected result while fetching remote files: source server 127\.0\.0\.1:\d+ did not answer for 1\.5 s$/)
         assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`)
       } finally {
         process.kill(pid, 'SIGCONT')

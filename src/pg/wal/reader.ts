@@ -87,9 +87,20 @@ const MAX_RECORD_SIZE = 1020 * 1024 * 1024
 const RM_XLOG_ID = 0
 /** The current window, the one before (records reach back), the segment's first page, one read ahead. */
 const SLOTS = 4
-/** Records that cross pages are gathered into arenas of this size, if at most ARENA_RECORD_MAX long. */
+/**
+ * Records that cross pages are gathered into a ring of reused arenas, if at most ARENA_RECORD_MAX
+ * long: fresh memory for every record costs more in page faults and GC than the copy itself.
+ */
 const ARENA_SIZE = 1024 * 1024
+const ARENAS = 4
 const ARENA_RECORD_MAX = 64 * 1024
+
+class Arena implements BufferOwner {
+  gen = 0
+  used = 0
+  readonly buf = Buffer.allocUnsafe(ARENA_SIZE)
+  readonly words = wordsOf(this.buf)
+}
 
 class WalEnd implements EndOfWal {
   constructor(readonly lsn: Lsn, readonly reason: EndOfWalReason, readonly message: string) {}
@@ -115,9 +126,8 @@ export class WalReader {
   private inflight: Promise<void> | null = null
   private lastDemandSeg = -1
   private lastDemandStart = -1
-  private arena: Buffer = Buffer.alloc(0)
-  private arenaWords: Uint32Array | null = null
-  private arenaUsed = 0
+  private arenas: Arena[] = []
+  private arena: Arena | null = null
   // xlogreader's read state: the segment and page last read successfully (for the first-page check
   // on entering a segment and to skip re-validating the same page), and the TLI sequence check.
   private lastSeg = -1
@@ -361,6 +371,22 @@ export class WalReader {
     return p
   }
 
+  /** An arena with `len` bytes free: the current one, or the next of the ring, emptied. */
+  private arenaFor(len: number): Arena {
+    if (this.arena !== null && this.arena.used + len <= ARENA_SIZE) return this.arena
+    let next: Arena
+    if (this.arenas.length < ARENAS) {
+      next = new Arena()
+      this.arenas.push(next)
+    } else {
+      next = this.arenas[(this.arenas.indexOf(this.arena!) + 1) % ARENAS]!
+      next.gen += 1
+      next.used = 0
+    }
+    this.arena = next
+    return next
+  }
+
   // --- records ---------------------------------------------------------------------------------
 
   /** ValidXLogRecordHeader: length, resource manager, and the prev-link (exact, or merely backwards). */
@@ -496,14 +522,10 @@ export class WalReader {
       let asm: Buffer
       let base: number
       let cap: number
-      if (totLen <= ARENA_RECORD_MAX) {
-        if (this.arenaUsed + totLen > this.arena.length) {
-          this.arena = Buffer.allocUnsafe(ARENA_SIZE)
-          this.arenaWords = wordsOf(this.arena)
-          this.arenaUsed = 0
-        }
-        asm = this.arena
-        base = this.arenaUsed
+      const arena = totLen <= ARENA_RECORD_MAX ? this.arenaFor(totLen) : null
+      if (arena !== null) {
+        asm = arena.buf
+        base = arena.used
         cap = totLen
       } else {
         cap = 16 * B
@@ -561,11 +583,10 @@ export class WalReader {
         off = pOff
         continue
       }
-      const inArena = asm === this.arena
-      const done = this.finish(asm, inArena ? this.arenaWords : wordsOf(asm), null, base, totLen, seg, recOff, pSeg,
+      const done = this.finish(asm, arena !== null ? arena.words : wordsOf(asm), arena, base, totLen, seg, recOff, pSeg,
         pOff + contHdr + maxAlign(remLen), reqSeg, reqOff)
-      // The arena space is kept only by a record that was read; records never share bytes.
-      if (inArena && !(done instanceof WalEnd)) this.arenaUsed = base + maxAlign(totLen)
+      // Only a record that was read keeps its arena space.
+      if (arena !== null && !(done instanceof WalEnd)) arena.used = base + maxAlign(totLen)
       return done
     }
   }
