@@ -43,9 +43,10 @@ export async function findDivergence(opts: {
 }): Promise<Divergence> {
   const sourceTli = currentTimeline(opts.source)
   const targetTli = currentTimeline(opts.target)
-  if (sourceTli === targetTli) return { kind: 'same-timeline', tli: targetTli }
-
   const common = findCommonAncestor(opts.sourceHistory, opts.targetHistory)
+  // pg_rewind stops at equal timeline numbers. Two nodes promoted independently can carry the same
+  // number with different histories, though; only identical histories mean the same timeline.
+  if (sourceTli === targetTli && (common === null || common.lsn === null)) return { kind: 'same-timeline', tli: targetTli }
   if (common === null) {
     throw new RewindError('NO_COMMON_ANCESTOR', 'could not find common ancestor of the source and target cluster\'s timelines')
   }

@@ -55,6 +55,8 @@ export interface PlanInput {
   readonly relsegSize: number
   readonly walSegSize: number
   readonly sourceDescription: string
+  /** A server's listing can name symlinks only where tablespaces are; a directory's may hold others. */
+  readonly sourceKind: 'local' | 'server'
   readonly targetDir: string
   readonly sourceFiles: readonly FileEntry[]
   readonly targetFiles: readonly FileEntry[]
@@ -97,6 +99,7 @@ export function plan(input: PlanInput): Plan {
   const { profile } = input
   const sources = indexByPath(input.sourceFiles, 'source')
   const targets = indexByPath(input.targetFiles, 'target')
+  checkSourceSymlinks(sources, input.sourceKind)
   const divergenceSegment = segmentOf(input.divergence.lsn, input.walSegSize)
   const entries: PlanEntry[] = []
   const actions: Record<Action, number> = { create: 0, copy: 0, 'copy-tail': 0, none: 0, truncate: 0, remove: 0 }
@@ -196,6 +199,33 @@ function isCommonWalSegment(path: string, sourceSize: number, targetSize: number
   if (!path.startsWith('pg_wal/') || sourceSize !== targetSize) return false
   const parsed = parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)
   return parsed !== null && parsed.segno < divergenceSegment
+}
+
+const TABLESPACE_LINK = /^pg_tblspc\/[0-9]+$/
+
+/**
+ * A hostile server can list a symlink anywhere, pointing anywhere, and then files "inside" it:
+ * everything written below it would land outside the target. Only the links PostgreSQL itself
+ * makes are followed, and only with an absolute target; a server may not list others at all.
+ */
+function checkSourceSymlinks(sources: Map<string, FileEntry>, kind: 'local' | 'server'): void {
+  for (const entry of sources.values()) {
+    if (entry.type === 'symlink') {
+      const followed = entry.path === 'pg_wal' || TABLESPACE_LINK.test(entry.path)
+      const target = entry.linkTarget ?? ''
+      if ((followed || kind === 'server') && (!followed || !target.startsWith('/') || target.includes('\0'))) {
+        throw new RewindError('SOURCE_UNSAFE_PATH', `source symbolic link "${entry.path}" -> "${target}" is unsafe`, { path: entry.path,
+          detail: 'Only pg_wal and tablespace links (pg_tblspc/OID) with an absolute target are accepted from the source.' })
+      }
+    }
+    // Nothing may be listed below a link that is not followed.
+    for (let slash = entry.path.indexOf('/'); slash > 0; slash = entry.path.indexOf('/', slash + 1)) {
+      const parent = sources.get(entry.path.slice(0, slash))
+      if (parent !== undefined && parent.type !== 'directory' && !(parent.type === 'symlink' && (parent.path === 'pg_wal' || TABLESPACE_LINK.test(parent.path)))) {
+        throw new RewindError('SOURCE_UNSAFE_PATH', `source file path is unsafe: "${entry.path}" lies below "${parent.path}", which is not a directory`, { path: entry.path })
+      }
+    }
+  }
 }
 
 function indexByPath(files: readonly FileEntry[], which: 'source' | 'target'): Map<string, FileEntry> {

@@ -32,7 +32,8 @@ export type SourceSpec = { readonly kind: 'local'; readonly pgdata: string } | {
 
 export interface RewindOptions {
   readonly targetPgdata: string
-  readonly source: SourceSpec
+  /** Where to rewind from: a spec, or a Source of the caller's own (it is closed at the end). */
+  readonly source: SourceSpec | Source
   readonly dryRun?: boolean
   readonly sync?: boolean
   readonly syncMethod?: 'fsync' | 'syncfs'
@@ -106,7 +107,8 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
   if (restoreCommand !== null) emit({ type: 'debug', message: `using for rewind restore_command = '${restoreCommand}'` })
 
   // inspect: the source
-  const source = await openSource(options.source, { env, jobs: options.jobs ?? null, timeoutSeconds: options.timeoutSeconds ?? null, emit })
+  const source = 'listFiles' in options.source ? options.source
+    : await openSource(options.source, { env, jobs: options.jobs ?? null, timeoutSeconds: options.timeoutSeconds ?? null, emit })
   let wal: ReturnType<typeof targetWal> | null = null
   try {
     if (source.kind === 'server') emit({ type: 'step', message: 'connected to server' })
@@ -197,7 +199,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     // plan
     const thePlan = makePlan({
       profile, blockSize: targetControl.blcksz, relsegSize: targetControl.relseg_size, walSegSize: segSize,
-      sourceDescription: source.description, targetDir, sourceFiles: forked.sourceFiles, targetFiles: forked.targetFiles,
+      sourceDescription: source.description, sourceKind: source.kind, targetDir, sourceFiles: forked.sourceFiles, targetFiles: forked.targetFiles,
       changedBlocks: forked.changedBlocks, keepWal: forked.keepWal, divergence: forked.divergence, checkpoint,
       debug: (message) => emit({ type: 'debug', message }),
     })

@@ -160,9 +160,7 @@ function parseKeywordValue(text: string): ConninfoParams {
 }
 
 function hexDigit(ch: string | undefined): number {
-  if (ch === undefined) return -1
-  const v = parseInt(ch, 16)
-  return /^[0-9A-Fa-f]$/.test(ch) ? v : -1
+  return ch !== undefined && /^[0-9A-Fa-f]$/.test(ch) ? parseInt(ch, 16) : -1
 }
 
 /** Percent-decoding as conninfo_uri_decode: bad triplets and %00 are errors. Bytes are UTF-8. */
@@ -379,10 +377,7 @@ function applyService(params: ConninfoParams, env: Env, home: string): void {
     try {
       text = fs.readFileSync(file, 'utf8')
     } catch {
-      if (file === userFile && (params['servicefile'] !== undefined || env['PGSERVICEFILE'] !== undefined)) {
-        throw connError(`service file "${file}" not found`)
-      }
-      continue
+      continue // as libpq: a file that is not there just has no services
     }
     if (applyServiceFile(text, file, service, params)) return
   }
@@ -399,7 +394,7 @@ function applyServiceFile(text: string, file: string, service: string, params: C
     if (line === '' || line.startsWith('#')) continue
     if (line.startsWith('[')) {
       if (found) return true
-      inGroup = line === `[${service}]` || line.startsWith(`[${service}]`)
+      inGroup = line.startsWith(`[${service}]`)
       found = inGroup
       continue
     }

@@ -1,7 +1,7 @@
 // What to fetch from a running source, and the checks on what comes back. Requests are queued as
 // runs (contiguous ranges of one file merge, as libpq_source.c merges them) and cut into chunks
-// of at most 1 MiB, 1000 chunks a query, only when a batch is taken: the queue costs one entry
-// per run, not per megabyte, however much is copied.
+// of at most 1 MiB, 1000 chunks (and 32 MiB) a query, only when a batch is taken: the queue costs
+// one entry per run, not per megabyte, however much is copied.
 
 import { RewindError } from '../errors.js'
 import type { RawField } from './server-wire.js'
@@ -9,6 +9,12 @@ import type { RawField } from './server-wire.js'
 /** libpq_source.c MAX_CHUNK_SIZE and MAX_CHUNKS_PER_QUERY. */
 export const MAX_CHUNK_SIZE = 1024 * 1024
 export const MAX_CHUNKS_PER_QUERY = 1000
+/**
+ * Our own cap on the bytes one query asks for: pg_rewind has one connection and no reason for
+ * it, but with several, a batch is the unit of parallelism, and 1000 full chunks (1 GB) in one
+ * query would leave the other connections idle while a few big files are copied.
+ */
+export const MAX_BYTES_PER_QUERY = 32 * MAX_CHUNK_SIZE
 
 export interface ChunkRequest {
   readonly path: string
@@ -53,14 +59,17 @@ export class FetchQueue {
     const runs = this.runs
     this.runs = []
     let batch: ChunkRequest[] = []
+    let bytes = 0
     for (const run of runs) {
       for (let done = 0; done < run.length;) {
         const length = Math.min(MAX_CHUNK_SIZE, run.length - done)
         batch.push({ path: run.path, offset: run.offset + done, length })
         done += length
-        if (batch.length === MAX_CHUNKS_PER_QUERY) {
+        bytes += length
+        if (batch.length === MAX_CHUNKS_PER_QUERY || bytes >= MAX_BYTES_PER_QUERY) {
           yield batch
           batch = []
+          bytes = 0
         }
       }
     }

@@ -72,7 +72,7 @@ const UNDEFINED_FILE = '58P01'
 export async function openServerSource(conninfoText: string, opts: ServerSourceOptions): Promise<ServerSource> {
   const emit = opts.emit ?? (() => {})
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
-  const resolved = resolveConnection(parseConninfo(conninfoText), opts.env, opts.osUser ?? os.userInfo().username, {
+  const resolved = resolveConnection(parseConninfo(conninfoText), opts.env, opts.osUser ?? currentOsUser(opts.env), {
     defaultConnectTimeoutMs: timeoutMs,
     ...opts.resolve,
   })
@@ -398,6 +398,15 @@ export class ServerSource implements Source {
     this.closed = true
     clearInterval(this.watchdog)
     await Promise.all(this.conns.map((c) => c.close()))
+  }
+}
+
+/** libpq's default user name: the effective user's login name. */
+function currentOsUser(env: NodeJS.ProcessEnv): string {
+  try {
+    return os.userInfo().username
+  } catch {
+    return env['USER'] ?? env['LOGNAME'] ?? ''
   }
 }
 

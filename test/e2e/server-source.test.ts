@@ -4,12 +4,14 @@
 // a standby as the source; missing privileges, a silent server and a stopped server.
 
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, beforeEach, describe, it, type TestContext } from 'node:test'
 import { isRewindError, type RewindError } from '../../src/errors.js'
 import { decodeControlFile } from '../../src/pg/control.js'
 import { openServerSource, type ServerSource } from '../../src/source/server.js'
+import { decodeChunkRow, fetchParameters, FetchQueue, MAX_CHUNK_SIZE } from '../../src/source/server-fetch.js'
 import type { ChunkSink, FileEntry } from '../../src/source/source.js'
 import { listDataDirectory } from '../../src/source/walk.js'
 import { Kit, majorsUnderTest, parseLsn, type Node } from '../kit/index.js'
@@ -84,6 +86,24 @@ async function expectError(promise: Promise<unknown>, code: string, pattern: Reg
   assert.fail(`expected ${code}`)
 }
 
+/** A CA and a server certificate for `db.example.test` only (no IP in it), made with openssl. */
+function makeCertificates(dir: string, owner: { uid: number; gid: number } | null): { ca: string; otherCa: string; cert: string; key: string } {
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`)
+  }
+  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:db.example.test\n')
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=walrewind test CA'])
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=db.example.test'])
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other-ca.key', '-out', 'other-ca.crt', '-days', '2', '-subj', '/CN=another CA'])
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.ext'])
+  for (const f of ['server.crt', 'server.key']) {
+    fs.chmodSync(path.join(dir, f), 0o600)
+    if (owner) fs.chownSync(path.join(dir, f), owner.uid, owner.gid)
+  }
+  return { ca: path.join(dir, 'ca.crt'), otherCa: path.join(dir, 'other-ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') }
+}
+
 async function sessionsOf(node: Node, user: string, appName?: string): Promise<number[]> {
   const rows = await node.query<{ pid: number }>('select pid from pg_stat_activity where usename = $1 and ($2::text is null or application_name = $2)',
     [user, appName ?? null])
@@ -98,14 +118,60 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 30_000)
   }
 }
 
+// The request queue needs no server: what each query asks for.
+describe('fetch batches', () => {
+  it('merges contiguous ranges of a file and cuts them in 1 MiB chunks, 1000 or 32 MiB to a query', () => {
+    const q = new FetchQueue()
+    for (let block = 0; block < 300; block++) q.addRange('base/1/2', block * 8192, 8192)
+    q.addRange('base/1/3', 0, 10)
+    q.addFile('small', 100)
+    q.addFile('huge', 70 * MAX_CHUNK_SIZE + 1)
+    for (let block = 0; block < 2500; block += 2) q.addRange('base/1/4', block * 8192, 8192)
+    const batches = [...q.takeBatches()]
+    assert.ok(q.isEmpty)
+    // 32 MiB a query at most, and 1000 chunks
+    assert.deepEqual(batches.map((b) => b.length), [34, 32, 1000, 260])
+    for (const b of batches) assert.ok(b.reduce((n, r) => n + r.length, 0) <= 33 * MAX_CHUNK_SIZE)
+    assert.deepEqual(batches[0]!.slice(0, 6), [
+      { path: 'base/1/2', offset: 0, length: MAX_CHUNK_SIZE },
+      { path: 'base/1/2', offset: MAX_CHUNK_SIZE, length: MAX_CHUNK_SIZE },
+      { path: 'base/1/2', offset: 2 * MAX_CHUNK_SIZE, length: 300 * 8192 - 2 * MAX_CHUNK_SIZE },
+      { path: 'base/1/3', offset: 0, length: 10 },
+      // a small file is asked for a whole chunk, in case it grew since it was listed
+      { path: 'small', offset: 0, length: MAX_CHUNK_SIZE },
+      { path: 'huge', offset: 0, length: MAX_CHUNK_SIZE },
+    ])
+    assert.deepEqual(batches[2]!.slice(8, 11), [
+      { path: 'huge', offset: 69 * MAX_CHUNK_SIZE, length: MAX_CHUNK_SIZE },
+      { path: 'huge', offset: 70 * MAX_CHUNK_SIZE, length: 1 },
+      { path: 'base/1/4', offset: 0, length: 8192 },
+    ])
+  })
+  it('formats array parameters with quotes and backslashes escaped', () => {
+    assert.deepEqual(fetchParameters([{ path: 'a"b', offset: 0, length: 1 }, { path: 'c\\d e', offset: 8192, length: 2 }]),
+      ['{"a\\"b","c\\\\d e"}', '{0,8192}', '{1,2}'])
+  })
+  it('decodes binary rows and refuses malformed ones', () => {
+    const begin = Buffer.alloc(8)
+    begin.writeBigInt64BE(3n * 2n ** 32n)
+    assert.deepEqual(decodeChunkRow([Buffer.from('base/1/2'), begin, Buffer.from('xy')], true),
+      { path: 'base/1/2', offset: 3 * 2 ** 32, data: Buffer.from('xy') })
+    assert.deepEqual(decodeChunkRow([Buffer.from('f'), begin, null], true), { path: 'f', offset: 3 * 2 ** 32, data: null })
+    assert.throws(() => decodeChunkRow([Buffer.from('f'), Buffer.alloc(4), null], true), /unexpected result length while fetching remote files/)
+    assert.throws(() => decodeChunkRow([null, begin, null], true), /unexpected null values in result while fetching remote files/)
+    assert.throws(() => decodeChunkRow(['f', begin, null], true), /unexpected result format while fetching remote files/)
+    assert.deepEqual(decodeChunkRow(['f', '12', '\\x00ff'], false), { path: 'f', offset: 12, data: Buffer.from([0, 255]) })
+  })
+})
+
 for (const major of majorsUnderTest()) {
   describe(`server source on PostgreSQL ${major}`, () => {
     let primary: Node
     let standby: Node
     let homeDir: string
     let passfile: string
-    const open = (node: Node, extra: { user?: string; env?: NodeJS.ProcessEnv; jobs?: number; timeoutMs?: number; appName?: string } = {}): Promise<ServerSource> =>
-      openServerSource(`host=${node.host} port=${node.port} user=${extra.user ?? ROLE} dbname=postgres${extra.appName ? ` application_name=${extra.appName}` : ''}`, {
+    const open = (node: Node, extra: { user?: string; env?: NodeJS.ProcessEnv; jobs?: number; timeoutMs?: number; appName?: string; conninfo?: string } = {}): Promise<ServerSource> =>
+      openServerSource(extra.conninfo ?? `host=${node.host} port=${node.port} user=${extra.user ?? ROLE} dbname=postgres${extra.appName ? ` application_name=${extra.appName}` : ''}`, {
         env: extra.env ?? { HOME: homeDir },
         osUser: 'nobody',
         jobs: extra.jobs ?? 3,
@@ -139,7 +205,9 @@ for (const major of majorsUnderTest()) {
         }
       }
       homeDir = await kit.makeDir(`home${major}`)
-      fs.writeFileSync(path.join(homeDir, '.pgpass'), passfileLine(primary, ROLE, PASSWORD) + passfileLine(primary, 'nogrant_user', 'nogrant'), { mode: 0o600 })
+      fs.writeFileSync(path.join(homeDir, '.pgpass'), passfileLine(primary, ROLE, PASSWORD) + passfileLine(primary, 'nogrant_user', 'nogrant') +
+        // libpq looks a password up by host name, not by the address it connects to.
+        `db.example.test:${primary.port}:postgres:${ROLE}:${PASSWORD.replace(/[\\:]/g, (ch) => `\\${ch}`)}\n`, { mode: 0o600 })
       // The standby replays the in-place tablespace's creation: it must allow them too.
       standby = await kit.createStandby(primary, `standby${major}`, major >= 16 ? { conf: { allow_in_place_tablespaces: true } } : {})
       passfile = path.join(homeDir, 'standby.pgpass')
@@ -272,6 +340,96 @@ for (const major of majorsUnderTest()) {
         new RegExp(`^connection to server at "127\\.0\\.0\\.1", port ${primary.port} failed: fe_sendauth: no password supplied$`))
       await expectError(open(primary, { env: { PGPASSWORD: 'wrong' } }), 'SOURCE_CONNECTION',
         /failed: FATAL: {2}password authentication failed for user "rewind_user"/)
+    })
+
+    it('takes every host of a list, in order, as target_session_attrs asks', async () => {
+      const both = `host=127.0.0.1,127.0.0.1 user=${ROLE} dbname=postgres`
+      const a = await open(primary, { conninfo: `${both} port=${primary.port},${standby.port} target_session_attrs=standby`, env: { HOME: homeDir, PGPASSFILE: passfile } })
+      assert.equal(a.description, `127.0.0.1:${standby.port}`)
+      await a.close()
+      const b = await open(primary, { conninfo: `${both} port=${standby.port},${primary.port} target_session_attrs=read-write` })
+      assert.equal(b.description, `127.0.0.1:${primary.port}`)
+      await b.close()
+      // A host that is down is skipped (its port is the standby's, stopped for a moment).
+      await standby.stop()
+      try {
+        const c = await open(primary, { conninfo: `${both} port=${standby.port},${primary.port}` })
+        assert.equal(c.description, `127.0.0.1:${primary.port}`)
+        await c.close()
+        await expectError(open(primary, { conninfo: `host=127.0.0.1 port=${standby.port} user=${ROLE} connect_timeout=2` }), 'SOURCE_CONNECTION',
+          new RegExp(`^connection to server at "127\\.0\\.0\\.1", port ${standby.port} failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections\\?$`))
+      } finally {
+        await standby.start()
+      }
+    })
+
+    it('speaks TLS as sslmode says: verify-ca, verify-full by host name, and require', async () => {
+      const dir = await kit.makeDir(`tls${major}`)
+      const { ca, otherCa, cert, key } = makeCertificates(dir, kit.osUser)
+      await primary.setConf({ ssl: true, ssl_cert_file: cert, ssl_key_file: key })
+      try {
+        const base = `port=${primary.port} user=${ROLE} dbname=postgres application_name=tlscheck`
+        const encrypted = async () => (await primary.query<{ ssl: boolean }>(
+          "select s.ssl from pg_stat_ssl s join pg_stat_activity a using (pid) where a.application_name = 'tlscheck'")).map((r) => r.ssl)
+        const vca = await open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=verify-ca sslrootcert=${ca}` })
+        try {
+          assert.deepEqual(await encrypted(), [true])
+        } finally {
+          await vca.close()
+        }
+        await expectError(open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=verify-full sslrootcert=${ca}` }), 'SOURCE_CONNECTION',
+          /^connection to server at "127\.0\.0\.1", port \d+ failed: SSL error: .*(altnames|does not match)/i)
+        const vfull = await open(primary, { conninfo: `host=db.example.test hostaddr=127.0.0.1 ${base} sslmode=verify-full sslrootcert=${ca}` })
+        try {
+          assert.equal(vfull.description, `db.example.test:${primary.port}`)
+          assert.match(vfull.recoveryConninfo(), /host=db\.example\.test hostaddr=127\.0\.0\.1 port=\d+ application_name=tlscheck sslmode='verify-full' sslrootcert='.*ca\.crt'/)
+        } finally {
+          await vfull.close()
+        }
+        const req = await open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=require` })
+        await req.close()
+        // A CA that did not sign the server's certificate: verification fails.
+        await expectError(open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=verify-ca sslrootcert=${otherCa}` }), 'SOURCE_CONNECTION',
+          /failed: SSL error: /)
+      } finally {
+        await primary.setConf({ ssl: false })
+      }
+    })
+
+    it('refuses a server without TLS when TLS is required, and one without full_page_writes', async () => {
+      await expectError(open(primary, { conninfo: `host=127.0.0.1 port=${primary.port} user=${ROLE} dbname=postgres sslmode=require` }), 'SOURCE_CONNECTION',
+        /failed: server does not support SSL, but SSL was required$/)
+      await primary.setConf({ full_page_writes: false })
+      try {
+        await expectError(open(primary), 'SOURCE_FULL_PAGE_WRITES_OFF', major >= 17 ? /^"full_page_writes" must be enabled in the source server$/ : /^full_page_writes must be enabled in the source server$/)
+      } finally {
+        await primary.setConf({ full_page_writes: true })
+      }
+      await waitFor(`no ${ROLE} session left`, async () => (await sessionsOf(primary, ROLE)).length === 0)
+    })
+
+    it('does not take a slow sink for a silent server', async () => {
+      const source = await open(primary, { jobs: 1, timeoutMs: 1000 })
+      try {
+        const big = await primary.queryValue<string>("SELECT pg_relation_filepath('big')")
+        const onDisk = fs.readFileSync(path.join(primary.dataDir, big))
+        source.queueFile(big, onDisk.length)
+        let first = true
+        const c = collector()
+        await source.flush({
+          chunk: async (p, offset, data) => {
+            if (first) {
+              first = false
+              await new Promise((r) => setTimeout(r, 2500))
+            }
+            await c.sink.chunk(p, offset, data)
+          },
+          missing: c.sink.missing,
+        })
+        assert.ok(c.bytes(big).equals(onDisk))
+      } finally {
+        await source.close()
+      }
     })
 
     it('fails with SOURCE_TIMEOUT when the server stops answering in the middle of a flush', async () => {

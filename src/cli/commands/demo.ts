@@ -59,55 +59,9 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
   const kit = await kitModule.Kit.create('walrewind-demo')
   let ok = false
   try {
-    say(`PostgreSQL ${major}: creating node1 (primary)`)
-    const node1 = await kit.initNode('node1', major as 13, { walLogHints: true })
-    await node1.start()
-    await node1.query('CREATE ROLE rewind_user LOGIN REPLICATION')
-    for (const fn of ['pg_ls_dir(text, boolean, boolean)', 'pg_stat_file(text, boolean)', 'pg_read_binary_file(text)', 'pg_read_binary_file(text, bigint, bigint, boolean)']) {
-      await node1.query(`GRANT EXECUTE ON function pg_catalog.${fn} TO rewind_user`)
-    }
-    await node1.query("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL, owner text)")
-    await node1.query("INSERT INTO accounts SELECT g, 1000, 'node1' FROM generate_series(1, 100000) g")
-    await node1.query('CREATE TABLE events (id bigserial PRIMARY KEY, node text, at timestamptz DEFAULT now(), payload text)')
-    await node1.query('CHECKPOINT')
-
-    say('creating node2 and node3 (standbys of node1) and node4 (cascading standby of node2)')
-    const node2 = await kit.createStandby(node1, 'node2')
-    const node3 = await kit.createStandby(node1, 'node3')
-    const node4 = await kit.createStandby(node2, 'node4')
-    await writeOn(node1, 'node1: before any promotion', 2000)
-    for (const n of [node2, node3]) await n.waitForReplay(await node1.currentLsn())
-    await node4.waitForReplay(await node2.currentLsn())
-
-    say('promoting node2: timeline 2 (node4 follows it)')
-    await node2.promote()
-    await writeOn(node2, 'node2 on timeline 2', 1000)
-    await node4.waitForReplay(await node2.currentLsn())
-    await writeOn(node1, 'node1 keeps writing on timeline 1', 3000)
-    await node3.waitForReplay(await node1.currentLsn())
-
-    // A shared WAL archive would tell each new primary which timeline numbers are taken; here
-    // the history files are handed over directly.
-    say('promoting node3: timeline 3')
-    await copyHistory(kit, node2, node3, 2)
-    await node3.promote()
-    say('promoting node4: timeline 4')
-    await copyHistory(kit, node3, node4, 3)
-    await node4.promote()
-
-    say('every node writes its own history')
-    await writeOn(node1, 'node1 after the split', 5000)
-    await writeOn(node2, 'node2 after the split', 5000)
-    await writeOn(node3, 'node3 after the split', 5000)
-    await writeOn(node4, 'node4 after the split', 5000)
-    await node1.query("UPDATE accounts SET balance = balance - 1, owner = 'node1' WHERE id % 10 = 1")
-    await node2.query("UPDATE accounts SET balance = balance + 2, owner = 'node2' WHERE id % 10 = 2")
-    await node3.query("UPDATE accounts SET balance = balance + 3, owner = 'node3' WHERE id % 10 = 3")
-    await node4.query("UPDATE accounts SET balance = balance + 4, owner = 'node4' WHERE id % 10 = 4")
-    await node1.query('CREATE TABLE only_on_node1 (x int)')
-    await node4.query('CREATE TABLE only_on_node4 (x int)')
-
-    const nodes = { node1, node2, node3, node4 } as Record<string, KitNode>
+    const family = await kitModule.buildFamily(kit, major as 13, { onStep: say })
+    const { node1 } = family
+    const nodes = family as Record<string, KitNode>
     const primary = nodes[primaryName]!
     const others = Object.values(nodes).filter((n) => n !== primary)
     for (const n of others) await n.stop()
@@ -137,7 +91,7 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
     }
 
     say('starting the rewound nodes as standbys of the new primary')
-    await primary.query("INSERT INTO events (node, payload) VALUES ('after the rewind', 'on the new primary')")
+    await primary.query("INSERT INTO events (node, payload) VALUES ('new primary', 'after the rewind')")
     const lsn = await primary.currentLsn()
     const expected = await primary.fingerprint()
     for (const target of others) {
@@ -166,12 +120,3 @@ function mb(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MB`
 }
 
-async function writeOn(node: KitNode, note: string, rows: number): Promise<void> {
-  await node.query(`INSERT INTO events (node, payload) SELECT $1, md5(g::text) FROM generate_series(1, ${rows}) g`, [note])
-}
-
-async function copyHistory(kit: { run(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> }, from: KitNode, to: KitNode, tli: number): Promise<void> {
-  const name = `${tli.toString(16).toUpperCase().padStart(8, '0')}.history`
-  const r = await kit.run('cp', [path.join(from.dataDir, 'pg_wal', name), path.join(to.dataDir, 'pg_wal', name)])
-  if (r.code !== 0) throw new Error(`could not copy ${name}: ${r.stderr}`)
-}

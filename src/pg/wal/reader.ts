@@ -200,6 +200,40 @@ export class WalReader {
     return r
   }
 
+  /**
+   * XLogFindNextRecord: the first record that starts at or after `lsn`, which may be anywhere (for
+   * example a segment start whose first page continues a record). null if there is none.
+   */
+  async findNextRecord(lsn: Lsn): Promise<Lsn | null> {
+    let seg = Number(lsn / BigInt(this.segSize))
+    let off = Number(lsn % BigInt(this.segSize))
+    let pageOff = off - (off % B)
+    // Skip what continues a record from earlier pages, page after page if need be.
+    for (;;) {
+      const pg = await this.page(seg, pageOff, seg, off)
+      if (pg instanceof WalEnd) return null
+      const info = pageInfo(pg.buf, pg.pos)
+      const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+      const rem = (info & XLP_FIRST_IS_CONTRECORD) !== 0 ? maxAlign(pageRemLen(pg.buf, pg.pos)) : 0
+      if (rem < B - hdr) {
+        off = pageOff + hdr + rem
+        break
+      }
+      pageOff += B
+      if (pageOff === this.segSize) {
+        seg += 1
+        pageOff = 0
+      }
+    }
+    let found: Lsn | null = null
+    await this.forEachRecord(BigInt(seg) * BigInt(this.segSize) + BigInt(off), (rec) => {
+      if (rec.lsn < lsn) return true
+      found = rec.lsn
+      return false
+    })
+    return found
+  }
+
   // --- positions -------------------------------------------------------------------------------
 
   private hiOf(seg: number): number {

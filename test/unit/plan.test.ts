@@ -1,0 +1,117 @@
+// The planner on listings shaped like real data directories: pg_rewind's decide_file_action()
+// cases, the execution order, and the refusals of names no data directory has.
+
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { RewindError } from '../../src/errors.js'
+import { profileForMajor } from '../../src/pg/versions.js'
+import { BlockMap } from '../../src/rewind/block-map.js'
+import { plan, type PlanInput } from '../../src/rewind/plan.js'
+import type { FileEntry } from '../../src/source/source.js'
+
+const MB = 1024 * 1024
+const file = (path: string, size: number): FileEntry => ({ path, type: 'file', size })
+const dir = (path: string): FileEntry => ({ path, type: 'directory', size: 0 })
+const link = (path: string, linkTarget: string): FileEntry => ({ path, type: 'symlink', size: 0, linkTarget })
+
+function input(sourceFiles: FileEntry[], targetFiles: FileEntry[], extra: Partial<PlanInput> = {}): PlanInput {
+  return {
+    profile: profileForMajor(15), blockSize: 8192, relsegSize: 131072, walSegSize: 16 * MB,
+    sourceDescription: 'source', sourceKind: 'local', targetDir: '/target', sourceFiles, targetFiles,
+    changedBlocks: new BlockMap(), keepWal: new Set(), divergence: { lsn: 0x3000100n, tli: 1 },
+    checkpoint: { lsn: 0x3000060n, redo: 0x3000028n, tli: 1 }, ...extra,
+  }
+}
+
+const common = [dir('base'), dir('base/5'), dir('global'), file('global/pg_control', 8192), file('PG_VERSION', 3), dir('pg_wal')]
+
+describe('plan', () => {
+  test('relation files: copy-tail when the target is shorter, truncate when longer, blocks within both', () => {
+    const blocks = new BlockMap()
+    for (const b of [0, 1, 2, 7, 40]) blocks.add('base/5/16384', b)
+    blocks.add('base/5/16385', 3)
+    const p = plan(input(
+      [...common, file('base/5/16384', 10 * 8192), file('base/5/16385', 4 * 8192)],
+      [...common, file('base/5/16384', 8 * 8192), file('base/5/16385', 6 * 8192)],
+      { changedBlocks: blocks }))
+    const grown = p.entries.find((e) => e.path === 'base/5/16384')!
+    assert.equal(grown.action, 'copy-tail')
+    assert.deepEqual(grown.blocks, [[0, 3], [7, 1]]) // block 40 is past both ends
+    assert.equal(grown.bytes, 2 * 8192 + 4 * 8192)
+    const shrunk = p.entries.find((e) => e.path === 'base/5/16385')!
+    assert.equal(shrunk.action, 'truncate')
+    assert.deepEqual(shrunk.blocks, [[3, 1]])
+  })
+
+  test('source only is copied, target only removed (children first), pg_control and PG_VERSION left alone', () => {
+    const p = plan(input(
+      [...common, file('base/5/20000', 8192), file('postgresql.conf', 100)],
+      [...common, dir('base/5/sub'), file('base/5/sub/x', 1), file('postgresql.conf', 90), file('postmaster.pid', 50), file('backup_label', 10)]))
+    const actions = p.entries.map((e) => `${e.action} ${e.path}`)
+    assert.deepEqual(actions, [
+      'copy base/5/20000', 'copy postgresql.conf',
+      'remove postmaster.pid', 'remove base/5/sub/x', 'remove base/5/sub', 'remove backup_label',
+    ])
+    assert.ok(!actions.some((a) => a.includes('pg_control') || a.includes('PG_VERSION')))
+  })
+
+  test('WAL segments wholly before the fork and equal on both sides are not copied again', () => {
+    const seg = (name: string) => file(`pg_wal/${name}`, 16 * MB)
+    const p = plan(input(
+      [...common, seg('000000010000000000000002'), seg('000000010000000000000003'), seg('000000020000000000000003'), file('pg_wal/00000002.history', 40)],
+      [...common, seg('000000010000000000000002'), seg('000000010000000000000003'), seg('000000010000000000000004')],
+      { keepWal: new Set(['pg_wal/000000010000000000000004']) }))
+    const byPath = new Map(p.entries.map((e) => [e.path, e.action]))
+    assert.equal(byPath.get('pg_wal/000000010000000000000002'), undefined, 'before the fork: unchanged')
+    assert.equal(byPath.get('pg_wal/000000010000000000000003'), 'copy', 'the segment of the fork is copied')
+    assert.equal(byPath.get('pg_wal/000000020000000000000003'), 'copy')
+    assert.equal(byPath.get('pg_wal/000000010000000000000004'), undefined, 'needed for recovery: kept')
+  })
+
+  test('excluded directories keep the directory but not its contents', () => {
+    const p = plan(input([...common, dir('pg_replslot'), dir('pg_replslot/s'), file('pg_replslot/s/state', 200)],
+      [...common, dir('pg_replslot'), dir('pg_replslot/old'), file('pg_replslot/old/state', 200)]))
+    assert.deepEqual(p.entries.map((e) => `${e.action} ${e.path}`), ['remove pg_replslot/old/state', 'remove pg_replslot/old'])
+  })
+
+  test('a file that is a directory on the other side is an error', () => {
+    assert.throws(() => plan(input([...common, dir('foo')], [...common, file('foo', 1)])),
+      (err: unknown) => err instanceof RewindError && err.code === 'FILE_TYPE_MISMATCH' && /file "foo" is of different type/.test(err.message))
+  })
+
+  test('pg_wal may be a symlink on one side only', () => {
+    const p = plan(input([...common.filter((e) => e.path !== 'pg_wal'), link('pg_wal', '/wal')], common))
+    assert.equal(p.entries.length, 0)
+  })
+})
+
+describe('plan refuses what a hostile source lists', () => {
+  const hostile: Array<[string, FileEntry[]]> = [
+    ['an absolute path', [file('/etc/passwd', 1)]],
+    ['a path with ..', [file('base/../../etc/passwd', 1)]],
+    ['a path ending in ..', [dir('base/..')]],
+    ['an empty component', [file('base//x', 1)]],
+    ['a NUL byte', [file('base/x\0y', 1)]],
+    ['a tablespace link with a relative target', [link('pg_tblspc/16400', '../../etc')]],
+    ['a file below a tablespace link it made relative', [link('pg_tblspc/16401', 'x'), file('pg_tblspc/16401/PG_15_202209061/x', 1)]],
+    ['a file below a file', [file('global/pg_filenode.map', 512), file('global/pg_filenode.map/x', 1)]],
+  ]
+  for (const [what, entries] of hostile) {
+    test(what, () => {
+      assert.throws(() => plan(input([...common, ...entries], common, { sourceKind: 'server' })),
+        (err: unknown) => err instanceof RewindError && err.code === 'SOURCE_UNSAFE_PATH')
+    })
+  }
+
+  test('a server listing a symlink outside pg_tblspc', () => {
+    assert.throws(() => plan(input([...common, link('base/5/evil', '/etc'), file('base/5/evil/passwd', 1)], common, { sourceKind: 'server' })),
+      (err: unknown) => err instanceof RewindError && err.code === 'SOURCE_UNSAFE_PATH')
+  })
+
+  test('a directory source may have a stray symlink, but nothing is planned below it', () => {
+    const p = plan(input([...common, link('log', '/var/log/pg')], common, { sourceKind: 'local' }))
+    assert.deepEqual(p.entries.map((e) => `${e.action} ${e.path}`), ['create log'])
+    assert.throws(() => plan(input([...common, link('log', '/var/log/pg'), file('log/x', 1)], common, { sourceKind: 'local' })),
+      (err: unknown) => err instanceof RewindError && err.code === 'SOURCE_UNSAFE_PATH')
+  })
+})
