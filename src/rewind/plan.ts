@@ -65,6 +65,11 @@ export interface PlanInput {
   readonly keepWal: ReadonlySet<string>
   readonly divergence: { readonly lsn: Lsn; readonly tli: number }
   readonly checkpoint: { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }
+  /**
+   * Where the source's WAL ended when it was listed. Segment files past it are recycled ones with
+   * stale contents: recovery never reads them, so they are not copied.
+   */
+  readonly sourceWalEnd?: Lsn | null
   readonly debug?: (message: string) => void
 }
 
@@ -108,9 +113,14 @@ export function plan(input: PlanInput): Plan {
   let sourceBytes = 0
 
   const allPaths = new Set<string>([...sources.keys(), ...targets.keys()])
+  const lastSourceSegment = input.sourceWalEnd ? segmentOf(input.sourceWalEnd, input.walSegSize) : null
   for (const path of allPaths) {
-    const source = sources.get(path)
+    let source = sources.get(path)
     const target = targets.get(path)
+    if (source && lastSourceSegment !== null && isRecycledWalSegment(path, lastSourceSegment, input.walSegSize)) {
+      input.debug?.(`"${path}" is past the end of the source's WAL: not copied`)
+      source = undefined
+    }
     if (source?.type === 'file') sourceBytes += source.size
     const isRelFile = parseRelationDataFile(path, profile) !== null
     if (isRelFile && source && source.type !== 'file') {
@@ -226,6 +236,12 @@ function checkSourceSymlinks(sources: Map<string, FileEntry>, kind: 'local' | 's
       }
     }
   }
+}
+
+function isRecycledWalSegment(path: string, lastSegment: bigint, walSegSize: number): boolean {
+  if (!path.startsWith('pg_wal/')) return false
+  const parsed = parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)
+  return parsed !== null && parsed.segno > lastSegment
 }
 
 function indexByPath(files: readonly FileEntry[], which: 'source' | 'target'): Map<string, FileEntry> {

@@ -197,7 +197,9 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     const { checkpoint } = forked
 
     // plan
+    const sourceWalEnd = await source.walEnd(sourceControl)
     const thePlan = makePlan({
+      sourceWalEnd: sourceWalEnd.lsn,
       profile, blockSize: targetControl.blcksz, relsegSize: targetControl.relseg_size, walSegSize: segSize,
       sourceDescription: source.description, sourceKind: source.kind, targetDir, sourceFiles: forked.sourceFiles, targetFiles: forked.targetFiles,
       changedBlocks: forked.changedBlocks, keepWal: forked.keepWal, divergence: forked.divergence, checkpoint,

@@ -1,7 +1,7 @@
 // Connections to the source server: connecting as libpq would (hosts in order, sslmode allow and
-// prefer falling back, target_session_attrs), the session settings pg_rewind makes, and the
-// mapping of every failure onto one RewindError naming the server. A connection knows whether
-// we are waiting on the server, so the source can tell a silent server from a slow disk.
+// prefer falling back, target_session_attrs), and the mapping of every failure onto one
+// RewindError naming the server. A connection knows whether we are waiting on the server, so the
+// source can tell a silent server from a slow disk.
 
 import type pg from 'pg'
 import { RewindError } from '../errors.js'
@@ -39,7 +39,7 @@ function connectFailure(endpoint: ResolvedEndpoint, err: unknown): string {
     : endpoint.hostaddr !== '' && endpoint.host !== ''
       ? `connection to server at "${endpoint.host}" (${endpoint.hostaddr}), port ${endpoint.port} failed`
       : `connection to server at "${endpoint.host !== '' ? endpoint.host : endpoint.hostaddr}", port ${endpoint.port} failed`
-  const e = err as PgError & { errno?: number; syscall?: string }
+  const e = err as PgError
   let why: string
   if (err instanceof RewindError) why = err.message
   else if (e.severity !== undefined) why = `${e.severity}:  ${serverText(err)}`

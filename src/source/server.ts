@@ -41,7 +41,10 @@ const DEFAULT_JOBS = 4
 const DEFAULT_TIMEOUT_MS = 60_000
 const FETCH_STATEMENT = 'fetch_chunks_stmt'
 
-// The recursive listing of libpq_source.c, unchanged from 9.5 to 18.
+// The recursive listing of libpq_source.c (unchanged from 9.5 to 18), except for the tablespace
+// locations: a scalar subquery for pg_tblspc entries instead of a join, so that no hash join
+// holds every row back until the whole tree was walked. Rows stream out as directories are
+// read, and a big cluster's listing never looks like a silent server to the timeout.
 const LIST_FILES_SQL =
   'WITH RECURSIVE files (path, filename, size, isdir) AS (\n' +
   "  SELECT '' AS path, filename, size, isdir FROM\n" +
@@ -56,10 +59,10 @@ const LIST_FILES_SQL =
   "       WHERE parent.isdir = 't'\n" +
   ')\n' +
   'SELECT path || filename, size, isdir,\n' +
-  '       pg_tablespace_location(pg_tablespace.oid) AS link_target\n' +
-  'FROM files\n' +
-  "LEFT OUTER JOIN pg_tablespace ON files.path = 'pg_tblspc/'\n" +
-  '                             AND oid::text = files.filename\n'
+  "       CASE WHEN path = 'pg_tblspc/' THEN\n" +
+  '         (SELECT pg_tablespace_location(t.oid) FROM pg_tablespace t WHERE t.oid::text = files.filename)\n' +
+  '       END AS link_target\n' +
+  'FROM files\n'
 
 /** SQLSTATE undefined_file: pg_read_binary_file on a file that is not there. */
 const UNDEFINED_FILE = '58P01'

@@ -69,11 +69,12 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
     say('the timeline graph:')
     const graph = await kit.runWalrewind(['timelines', ...Object.values(nodes).map((n) => `${n.name}=${n === primary ? primary.connectionString({ user: 'rewind_user' }) : n.dataDir}`)])
     if (graph.code !== 0) throw new Error(`walrewind timelines failed:\n${graph.stderr}`)
-    io.stdout.write(graph.stdout.replace(/^/gm, '    '))
+    io.stdout.write(graph.stdout.trimEnd().replace(/^/gm, '    ') + '\n')
 
     const clusterBytes = Number(await primary.queryValue<string>('SELECT sum(pg_database_size(oid))::bigint FROM pg_database'))
     say(`${primaryName} is the new primary; rewinding ${others.map((n) => n.name).join(', ')} against it`)
     let copiedTotal = 0
+    let fullCopyTotal = 0
     for (const target of others) {
       const conf = path.join(target.dataDir, 'postgresql.conf')
       const ownConf = fs.readFileSync(conf)
@@ -82,10 +83,15 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
         '--write-recovery-conf', '--json', `--postgres-bindir=${target.binDir}`])
       if (run.code !== 0) throw new Error(`rewinding ${target.name} failed (exit ${run.code}):\n${run.stderr}`)
       fs.writeFileSync(conf, ownConf) // its own port and paths, not the primary's
-      const result = JSON.parse(run.stdout) as { outcome: string; divergence?: { lsn: string; tli: number }; fetchedBytes?: number }
+      const result = JSON.parse(run.stdout) as {
+        outcome: string; divergence?: { lsn: string; tli: number }; fetchedBytes?: number
+        plan?: { totals: { sourceBytes: number; blockCount: number } }
+      }
       copiedTotal += result.fetchedBytes ?? 0
+      fullCopyTotal += result.plan?.totals.sourceBytes ?? 0
       const what = result.outcome === 'rewound'
-        ? `diverged at ${result.divergence!.lsn} on timeline ${result.divergence!.tli}; copied ${mb(result.fetchedBytes ?? 0)} of ${mb(clusterBytes)}`
+        ? `diverged at ${result.divergence!.lsn} on timeline ${result.divergence!.tli}; copied ${mb(result.fetchedBytes ?? 0)} ` +
+          `(${result.plan?.totals.blockCount ?? 0} changed blocks, the rest WAL and small files) instead of ${mb(result.plan?.totals.sourceBytes ?? 0)}`
         : 'no rewind required'
       say(`  ${target.name}: ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
     }
@@ -101,7 +107,8 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
       if (JSON.stringify(got) !== JSON.stringify(expected)) throw new Error(`${target.name} does not hold the new primary's data after the rewind`)
       say(`  ${target.name}: streaming from ${primaryName}, data identical (${Object.keys(got.tables).length} tables)`)
     }
-    say(`done: ${others.length} nodes rewound, ${mb(copiedTotal)} copied in all (cluster: ${mb(clusterBytes)}), ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    say(`done: ${others.length} nodes rewound in ${((Date.now() - started) / 1000).toFixed(1)} s; ${mb(copiedTotal)} copied in all, ` +
+      `where full copies of the data directory would have been ${mb(fullCopyTotal)} (databases: ${mb(clusterBytes)})`)
     ok = true
     if (keep) {
       for (const n of Object.values(nodes)) await n.stop()
