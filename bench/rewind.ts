@@ -83,7 +83,8 @@ async function main(): Promise<void> {
       console.log(`| ${tool} | ${median(ms.map((m) => m.wallSeconds)).toFixed(2)} | ${median(ms.map((m) => m.maxRssMb)).toFixed(0)} |`)
     }
   } finally {
-    await kit.cleanup()
+    if (process.argv.includes('--keep')) console.error(`kept: ${kit.baseDir}`)
+    else await kit.cleanup()
   }
 }
 

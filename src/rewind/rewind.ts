@@ -89,6 +89,12 @@ export async function openSource(spec: SourceSpec, opts: { env: NodeJS.ProcessEn
 export async function rewind(options: RewindOptions): Promise<RewindResult> {
   const started = Date.now()
   const emit = options.emit ?? (() => {})
+  let lastMark = started
+  const mark = (stage: string) => {
+    const now = Date.now()
+    emit({ type: 'debug', message: `${stage} took ${now - lastMark} ms` })
+    lastMark = now
+  }
   const env = options.env ?? process.env
   const targetDir = path.resolve(options.targetPgdata)
   const dryRun = options.dryRun ?? false
@@ -188,7 +194,9 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       emit({ type: 'step', message: 'reading target file list' })
       const targetFiles = await listDataDirectory(targetDir)
       emit({ type: 'step', message: 'reading WAL in target' })
+      mark('inspect and diverge')
       const scan = await scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size)
+      mark(`listing and scanning ${scan.records} WAL records`)
       forked = {
         divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint, keepWal, changedBlocks: scan.changedBlocks,
         sourceFiles, targetFiles, walRecords: scan.records, targetHistory,
@@ -207,6 +215,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     })
     for (const entry of thePlan.entries) emit({ type: 'debug', message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}` })
     emit({ type: 'step', message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)` })
+    mark('planning')
     const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: forked.walRecords }
     if (dryRun) {
       emit({ type: 'info', message: 'Done!' })
@@ -220,8 +229,10 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     }
     try {
       const applied = await applyPlan(thePlan, source, target, targetControl.blcksz, emit)
+      mark(`copying ${applied.fetchedBytes} bytes`)
       await finish(source, target, sourceControlBytes, sourceControl, checkpoint, segSize, options, emit)
       await target.remove(RESUME_FILE, 'file')
+      mark('finishing (control file, sync)')
       emit({ type: 'info', message: 'Done!' })
       return { outcome: 'rewound', ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
     } catch (err) {

@@ -112,6 +112,33 @@ export class TargetDir {
     }
   }
 
+  /**
+   * Copies a whole local file over `rel` in the kernel (copy_file_range where it can), with the
+   * target's file mode. Returns the bytes copied. The final component must not be a symlink.
+   */
+  async copyFileFrom(rel: string, absSource: string): Promise<number> {
+    checkRelativePath(rel)
+    await this.checkParents(rel)
+    await this.closeHandle(rel)
+    const abs = this.abs(rel)
+    try {
+      if ((await fs.lstat(abs)).isSymbolicLink()) {
+        throw new RewindError('SOURCE_UNSAFE_PATH', `target file path is unsafe for open: "${rel}" is a symbolic link`, { path: rel })
+      }
+    } catch (err) {
+      if (err instanceof RewindError) throw err
+      if (!isNotFound(err)) throw ioError('could not stat file', abs, err)
+    }
+    try {
+      await fs.copyFile(absSource, abs)
+      await fs.chmod(abs, this.modes.fileMode)
+      this.touched.add(rel)
+      return (await fs.stat(abs)).size
+    } catch (err) {
+      throw ioError('could not copy file to', abs, err)
+    }
+  }
+
   async truncate(rel: string, size: number): Promise<void> {
     const handle = await this.open(rel, false)
     try {

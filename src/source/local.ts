@@ -13,6 +13,7 @@ const READ_CHUNK = 4 * 1024 * 1024
 
 interface QueuedFile { path: string; whole: number | null; ranges: Array<[offset: number, length: number]> }
 
+
 export class LocalSource implements Source {
   readonly kind = 'local' as const
   readonly description: string
@@ -63,60 +64,87 @@ export class LocalSource implements Source {
   }
 
   async flush(sink: ChunkSink): Promise<void> {
-    const work = [...this.queue.values()]
+    const queued = [...this.queue.values()]
     this.queue = new Map()
-    let next = 0
-    const worker = async () => {
-      while (next < work.length) {
-        const item = work[next++]!
-        await this.fetch(item, sink)
+    // One work item per whole file and per read of at most READ_CHUNK bytes, so that a big file
+    // with many changed blocks is read by all workers at once.
+    const work: Array<() => Promise<void>> = []
+    const handles = new Map<string, Promise<fs.FileHandle>>()
+    const handleFor = (rel: string) => {
+      let h = handles.get(rel)
+      if (!h) {
+        const abs = path.join(this.root, rel)
+        h = fs.open(abs, 'r').catch((err) => {
+          throw new RewindError('FILE_IO', `could not open source file "${abs}": ${errText(err)}`, { path: abs }, { cause: err })
+        })
+        handles.set(rel, h)
+      }
+      return h
+    }
+    for (const item of queued) {
+      if (item.whole !== null) work.push(() => this.copyWhole(item.path, item.whole!, sink))
+      for (const [offset, length] of item.ranges) {
+        for (let done = 0; done < length; done += READ_CHUNK) {
+          const at = offset + done
+          const len = Math.min(READ_CHUNK, length - done)
+          work.push(async () => this.copyRange(await handleFor(item.path), item.path, at, len, sink))
+        }
       }
     }
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.jobs, work.length)) }, worker))
-  }
-
-  private async fetch(item: QueuedFile, sink: ChunkSink): Promise<void> {
-    const abs = path.join(this.root, item.path)
-    let handle
-    try {
-      handle = await fs.open(abs, 'r')
-    } catch (err) {
-      throw new RewindError('FILE_IO', `could not open source file "${abs}": ${errText(err)}`, { path: abs }, { cause: err })
+    let next = 0
+    const worker = async () => {
+      while (next < work.length) await work[next++]!()
     }
     try {
-      if (item.whole !== null) await this.copyWhole(handle, abs, item, sink)
-      for (const [offset, length] of item.ranges) await this.copyRange(handle, abs, item.path, offset, length, sink)
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(this.jobs, work.length)) }, worker))
     } finally {
-      await handle.close()
+      for (const h of handles.values()) await h.then((fh) => fh.close(), () => {})
     }
   }
 
-  private async copyWhole(handle: fs.FileHandle, abs: string, item: QueuedFile, sink: ChunkSink): Promise<void> {
-    const expected = item.whole!
-    let offset = 0
-    for (;;) {
-      const buf = Buffer.allocUnsafe(READ_CHUNK)
-      const { bytesRead } = await handle.read(buf, 0, READ_CHUNK, offset)
-      if (bytesRead === 0) break
-      await sink.chunk(item.path, offset, buf.subarray(0, bytesRead))
-      offset += bytesRead
+  private async copyWhole(rel: string, expected: number, sink: ChunkSink): Promise<void> {
+    const abs = path.join(this.root, rel)
+    let copied: number
+    if (sink.copyWholeFile) {
+      copied = await sink.copyWholeFile(rel, abs)
+    } else {
+      let handle
+      try {
+        handle = await fs.open(abs, 'r')
+      } catch (err) {
+        throw new RewindError('FILE_IO', `could not open source file "${abs}": ${errText(err)}`, { path: abs }, { cause: err })
+      }
+      copied = 0
+      try {
+        for (;;) {
+          const buf = Buffer.allocUnsafe(READ_CHUNK)
+          const { bytesRead } = await handle.read(buf, 0, READ_CHUNK, copied)
+          if (bytesRead === 0) break
+          await sink.chunk(rel, copied, buf.subarray(0, bytesRead))
+          copied += bytesRead
+        }
+      } finally {
+        await handle.close()
+      }
     }
-    if (offset !== expected) {
+    if (copied !== expected) {
       throw new RewindError('SOURCE_FILE_CHANGED',
-        `size of source file "${abs}" changed concurrently: ${expected} bytes expected, ${offset} copied`, { path: abs })
+        `size of source file "${abs}" changed concurrently: ${expected} bytes expected, ${copied} copied`, { path: abs })
     }
   }
 
-  private async copyRange(handle: fs.FileHandle, abs: string, rel: string, offset: number, length: number, sink: ChunkSink): Promise<void> {
+  private async copyRange(handle: fs.FileHandle, rel: string, offset: number, length: number, sink: ChunkSink): Promise<void> {
+    const buf = Buffer.allocUnsafe(length)
     let done = 0
     while (done < length) {
-      const want = Math.min(READ_CHUNK, length - done)
-      const buf = Buffer.allocUnsafe(want)
-      const { bytesRead } = await handle.read(buf, 0, want, offset + done)
-      if (bytesRead === 0) throw new RewindError('FILE_IO', `unexpected EOF while reading file "${abs}"`, { path: abs })
-      await sink.chunk(rel, offset + done, buf.subarray(0, bytesRead))
+      const { bytesRead } = await handle.read(buf, done, length - done, offset + done)
+      if (bytesRead === 0) {
+        const abs = path.join(this.root, rel)
+        throw new RewindError('FILE_IO', `unexpected EOF while reading file "${abs}"`, { path: abs })
+      }
       done += bytesRead
     }
+    await sink.chunk(rel, offset, buf)
   }
 
   async walEnd(sourceControl: ControlFile): Promise<SourceWalEnd> {

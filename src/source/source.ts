@@ -24,6 +24,11 @@ export interface ChunkSink {
   chunk(path: string, offset: number, data: Buffer): Promise<void>
   /** The file disappeared from the source while it was being fetched. */
   missing(path: string): Promise<void>
+  /**
+   * Optional fast path for a source on this machine: copy the whole file at `absSourcePath` in the
+   * kernel; resolves to the bytes copied. A sink without it gets chunks instead.
+   */
+  copyWholeFile?(path: string, absSourcePath: string): Promise<number>
 }
 
 /** Where the source's WAL ends now, for the new pg_control's minRecoveryPoint. */
