@@ -14,7 +14,7 @@ import type { TargetDir } from './target-dir.js'
  * blocks in a gap were not changed by the target; taking the source's version of them is what a
  * base backup does, and replay from the last common checkpoint makes them consistent.
  */
-const MAX_GAP_BLOCKS = 8
+const MAX_GAP_BLOCKS = 4
 
 export function coalesce(blocks: readonly BlockRange[]): BlockRange[] {
   const out: Array<[number, number]> = []

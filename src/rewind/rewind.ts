@@ -188,14 +188,16 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       await targetWalReader.recordOpened(false)
       emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(checkpoint.lsn)} on timeline ${checkpoint.tli}` })
 
-      // scan
-      emit({ type: 'step', message: 'reading source file list' })
-      const sourceFiles = await source.listFiles()
-      emit({ type: 'step', message: 'reading target file list' })
-      const targetFiles = await listDataDirectory(targetDir)
-      emit({ type: 'step', message: 'reading WAL in target' })
+      // scan; the three reads are independent, so they run at once
       mark('inspect and diverge')
-      const scan = await scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size)
+      emit({ type: 'step', message: 'reading source file list' })
+      emit({ type: 'step', message: 'reading target file list' })
+      emit({ type: 'step', message: 'reading WAL in target' })
+      const [sourceFiles, targetFiles, scan] = await Promise.all([
+        source.listFiles(),
+        listDataDirectory(targetDir),
+        scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size),
+      ])
       mark(`listing and scanning ${scan.records} WAL records`)
       forked = {
         divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint, keepWal, changedBlocks: scan.changedBlocks,
