@@ -3,7 +3,7 @@
 // N runs each. Usage: node dist/bench/rewind-local.js [--scale=50] [--runs=3] [--mode=local|remote]
 // Needs Debian's PostgreSQL 15 client tools (pg_rewind, pgbench) in /usr/lib/postgresql/15/bin.
 
-import { Kit } from '../test/kit/index.js'
+import { Kit, REWIND_GRANTS } from '../test/kit/index.js'
 import { PROJECT_ROOT } from '../test/kit/majors.js'
 import path from 'node:path'
 
@@ -38,9 +38,7 @@ async function main(): Promise<void> {
     const primary = await kit.initNode('primary', 15, { walLogHints: true, conf: { max_wal_size: '4GB', wal_keep_size: '8GB' } })
     await primary.start()
     await primary.query('CREATE ROLE rewind_user LOGIN')
-    for (const fn of ['pg_ls_dir(text, boolean, boolean)', 'pg_stat_file(text, boolean)', 'pg_read_binary_file(text)', 'pg_read_binary_file(text, bigint, bigint, boolean)']) {
-      await primary.query(`GRANT EXECUTE ON function pg_catalog.${fn} TO rewind_user`)
-    }
+    for (const grant of REWIND_GRANTS) await primary.query(grant)
     const pgbench = (node: typeof primary, args: string[]) => kit.run(path.join(PG15, 'pgbench'), ['-h', node.host, '-p', String(node.port), '-U', 'postgres', ...args, 'postgres'], { timeoutMs: 3_600_000 })
     console.error(`preparing: pgbench -i -s ${scale}`)
     let r = await pgbench(primary, ['-i', '-q', '-s', String(scale)])

@@ -7,15 +7,7 @@ import path from 'node:path'
 import { describe, test } from 'node:test'
 import { Kit, majorsUnderTest, PROJECT_ROOT, type Major } from '../kit/index.js'
 import { assertRewindOk, column, forkedPair, runRewind, shell, sql, startAsStandbyAndCompare } from './rewind-harness.js'
-
-async function withKit(name: string, body: (kit: Kit) => Promise<void>): Promise<void> {
-  const kit = await Kit.create(name)
-  try {
-    await body(kit)
-  } finally {
-    await kit.cleanup()
-  }
-}
+import { withKit } from './scenarios.js'
 
 /** t/009_growing_files.pl: a source file that grows while it is copied fails the run, loudly. */
 async function growingFileScenario(major: Major): Promise<void> {

@@ -6,20 +6,13 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { Kit, type InitOptions, type Major, type Node, type RunResult } from '../kit/index.js'
+import { Kit, REWIND_GRANTS, REWIND_ROLE, type InitOptions, type Major, type Node, type RunResult } from '../kit/index.js'
 import { installAmcheck } from '../kit/fingerprint.js'
 
 export type Mode = 'local' | 'remote' | 'archive'
 
-export const REWIND_USER = 'rewind_user'
-
-/** The four grants pg_rewind documents for a non-superuser source role. */
-export const REWIND_GRANTS = [
-  'GRANT EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind_user',
-  'GRANT EXECUTE ON function pg_catalog.pg_stat_file(text, boolean) TO rewind_user',
-  'GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text) TO rewind_user',
-  'GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewind_user',
-]
+export const REWIND_USER = REWIND_ROLE
+export { REWIND_GRANTS }
 
 export interface Pair { kit: Kit; primary: Node; standby: Node }
 

@@ -10,10 +10,9 @@ import { describe, test } from 'node:test'
 import { spawn } from 'node:child_process'
 import { Kit, majorsUnderTest, PROJECT_ROOT, type Major, type Node } from '../kit/index.js'
 import {
-  assertRewindOk, column, forkedPair, REWIND_USER, runRewind, shell, sql, startAsStandbyAndCompare,
+  assertRewindOk, column, forkedPair, REWIND_GRANTS, REWIND_USER, runRewind, shell, sql, startAsStandbyAndCompare,
 } from './rewind-harness.js'
 import { basicScenario, databasesScenario, extraFilesScenario, walSymlinkScenario, withKit } from './scenarios.js'
-import { installAmcheck } from '../kit/fingerprint.js'
 
 /** t/007_standby_source.pl: A -> B -> C; C promoted and diverges; C rewound against standby B. */
 async function standbySourceScenario(major: Major): Promise<void> {
@@ -21,9 +20,7 @@ async function standbySourceScenario(major: Major): Promise<void> {
     const a = await kit.initNode('node_a', major, { walLogHints: true })
     await a.start()
     await sql(a, `CREATE ROLE ${REWIND_USER} LOGIN REPLICATION`)
-    for (const fn of ['pg_ls_dir(text, boolean, boolean)', 'pg_stat_file(text, boolean)', 'pg_read_binary_file(text)', 'pg_read_binary_file(text, bigint, bigint, boolean)']) {
-      await sql(a, `GRANT EXECUTE ON function pg_catalog.${fn} TO ${REWIND_USER}`)
-    }
+    for (const grant of REWIND_GRANTS) await sql(a, grant)
     await sql(a, "CREATE TABLE tbl1 (d text); INSERT INTO tbl1 VALUES ('in A')")
     await sql(a, 'CHECKPOINT')
     const b = await kit.createStandby(a, 'node_b')
@@ -213,4 +210,3 @@ for (const major of majorsUnderTest()) {
     test('source stops during the copy, second run completes', () => sourceStopsScenario(major))
   })
 }
-void installAmcheck

@@ -14,8 +14,9 @@ export type Family = Record<FamilyName, Node>
 
 export const REWIND_ROLE = 'rewind_user'
 
-const GRANTS = ['pg_ls_dir(text, boolean, boolean)', 'pg_stat_file(text, boolean)', 'pg_read_binary_file(text)',
-  'pg_read_binary_file(text, bigint, bigint, boolean)']
+/** The four grants pg_rewind documents for a non-superuser source role. */
+export const REWIND_GRANTS = ['pg_ls_dir(text, boolean, boolean)', 'pg_stat_file(text, boolean)', 'pg_read_binary_file(text)',
+  'pg_read_binary_file(text, bigint, bigint, boolean)'].map((fn) => `GRANT EXECUTE ON function pg_catalog.${fn} TO ${REWIND_ROLE}`)
 
 export interface FamilyOptions {
   /** Rows of the accounts table (default 100000). */
@@ -31,7 +32,7 @@ export async function buildFamily(kit: Kit, major: Major, opts: FamilyOptions = 
   const node1 = await kit.initNode('node1', major, { walLogHints: true })
   await node1.start()
   await node1.query(`CREATE ROLE ${REWIND_ROLE} LOGIN REPLICATION`)
-  for (const fn of GRANTS) await node1.query(`GRANT EXECUTE ON function pg_catalog.${fn} TO ${REWIND_ROLE}`)
+  for (const grant of REWIND_GRANTS) await node1.query(grant)
   await node1.query('CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL, owner text)')
   await node1.query(`INSERT INTO accounts SELECT g, 1000, 'node1' FROM generate_series(1, ${rows}) g`)
   await node1.query('CREATE TABLE events (id bigserial PRIMARY KEY, node text, payload text)')
