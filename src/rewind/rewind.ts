@@ -4,6 +4,7 @@
 // own server does when it was not shut down cleanly (after every check that does not depend on it).
 
 import path from 'node:path'
+import fs from 'node:fs/promises'
 import { RewindError } from '../errors.js'
 import { decodeControlFile, type ControlFile } from '../pg/control.js'
 import { formatLsn, historyFileName, type Lsn } from '../pg/lsn.js'
@@ -224,6 +225,8 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       return { outcome: 'dry-run', ...summary, millis: Date.now() - started }
     }
 
+    await checkNewTablespaceLocations(thePlan)
+
     // This is the point of no return. Once we start copying things, there is no turning back!
     const target = new TargetDir(targetDir, modesFromDataDirMode(dirMode))
     if (!(resumed !== null && resumed !== 'stale')) {
@@ -265,6 +268,25 @@ async function finish(source: Source, target: TargetDir, sourceControlBytes: Buf
     await target.sync(options.syncMethod ?? 'fsync')
   }
   if (options.writeRecoveryConf) await writeStandbySettings(source, target)
+}
+
+/**
+ * A tablespace the target gets from the source is linked to the source's location. If a non-empty
+ * directory is already there, it is someone's data: on one machine, the source's own tablespace,
+ * which the copy would overwrite while reading it. Refused before any write.
+ */
+async function checkNewTablespaceLocations(plan: Plan): Promise<void> {
+  for (const entry of plan.entries) {
+    if (entry.action !== 'create' || entry.source?.type !== 'symlink' || !entry.path.startsWith('pg_tblspc/')) continue
+    const location = entry.source.linkTarget!
+    const names = await fs.readdir(location).catch(() => null)
+    if (names !== null && names.length > 0) {
+      throw new RewindError('TARGET_DIR', `tablespace location "${location}" for "${entry.path}" already exists and is not empty`, {
+        path: location,
+        hint: 'If the source runs on this machine, that is its own tablespace; a target cannot share it. Otherwise empty or remove the directory.',
+      })
+    }
+  }
 }
 
 async function writeStandbySettings(source: Source, target: TargetDir): Promise<void> {

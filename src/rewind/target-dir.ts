@@ -81,6 +81,8 @@ export class TargetDir {
     checkRelativePath(rel, 'symlink')
     await this.checkParents(rel)
     try {
+      // A tablespace's location must exist for its files to be written through the link.
+      if (rel.startsWith('pg_tblspc/')) await fs.mkdir(linkTarget, { recursive: true, mode: this.modes.dirMode })
       await fs.symlink(linkTarget, this.abs(rel))
     } catch (err) {
       throw ioError('could not create symbolic link at', this.abs(rel), err)

@@ -148,7 +148,12 @@ export class LocalSource implements Source {
   }
 
   async walEnd(sourceControl: ControlFile): Promise<SourceWalEnd> {
-    // A stopped cluster's WAL ends with its shutdown checkpoint.
+    // A stopped primary's WAL ends with its shutdown checkpoint. A stopped standby's files reflect
+    // everything it replayed, up to minRecoveryPoint, which can be past its last restartpoint;
+    // pg_rewind takes the checkpoint there too, and the rewound node can then open too early.
+    if (sourceControl.minRecoveryPoint > sourceControl.checkPoint) {
+      return { lsn: sourceControl.minRecoveryPoint, tli: sourceControl.minRecoveryPointTLI }
+    }
     return { lsn: sourceControl.checkPoint, tli: sourceControl.checkPointCopy.ThisTimeLineID }
   }
 
