@@ -81,13 +81,11 @@ async function familyScenario(major: Major): Promise<void> {
     await kit.saveState('family', FAMILY_NAMES.map((n) => family[n]))
 
     const modes: Array<'local' | 'remote'> = REMOTE_MAJORS.includes(major) ? ['local', 'remote'] : ['local']
+    // One round per source: the three others are rewound against it, then all follow it.
     for (const mode of modes) {
       for (const sourceName of FAMILY_NAMES) {
-        for (const targetName of FAMILY_NAMES) {
-          if (sourceName === targetName) continue
-          await kit.restoreState('family')
-          await rewindPair(kit, family, sourceName, targetName, mode, fingerprints[sourceName])
-        }
+        await kit.restoreState('family')
+        await rewindOthersAgainst(kit, family, sourceName, mode, fingerprints[sourceName])
       }
     }
   } finally {
@@ -95,32 +93,35 @@ async function familyScenario(major: Major): Promise<void> {
   }
 }
 
-async function rewindPair(kit: Kit, family: Family, sourceName: keyof Family, targetName: keyof Family, mode: 'local' | 'remote', sourceFingerprint: unknown): Promise<void> {
+async function rewindOthersAgainst(kit: Kit, family: Family, sourceName: keyof Family, mode: 'local' | 'remote', sourceFingerprint: unknown): Promise<void> {
   const source = family[sourceName]
-  const target = family[targetName]
-  const label = `${mode}: ${targetName} rewound against ${sourceName}`
-  const conf = path.join(target.dataDir, 'postgresql.conf')
-  const ownConf = await fs.readFile(conf)
-  const args = [`--target-pgdata=${target.dataDir}`, '--no-sync', '--json']
-  if (mode === 'remote') {
-    await source.start()
-    args.push(`--source-server=${source.connectionString({ user: REWIND_ROLE })}`)
-  } else {
-    args.push(`--source-pgdata=${source.dataDir}`)
+  const targets = FAMILY_NAMES.filter((n) => n !== sourceName).map((n) => family[n])
+  if (mode === 'remote') await source.start()
+  for (const target of targets) {
+    const label = `${mode}: ${target.name} rewound against ${sourceName}`
+    const conf = path.join(target.dataDir, 'postgresql.conf')
+    const ownConf = await fs.readFile(conf)
+    const args = [`--target-pgdata=${target.dataDir}`, '--no-sync', '--json',
+      mode === 'remote' ? `--source-server=${source.connectionString({ user: REWIND_ROLE })}` : `--source-pgdata=${source.dataDir}`]
+    const run = await kit.runWalrewind(args)
+    await fs.writeFile(conf, ownConf)
+    assert.equal(run.code, 0, `${label} failed:\n${run.stderr}`)
+    const result = JSON.parse(run.stdout) as { outcome: string }
+    assert.ok(['rewound', 'no-rewind-required'].includes(result.outcome), `${label}: ${result.outcome}`)
   }
-  const run = await kit.runWalrewind(args)
-  await fs.writeFile(conf, ownConf)
-  assert.equal(run.code, 0, `${label} failed:\n${run.stderr}`)
-  const result = JSON.parse(run.stdout) as { outcome: string }
-  assert.ok(['rewound', 'no-rewind-required'].includes(result.outcome), `${label}: ${result.outcome}`)
   if (mode === 'local') await source.start()
-  await target.followAs(source)
-  await target.start()
-  await target.waitForReplay(await source.currentLsn())
-  assert.deepEqual(await target.fingerprint(), sourceFingerprint, `${label}: data differs`)
-  await target.checkIndexes()
-  await target.stop()
-  await source.stop()
+  for (const target of targets) {
+    await target.followAs(source)
+    await target.start()
+  }
+  const lsn = await source.currentLsn()
+  for (const target of targets) {
+    const label = `${mode}: ${target.name} rewound against ${sourceName}`
+    await target.waitForReplay(lsn)
+    assert.deepEqual(await target.fingerprint(), sourceFingerprint, `${label}: data differs`)
+    await target.checkIndexes()
+  }
+  for (const node of [...targets, source]) await node.stop()
 }
 
 for (const major of majorsUnderTest()) {

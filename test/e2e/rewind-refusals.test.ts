@@ -24,6 +24,9 @@ async function refusalsScenario(major: Major): Promise<void> {
       afterPromotion: async (p, s) => {
         await sql(p, 'CREATE TABLE a (x int); INSERT INTO a VALUES (1)')
         await sql(s, 'CREATE TABLE b (x int); INSERT INTO b VALUES (1)')
+        // On one machine the target would have to share this directory with the source.
+        await sql(s, `CREATE TABLESPACE ts_source LOCATION '${await kit.makeDir('ts_source')}'`)
+        await sql(s, 'CREATE TABLE in_ts (x int) TABLESPACE ts_source; INSERT INTO in_ts VALUES (1)')
       },
     })
     const other = await kit.initNode('other', major, { walLogHints: true })
@@ -50,6 +53,9 @@ async function refusalsScenario(major: Major): Promise<void> {
     await shell(kit, `mv "${walDir}/${segments[segments.length - 1]}" "${hidden}/"`)
     await refusedUntouched(kit, primary, source, /could not (open|read|find)[^\n]*000000/, 4)
     await shell(kit, `mv "${hidden}/${segments[segments.length - 1]}" "${walDir}/"`)
+
+    // A tablespace the source created lives in a directory the target would share with it.
+    await refusedUntouched(kit, primary, source, /tablespace location ".*ts_source" for "pg_tblspc\/\d+" already exists and is not empty/, 3)
 
     // Neither checksums nor wal_log_hints on the target (the source: a copy of it, same system).
     const noHints = await kit.initNode('nohints', major, { walLogHints: false, checksums: false })
