@@ -92,9 +92,31 @@ export async function timelines(args: string[], io: CliIo): Promise<number> {
   io.stdout.write(matrix(nodes, pairs))
   if (detail) {
     io.stdout.write(`\n${targetName} rewound against ${sourceName}:\n`)
-    for (const [k, v] of Object.entries(detail)) io.stdout.write(`  ${k.padEnd(22)} ${v === null ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`)
+    io.stdout.write(describePair(detail))
   }
   return 0
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MB`
+}
+
+function describePair(d: Record<string, unknown>): string {
+  const lines: string[] = []
+  if (d['verdict'] === 'unrelated') return '  the two histories share no timeline: not the same cluster family\n'
+  if (d['verdict'] === 'same-timeline') return `  both are on timeline ${d['commonTimeline']}: no rewind required\n`
+  lines.push(`  common timeline        ${d['commonTimeline']}`)
+  lines.push(`  divergence             ${d['divergence']}`)
+  lines.push(`  rewind needed          ${d['rewindNeeded'] ? 'yes: the target wrote WAL after the divergence' : 'no: the target can follow as it is'}`)
+  const cp = d['lastCommonCheckpoint'] as { lsn: string; redo: string; timeline: number } | null
+  if (cp) lines.push(`  last common checkpoint ${cp.lsn} (redo ${cp.redo}) on timeline ${cp.timeline}`)
+  const est = d['estimate'] as { copyBytes?: number; blocks?: number; sourceBytes?: number; files?: Record<string, number>; unavailable?: string } | null
+  if (est?.unavailable) lines.push(`  estimate               unavailable: ${est.unavailable}`)
+  else if (est) {
+    lines.push(`  estimate               ${mb(est.copyBytes!)} to copy (${est.blocks} changed blocks) of a ${mb(est.sourceBytes!)} source directory`)
+    lines.push(`                         files: ${est.files!['copy']} copied whole, ${est.files!['copy-tail']} extended, ${est.files!['truncate']} truncated, ${est.files!['remove']} removed`)
+  } else if (d['rewindNeeded']) lines.push('  estimate               needs the target as a stopped data directory')
+  return lines.join('\n') + '\n'
 }
 
 function matrix(nodes: readonly NodeState[], pairs: ReturnType<typeof analysePair>[]): string {
