@@ -139,6 +139,7 @@ async function promotedWithoutCheckpointScenario(major: Major): Promise<void> {
       },
     })
     const tli = await standby.queryValue<number>('SELECT timeline_id FROM pg_control_checkpoint()')
+    console.error(`checkpoint timeline on the promoted source: ${tli}`)
     // The test means something only while the checkpoint after promotion has not happened yet.
     if (tli === 1) {
       const run = await runRewind(kit, primary, standby, 'remote')
