@@ -176,7 +176,7 @@ const XACT_NAMES_13 = xactNames({
 })
 const XACT_NAMES_14 = xactNames({
   0x00: 'COMMIT', 0x10: 'PREPARE', 0x20: 'ABORT', 0x30: 'COMMIT_PREPARED', 0x40: 'ABORT_PREPARED', 0x50: 'ASSIGNMENT',
-  0x60: 'INVALIDATIONS',
+  0x60: 'INVALIDATION',
 })
 const SMGR_NAMES = names({ 0x10: 'CREATE', 0x20: 'TRUNCATE' })
 const CLOG_NAMES = names({ 0x00: 'ZEROPAGE', 0x10: 'TRUNCATE' })

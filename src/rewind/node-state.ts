@@ -46,7 +46,7 @@ export async function describeNode(node: NodeSpec, env: NodeJS.ProcessEnv): Prom
 async function stoppedWalEnd(dataDir: string, control: ControlFile, history: NodeState['history']): Promise<Lsn> {
   const segSize = control.xlog_seg_size
   const dir = new WalDirectory({ dir: path.join(dataDir, 'pg_wal'), segSize, timelineOf: timelineChooser([...history], segSize) })
-  const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.xlog_blcksz, systemIdentifier: control.system_identifier, source: dir })
+  const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: dir })
   const result = await reader.readRecord(control.checkPoint).finally(() => dir.close())
   if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at checkpoint of "${dataDir}": ${result.end.message}`, { path: dataDir })
   return control.minRecoveryPoint > result.record.endLsn ? control.minRecoveryPoint : result.record.endLsn

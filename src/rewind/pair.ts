@@ -15,7 +15,7 @@ export async function findLastCommonCheckpointOf(targetDir: string, target: Node
   const tliOf = timelineChooser([...target.history], segSize)
   const dir = new WalDirectory({ dir: path.join(targetDir, 'pg_wal'), segSize, timelineOf: tliOf })
   try {
-    const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.xlog_blcksz, systemIdentifier: control.system_identifier, source: dir })
+    const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: dir })
     return await findLastCommonCheckpoint(reader, divergence, control.profile, segSize, tliOf)
   } finally {
     await dir.close()

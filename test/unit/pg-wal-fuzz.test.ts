@@ -140,7 +140,8 @@ describe('fuzz', () => {
       const segs = new Map([...t.fixture.segments].map(([k, v]) => [k, Buffer.from(v)]))
       const what: string[] = []
       for (let i = 0, n = 1 + r.int(3); i < n; i++) what.push(MUTATIONS[r.int(MUTATIONS.length)]!(segs, r, t))
-      const source = new MemorySegments(segs, 3, t.fixture.json.segSize, { readInto: r.next() < 0.5 })
+      const mode = r.int(3)
+      const source = new MemorySegments(segs, 3, t.fixture.json.segSize, { readInto: mode > 0, sync: mode === 2 })
       const reader = new WalReader({
         profile: t.fixture.profile, segSize: t.fixture.json.segSize, systemIdentifier: BigInt(t.fixture.json.systemIdentifier), source,
         windowSize: [8192, 65536, 1 << 20][r.int(3)]!,

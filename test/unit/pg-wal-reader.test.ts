@@ -18,6 +18,7 @@ import {
   decodeXactDroppedRelations, recordTypeName, RM, rmgrName,
 } from '../../src/pg/wal/rmgr.js'
 import { editedSegments, fixtureMajors, loadFixture, MemorySegments, type Fixture } from '../fixtures/load.js'
+import { fpiInfo } from '../fixtures/walinspect.js'
 
 /** What a test keeps of a record: everything, with the main data copied out of the reader's buffers. */
 interface Seen {
@@ -46,6 +47,7 @@ interface ReadOptions {
   segments?: Map<bigint, Buffer>
   windowSize?: number
   readInto?: boolean
+  sync?: boolean
   generator?: boolean
   systemIdentifier?: bigint
   profileMajor?: number
@@ -53,7 +55,7 @@ interface ReadOptions {
 }
 
 function reader(f: Fixture, o: ReadOptions = {}): { reader: WalReader; source: WalSegmentSource } {
-  const source = new MemorySegments(o.segments ?? f.segments, f.json.wal.tli, f.json.segSize, { readInto: o.readInto ?? true })
+  const source = new MemorySegments(o.segments ?? f.segments, f.json.wal.tli, f.json.segSize, { readInto: o.readInto ?? true, sync: o.sync ?? false })
   const r = new WalReader({
     profile: profileForMajor(o.profileMajor ?? f.major),
     segSize: f.json.segSize,
@@ -77,7 +79,10 @@ async function readAll(f: Fixture, o: ReadOptions = {}): Promise<{ records: Seen
     const it = r.records(start)
     for (;;) {
       const step = await it.next()
-      if (step.done) return { records, end: step.value }
+      if (step.done) {
+        assert.ok(step.value !== null)
+        return { records, end: step.value }
+      }
       records.push(seen(step.value))
     }
   }
@@ -101,15 +106,6 @@ function byLsn(records: Seen[], lsn: string | Lsn): Seen {
   const found = records.find((r) => r.lsn === want)
   assert.ok(found, `no record at ${formatLsn(want)}`)
   return found
-}
-
-function fpiFlags(b: BlockRef): string[] | null {
-  if (b.image === undefined) return null
-  const flags: string[] = []
-  if (b.image.hole_length > 0 && b.image.hole_offset > 0) flags.push('HAS_HOLE')
-  if (b.applyImage) flags.push('APPLY')
-  if (b.image.compression !== 'none') flags.push(`COMPRESS_${b.image.compression.toUpperCase()}`)
-  return flags
 }
 
 /** Where an LSN's byte sits among the segments. */
@@ -147,7 +143,9 @@ for (const major of fixtureMajors()) {
 
     it('starts the newest timeline with END_OF_RECOVERY at the history switchpoint', async () => {
       const { records } = await fixtureWal(f)
-      const eor = byLsn(records, anchors.switchpoint)
+      // The switchpoint is the end of the last replayed record (after the page header if on a boundary).
+      const eor = records.find((r) => r.lsn >= parseLsn(anchors.switchpoint))!
+      assert.ok(eor.lsn - parseLsn(anchors.switchpoint) <= 40n)
       assert.equal(recordTypeName(eor.rmid, eor.info, profile), 'END_OF_RECOVERY')
       const d = decodeEndOfRecovery(eor.mainData, profile)
       assert.equal(d.ThisTimeLineID, 3)
@@ -253,7 +251,7 @@ for (const major of fixtureMajors()) {
         const last = parseLsn(f.json.wal.walinspect!.records.at(-1)![0] as string)
         const ours = records.filter((r) => r.lsn >= first && r.lsn <= last).flatMap((r) => r.blocks.map((b) => [
           formatLsn(r.lsn), b.block_id, String(b.spcOid), String(b.dbOid), String(b.relNumber), b.forkNumber, b.blockNumber,
-          b.data_length, b.image?.bimg_len ?? 0, fpiFlags(b),
+          b.data_length, b.image?.bimg_len ?? 0, fpiInfo(b),
         ]))
         assert.deepEqual(ours, rows)
       })
@@ -297,7 +295,8 @@ for (const major of fixtureMajors()) {
 
     it('reads the same through small windows, a read()-only source, the async iterator and at random', async () => {
       const { records, end } = await fixtureWal(f)
-      for (const o of [{ windowSize: 8192 }, { readInto: false }, { generator: true, windowSize: 65536 }] as ReadOptions[]) {
+      for (const o of [{ windowSize: 8192 }, { readInto: false }, { generator: true, windowSize: 65536 }, { sync: true },
+        { sync: true, windowSize: 8192 }, { sync: true, windowSize: 16384 }, { sync: true, windowSize: 1 << 20 }] as ReadOptions[]) {
         const again = await readAll(f, o)
         assert.deepEqual(again.end, end)
         assert.equal(again.records.length, records.length)
@@ -309,6 +308,27 @@ for (const major of fixtureMajors()) {
         assert.ok('record' in got)
         assert.deepEqual(seen(got.record), records[i])
       }
+      // `until` stops after the record that reaches it, with both APIs.
+      const stopAt = records[Math.floor(records.length / 2)]!
+      const { reader: u } = reader(f)
+      const upTo: Seen[] = []
+      assert.equal(await u.forEachRecord(records[0]!.lsn, (rec) => { upTo.push(seen(rec)) }, { until: stopAt.endLsn - 1n }), null)
+      assert.deepEqual(upTo, records.slice(0, records.indexOf(stopAt) + 1))
+      let count = 0
+      const it = u.records(records[0]!.lsn, { until: stopAt.endLsn })
+      for (let step = await it.next(); !step.done; step = await it.next()) count++
+      assert.equal(count, records.indexOf(stopAt) + 1)
+      // close() gives the buffers back: kept records lose their main data, loudly; the reader goes on.
+      const { reader: c } = reader(f)
+      const got0 = await c.readRecord(records[5]!.lsn)
+      assert.ok('record' in got0)
+      assert.equal(got0.record.mainData.length, records[5]!.mainLen)
+      await c.close()
+      assert.equal(got0.record.xl_tot_len, records[5]!.totLen)
+      assert.throws(() => got0.record.mainData, (err: unknown) => err instanceof RewindError && err.code === 'INTERNAL')
+      const again0 = await c.readRecord(records[5]!.lsn)
+      assert.ok('record' in again0 && again0.record.mainData.equals(records[5]!.mainData))
+      await c.close()
       // A page boundary names the record after the page header.
       const afterHeader = records.find((x) => x.lsn % 8192n === 24n || x.lsn % BigInt(f.json.segSize) === 40n)!
       const got = await r.readRecord(afterHeader.lsn & ~8191n)
@@ -326,8 +346,12 @@ for (const major of fixtureMajors()) {
       assert.deepEqual(cut.records, records.slice(0, cut.records.length))
       assert.ok(cut.records.length < records.length)
       // Without the last segment, the record crossing into it is a WAL_MISSING error.
-      await assert.rejects(readAll(f, { segments: editedSegments(f, (segno, b) => (segno === lastSeg ? null : b)) }),
-        (err: unknown) => err instanceof RewindError && err.code === 'WAL_MISSING' && err.info.segment !== undefined)
+      for (const sync of [false, true]) {
+        await assert.rejects(readAll(f, { sync, segments: editedSegments(f, (segno, b) => (segno === lastSeg ? null : b)) }),
+          (err: unknown) => err instanceof RewindError && err.code === 'WAL_MISSING' && err.info.segment !== undefined)
+        const cutSync = await readAll(f, { sync, segments: editedSegments(f, (segno, b) => (segno === lastSeg ? b.subarray(0, lastPage + 100) : b)) })
+        assert.equal(cutSync.end.reason, 'truncated-segment')
+      }
       // The page after the end of WAL is a recycled one from an older segment.
       const endPage = (records.at(-1)!.endLsn + 8191n) & ~8191n
       const { reader: r } = reader(f)

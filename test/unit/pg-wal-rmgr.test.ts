@@ -40,7 +40,7 @@ describe('names', () => {
     // Transaction names ignore XLOG_XACT_HAS_INFO and the generic low bits.
     assert.equal(recordTypeName(RM.XACT, 0xa1, PG15), 'ABORT')
     assert.equal(recordTypeName(RM.XACT, 0x60, PG13), 'UNKNOWN (60)')
-    assert.equal(recordTypeName(RM.XACT, 0x60, PG15), 'INVALIDATIONS')
+    assert.equal(recordTypeName(RM.XACT, 0x60, PG15), 'INVALIDATION')
     assert.equal(recordTypeName(RM.GENERIC, 0x30, PG15), 'Generic')
     assert.equal(recordTypeName(200, 0x30, PG15), 'UNKNOWN (30)')
   })

@@ -124,7 +124,8 @@ export function controlFileJson(cf: ControlFile): Record<string, unknown> {
   return out
 }
 
-function fail(io: CliIo, programName: string, err: RewindError): number {
+/** A command's error as pg_rewind prints one (error, detail, hint lines); returns the exit status. */
+export function printCommandError(io: CliIo, programName: string, err: RewindError): number {
   let text = `${programName}: error: ${err.message}\n`
   if (err.info.detail) text += `${programName}: detail: ${err.info.detail}\n`
   if (err.info.hint) text += `${programName}: hint: ${err.info.hint}\n`
@@ -144,13 +145,13 @@ export async function controldata(args: string[], io: CliIo, programName: string
     if (a === '--json') json = true
     else if (a === '-D' || a === '--pgdata') dataDir = args[++i]
     else if (a.startsWith('--pgdata=')) dataDir = a.slice('--pgdata='.length)
-    else if (a.startsWith('-') && a !== '-') return fail(io, programName, new RewindError('USAGE', `controldata: unknown option "${a}"`, { hint: `Try "${programName} controldata --help" for more information.` }))
+    else if (a.startsWith('-') && a !== '-') return printCommandError(io, programName, new RewindError('USAGE', `controldata: unknown option "${a}"`, { hint: `Try "${programName} controldata --help" for more information.` }))
     else if (dataDir === undefined) dataDir = a
-    else return fail(io, programName, new RewindError('USAGE', `controldata: too many command-line arguments (first is "${a}")`))
+    else return printCommandError(io, programName, new RewindError('USAGE', `controldata: too many command-line arguments (first is "${a}")`))
   }
   dataDir ??= io.env['PGDATA']
   if (dataDir === undefined || dataDir === '') {
-    return fail(io, programName, new RewindError('USAGE', 'controldata: no data directory specified',
+    return printCommandError(io, programName, new RewindError('USAGE', 'controldata: no data directory specified',
       { hint: `Try "${programName} controldata --help" for more information.` }))
   }
   const file = path.join(dataDir, 'global', 'pg_control')
@@ -165,7 +166,7 @@ export async function controldata(args: string[], io: CliIo, programName: string
     io.stdout.write(json ? `${JSON.stringify(controlFileJson(cf))}\n` : formatControlData(cf))
     return 0
   } catch (err) {
-    if (isRewindError(err)) return fail(io, programName, err)
+    if (isRewindError(err)) return printCommandError(io, programName, err)
     throw err
   }
 }

@@ -5,7 +5,7 @@
 
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { exitStatusOf, isRewindError, RewindError } from '../../errors.js'
+import { isRewindError, RewindError } from '../../errors.js'
 import { formatLsn, isValidSegmentSize, parseLsn, parseSegmentFileName, segmentOf, segmentStart, type Lsn } from '../../pg/lsn.js'
 import { forkName } from '../../pg/relpath.js'
 import { profileFromWalMagic, type VersionProfile } from '../../pg/versions.js'
@@ -15,6 +15,7 @@ import type { BlockRef, WalRecord } from '../../pg/wal/record.js'
 import { recordTypeName, rmgrName } from '../../pg/wal/rmgr.js'
 import { WalDirectory } from '../../rewind/wal-source.js'
 import type { CliIo } from '../io.js'
+import { printCommandError } from './controldata.js'
 
 const USAGE = `Usage: walrewind waldump [OPTION]... [SEGMENT_FILE]
 
@@ -188,13 +189,6 @@ function recordJson(r: WalRecord, profile: VersionProfile): Record<string, unkno
   }
 }
 
-function fail(io: CliIo, programName: string, err: RewindError): number {
-  let text = `${programName}: error: ${err.message}\n`
-  if (err.info.detail) text += `${programName}: detail: ${err.info.detail}\n`
-  if (err.info.hint) text += `${programName}: hint: ${err.info.hint}\n`
-  io.stderr.write(text)
-  return exitStatusOf(err)
-}
 
 export async function waldump(args: string[], io: CliIo, programName: string): Promise<number> {
   try {
@@ -221,27 +215,23 @@ export async function waldump(args: string[], io: CliIo, programName: string): P
       const parsed = parseSegmentFileName(path.basename(o.file), segSize)
       if (parsed === null) throw usageError(`waldump: could not parse WAL file name "${path.basename(o.file)}"`, programName)
       tli ??= parsed.tli
-      if (start === null) {
-        const probe = new WalDirectory({ dir, segSize, timelineOf: () => tli! })
-        try {
-          start = await new WalReader({ profile, segSize, source: probe }).findNextRecord(segmentStart(parsed.segno, segSize))
-        } finally {
-          await probe.close()
-        }
-        if (start === null) throw new RewindError('WAL_INVALID', `could not find a valid record in "${o.file}"`, { path: o.file })
-      } else if (segmentOf(start, segSize) !== parsed.segno) {
+      // Without --start, the first record that begins in the file (dump() looks for it).
+      if (start === null) start = segmentStart(parsed.segno, segSize)
+      else if (segmentOf(start, segSize) !== parsed.segno) {
         throw usageError(`waldump: start WAL location ${formatLsn(start)} is not inside file "${path.basename(o.file)}"`, programName)
       }
     }
     const timeline = tli ?? 1
     const source = new WalDirectory({ dir, segSize, timelineOf: () => timeline })
+    const reader = new WalReader({ profile, segSize, source })
     try {
-      return await dump(new WalReader({ profile, segSize, source }), start!, o, profile, io, programName)
+      return await dump(reader, start!, o, profile, io, programName)
     } finally {
+      await reader.close()
       await source.close()
     }
   } catch (err) {
-    if (isRewindError(err)) return fail(io, programName, err)
+    if (isRewindError(err)) return printCommandError(io, programName, err)
     throw err
   }
 }
@@ -277,7 +267,7 @@ async function dump(reader: WalReader, start: Lsn, o: Options, profile: VersionP
   else io.stderr.write(`${programName}: end of WAL at ${formatLsn(end.lsn)}: ${end.message}\n`)
   // Like pg_waldump: WAL that ends before the requested end is an error.
   if (o.end !== null && end.lsn < o.end) {
-    return fail(io, programName, new RewindError('WAL_INVALID', `error in WAL record at ${formatLsn(end.lsn)}: ${end.message}`))
+    return printCommandError(io, programName, new RewindError('WAL_INVALID', `error in WAL record at ${formatLsn(end.lsn)}: ${end.message}`))
   }
   return 0
 }

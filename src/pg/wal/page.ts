@@ -86,6 +86,10 @@ function pageLsnText(pageHi: number, pageLo: number): string {
   return `${hex(pageHi)}/${hex(pageLo)}`
 }
 
+function whereText(segno: number, pageOff: number, pageHi: number, pageLo: number, nameOf: SegmentNamer): string {
+  return `in WAL segment ${nameOf(segno)}, LSN ${pageLsnText(pageHi, pageLo)}, offset ${pageOff}`
+}
+
 /**
  * XLogReaderValidatePageHeader without the timeline sequence check (the reader keeps that state):
  * null if the page at `pos` of `buf` is a valid header for address pageHi/pageLo, which is at
@@ -94,13 +98,12 @@ function pageLsnText(pageHi: number, pageLo: number): string {
 export function checkPageHeader(buf: Buffer, pos: number, segno: number, pageOff: number, pageHi: number, pageLo: number,
   expect: PageExpectation, nameOf: SegmentNamer): { reason: PageProblem; message: string } | null {
   const magic = u16(buf, pos + XLP_MAGIC)
-  const where = (): string => `in WAL segment ${nameOf(segno)}, LSN ${pageLsnText(pageHi, pageLo)}, offset ${pageOff}`
   if (magic !== expect.profile.walPageMagic) {
-    return { reason: 'bad-magic', message: `invalid magic number ${hex(magic).padStart(4, '0')} ${where()}` }
+    return { reason: 'bad-magic', message: `invalid magic number ${hex(magic).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}` }
   }
   const info = u16(buf, pos + XLP_INFO)
   if ((info & ~expect.profile.xlpAllFlags) !== 0) {
-    return { reason: 'bad-page-header', message: `invalid info bits ${hex(info).padStart(4, '0')} ${where()}` }
+    return { reason: 'bad-page-header', message: `invalid info bits ${hex(info).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}` }
   }
   if ((info & XLP_LONG_HEADER) !== 0) {
     if (expect.sysidHi !== null && (u32(buf, pos + XLP_SYSID + 4) !== expect.sysidHi || u32(buf, pos + XLP_SYSID) !== expect.sysidLo)) {
@@ -119,13 +122,13 @@ export function checkPageHeader(buf: Buffer, pos: number, segno: number, pageOff
     }
   } else if (pageOff === 0) {
     // The first page of a segment must carry the long header.
-    return { reason: 'bad-page-header', message: `invalid info bits ${hex(info).padStart(4, '0')} ${where()}` }
+    return { reason: 'bad-page-header', message: `invalid info bits ${hex(info).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}` }
   }
   // A recycled segment still holds old pages; their address is what gives them away.
   const addrLo = u32(buf, pos + XLP_PAGEADDR)
   const addrHi = u32(buf, pos + XLP_PAGEADDR + 4)
   if (addrLo !== pageLo || addrHi !== pageHi) {
-    return { reason: 'bad-pageaddr', message: `unexpected pageaddr ${pageLsnText(addrHi, addrLo)} ${where()}` }
+    return { reason: 'bad-pageaddr', message: `unexpected pageaddr ${pageLsnText(addrHi, addrLo)} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}` }
   }
   return null
 }

@@ -1,11 +1,11 @@
 // Reads WAL records from a run of segments the way xlogreader does: page headers validated as pages
 // are entered, records gathered across pages and segments, xl_prev links and CRCs checked, and the
 // first failure reported as an end of WAL with the server's message (stale recycled pages, zeroed
-// tails and torn records all end WAL there). Segments are read in large page-aligned windows; a
-// record that fits on its page is decoded synchronously in place, so awaits happen per window, and
-// only records that cross a page are copied. Missing segments are the source's WAL_MISSING error.
+// tails and torn records all end WAL there). Segments are read in page-aligned windows into reused
+// buffers, synchronously when the source can; records are decoded where they lie, also across
+// pages, without an await between them. Missing segments are the source's WAL_MISSING error.
 
-import { wordsOf } from '../crc32c.js'
+import { crc32cRange, wordsOf } from '../crc32c.js'
 import { maxAlign, segmentFileName, type Lsn } from '../lsn.js'
 import type { VersionProfile } from '../versions.js'
 import {
@@ -13,8 +13,8 @@ import {
   XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER, type PageExpectation,
 } from './page.js'
 import {
-  decodeRecordAt, isValidRmgrId, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD, type BufferOwner, type DecodedRecord,
-  type WalRecord,
+  decodeRecordAt, decodeRecordSplit, isValidRmgrId, NEED_MORE, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD,
+  type BufferOwner, type DecodedRecord, type WalRecord,
 } from './record.js'
 
 export interface WalSegmentSource {
@@ -23,6 +23,13 @@ export interface WalSegmentSource {
   read(segno: bigint, offset: number, length: number): Promise<Buffer>
   /** Like read, into `buf` (reused by the reader); resolves to the number of bytes read. */
   readInto?(segno: bigint, offset: number, buf: Buffer, length: number): Promise<number>
+  /**
+   * readInto without waiting, if the source can (a file already there); -1 when it cannot, and the
+   * reader then calls readInto. With it, the reader decodes without an await per window.
+   */
+  readIntoSync?(segno: bigint, offset: number, buf: Buffer, length: number): number
+  /** True if segment `segno` can be read without fetching it (no restore): reading ahead may go there. */
+  hasSegment?(segno: bigint): boolean
   /** The file name of segment `segno`, for messages; without it the timeline of the pages read is used. */
   segmentName?(segno: bigint): string
 }
@@ -47,6 +54,11 @@ export interface EndOfWal {
   readonly message: string
 }
 
+export interface ReadOptions {
+  /** Stop after the first record whose endLsn is at or past this LSN. */
+  readonly until?: Lsn
+}
+
 export interface WalReaderOptions {
   readonly profile: VersionProfile
   readonly segSize: number
@@ -55,7 +67,11 @@ export interface WalReaderOptions {
   /** pg_control's system_identifier; long page headers must carry it. */
   readonly systemIdentifier?: bigint
   readonly source: WalSegmentSource
-  /** Bytes per read, rounded down to a power of two; default 4 MiB (at most one segment). */
+  /**
+   * Bytes per read, rounded down to a power of two (at most one segment). Default 128 KiB: small
+   * enough that a window is still in the CPU cache when it is decoded and that the buffers cost few
+   * page faults; reads are cheap when the source reads synchronously.
+   */
   readonly windowSize?: number
 }
 
@@ -68,17 +84,12 @@ class Slot implements BufferOwner {
   used = 0
   pending: Promise<void> | null = null
   error: unknown = null
+  /** Whether reading ahead from this window was considered (false while a read-ahead fills it). */
+  primed = true
   words: Uint32Array | null
   constructor(public buf: Buffer) {
     this.words = wordsOf(buf)
   }
-}
-
-interface PageRef {
-  readonly buf: Buffer
-  readonly words: Uint32Array | null
-  readonly owner: BufferOwner | null
-  readonly pos: number
 }
 
 const B = XLOG_BLCKSZ
@@ -87,6 +98,8 @@ const MAX_RECORD_SIZE = 1020 * 1024 * 1024
 const RM_XLOG_ID = 0
 /** The current window, the one before (records reach back), the segment's first page, one read ahead. */
 const SLOTS = 4
+/** After this many bytes read synchronously, forEachRecord lets the event loop run. */
+const YIELD_BYTES = 8 * 1024 * 1024
 /**
  * Records that cross pages are gathered into a ring of reused arenas, if at most ARENA_RECORD_MAX
  * long: fresh memory for every record costs more in page faults and GC than the copy itself.
@@ -126,7 +139,15 @@ export class WalReader {
   private inflight: Promise<void> | null = null
   private lastDemandSeg = -1
   private lastDemandStart = -1
+  // The pieces of a record across pages (crossNow), reused from record to record.
+  private readonly fragBuf: Buffer[] = []
+  private readonly fragWords: (Uint32Array | null)[] = []
+  private readonly fragOwner: (BufferOwner | null)[] = []
+  private readonly fragGen: number[] = []
+  private readonly fragPos: number[] = []
+  private readonly fragLen: number[] = []
   private arenas: Arena[] = []
+  private syncBytes = 0
   private arena: Arena | null = null
   // xlogreader's read state: the segment and page last read successfully (for the first-page check
   // on entering a segment and to skip re-validating the same page), and the TLI sequence check.
@@ -146,7 +167,7 @@ export class WalReader {
     this.blockSize = opts.blockSize ?? 8192
     this.source = opts.source
     // A power of two, so that windows tile a segment exactly.
-    const wanted = Math.max(B, 2 ** Math.floor(Math.log2(opts.windowSize ?? 4 * 1024 * 1024)))
+    const wanted = Math.max(B, 2 ** Math.floor(Math.log2(opts.windowSize ?? 128 * 1024)))
     this.windowSize = Math.min(wanted, this.segSize)
     this.perId = 0x100000000 / this.segSize
     this.pagesPerSeg = this.segSize / B
@@ -170,34 +191,60 @@ export class WalReader {
     return r instanceof WalEnd ? { end: r } : { record: r }
   }
 
-  /** Records from `start` (a record start) to the end of valid WAL, checking xl_prev links. */
-  async *records(start: Lsn): AsyncGenerator<WalRecord, EndOfWal> {
+  /**
+   * Records from `start` (a record start) to the end of valid WAL, checking xl_prev links. With
+   * `until`, the last record given is the first whose endLsn reaches it (pg_rewind reads while
+   * EndRecPtr < endpoint), and the result is null instead of the end of WAL.
+   */
+  async *records(start: Lsn, opts: ReadOptions = {}): AsyncGenerator<WalRecord, EndOfWal | null> {
     const seg = Number(start / BigInt(this.segSize))
     const off = Number(start % BigInt(this.segSize))
+    const [untilHi, untilLo] = this.split(opts.until)
     let r = this.fast(seg, off, true, 0, 0) ?? await this.slow(seg, off, true, 0, 0)
     while (!(r instanceof WalEnd)) {
       const { endSeg, endOff, recHi, recLo } = this
       yield r
+      if (this.reached(endSeg, endOff, untilHi, untilLo)) return null
       r = this.fast(endSeg, endOff, false, recHi, recLo) ?? await this.slow(endSeg, endOff, false, recHi, recLo)
     }
     return r
   }
 
   /**
-   * Like records(), with a callback instead of an async iterator: records that fit on their page
-   * are delivered without an await in between. `visit` may return false to stop; the result is
-   * then null, else the end of WAL.
+   * Like records(), with a callback instead of an async iterator: records that fit in the windows
+   * read are delivered without an await in between. `visit` may return false to stop. The result
+   * is null when `visit` or `until` stopped the reading, else the end of WAL.
    */
-  async forEachRecord(start: Lsn, visit: (record: WalRecord) => boolean | void): Promise<EndOfWal | null> {
+  async forEachRecord(start: Lsn, visit: (record: WalRecord) => boolean | void, opts: ReadOptions = {}): Promise<EndOfWal | null> {
     const seg = Number(start / BigInt(this.segSize))
     const off = Number(start % BigInt(this.segSize))
+    const [untilHi, untilLo] = this.split(opts.until)
     let r = this.fast(seg, off, true, 0, 0) ?? await this.slow(seg, off, true, 0, 0)
     while (!(r instanceof WalEnd)) {
       const { endSeg, endOff, recHi, recLo } = this
-      if (visit(r) === false) return null
+      if (visit(r) === false || this.reached(endSeg, endOff, untilHi, untilLo)) return null
+      if (this.syncBytes >= YIELD_BYTES) await this.yieldNow()
       r = this.fast(endSeg, endOff, false, recHi, recLo) ?? await this.slow(endSeg, endOff, false, recHi, recLo)
     }
     return r
+  }
+
+  /** Lets the event loop run (other I/O of the program) after a stretch of synchronous reads. */
+  private async yieldNow(): Promise<void> {
+    this.syncBytes = 0
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+
+  /** An LSN as two 32-bit halves; no `until` is +∞. */
+  private split(lsn: Lsn | undefined): [number, number] {
+    if (lsn === undefined) return [Infinity, 0]
+    return [Number(lsn >> 32n), Number(lsn & 0xffffffffn)]
+  }
+
+  /** Whether the position reaches hi/lo, compared in numbers (no BigInt per record). */
+  private reached(seg: number, off: number, hi: number, lo: number): boolean {
+    const h = this.hiOf(seg)
+    return h > hi || (h === hi && this.loOf(seg, off) >= lo)
   }
 
   /**
@@ -212,9 +259,10 @@ export class WalReader {
     for (;;) {
       const pg = await this.page(seg, pageOff, seg, off)
       if (pg instanceof WalEnd) return null
-      const info = pageInfo(pg.buf, pg.pos)
+      const pos = pageOff - pg.start
+      const info = pageInfo(pg.buf, pos)
       const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
-      const rem = (info & XLP_FIRST_IS_CONTRECORD) !== 0 ? maxAlign(pageRemLen(pg.buf, pg.pos)) : 0
+      const rem = (info & XLP_FIRST_IS_CONTRECORD) !== 0 ? maxAlign(pageRemLen(pg.buf, pos)) : 0
       if (rem < B - hdr) {
         off = pageOff + hdr + rem
         break
@@ -234,19 +282,50 @@ export class WalReader {
     return found
   }
 
+  /**
+   * Lets go of the reader's buffers. Records read before keep their header fields and blocks; their
+   * main data is gone (using it throws). The reader may still be used afterwards, with new buffers.
+   */
+  async close(): Promise<void> {
+    if (this.inflight !== null) await this.inflight
+    for (const slot of this.slots) slot.gen += 1
+    for (const arena of this.arenas) arena.gen += 1
+    this.slots = []
+    this.arenas = []
+    this.arena = null
+    this.lastSeg = -1
+    this.lastPageIdx = -1
+  }
+
   // --- positions -------------------------------------------------------------------------------
 
+  // The high and low halves of a segment's start, cached: division and modulo per record showed up
+  // in the profile.
+  private cacheSeg = -1
+  private cacheHi = 0
+  private cacheLoBase = 0
+
   private hiOf(seg: number): number {
-    return Math.floor(seg / this.perId)
+    if (seg !== this.cacheSeg) this.cacheSegment(seg)
+    return this.cacheHi
   }
 
   private loOf(seg: number, off: number): number {
-    return (seg % this.perId) * this.segSize + off
+    if (seg !== this.cacheSeg) this.cacheSegment(seg)
+    return this.cacheLoBase + off
+  }
+
+  private cacheSegment(seg: number): void {
+    this.cacheSeg = seg
+    this.cacheHi = Math.floor(seg / this.perId)
+    this.cacheLoBase = (seg % this.perId) * this.segSize
   }
 
   private lsnText(seg: number, off: number): string {
     return `${hex(this.hiOf(seg))}/${hex(this.loOf(seg, off))}`
   }
+
+  private readonly nameOf = (seg: number): string => this.segmentName(seg)
 
   private segmentName(seg: number): string {
     return this.source.segmentName?.(BigInt(seg)) ?? segmentFileName(this.latestPageTli || 1, BigInt(seg), this.segSize)
@@ -271,10 +350,33 @@ export class WalReader {
     for (const slot of this.slots) {
       if (slot.seg === seg && slot.start === start && slot.pending === null) {
         slot.used = ++this.clock
+        // First use of a window read ahead: time to read the one after it.
+        if (!slot.primed) this.readAhead(slot)
         return slot
       }
     }
     return null
+  }
+
+  /** cached(), else a synchronous read if the source offers one; null if it has to wait. */
+  private cachedOrSync(seg: number, pageOff: number): Slot | null {
+    const hit = this.cached(seg, pageOff)
+    if (hit !== null || this.source.readIntoSync === undefined || this.inflight !== null) return hit
+    const slot = this.victim(null)
+    const start = this.windowStart(pageOff)
+    slot.gen += 1
+    slot.seg = seg
+    slot.start = start
+    slot.used = ++this.clock
+    const n = this.source.readIntoSync(BigInt(seg), start, slot.buf, Math.min(this.windowSize, this.segSize - start))
+    if (n < 0) {
+      slot.seg = -1
+      slot.len = 0
+      return null
+    }
+    slot.len = n
+    this.syncBytes += n
+    return slot
   }
 
   /** The window holding the page, read (or waited for) if need be. */
@@ -335,19 +437,31 @@ export class WalReader {
   }
 
   /**
-   * Reading forward through a segment, fetch its next window while this one is decoded. Never
-   * past the segment: the next file may be missing, or need a restore_command nobody asked for.
+   * Reading forward, fetch the next window while this one is decoded. Into the next segment only if
+   * the source has it at hand (no restore_command nobody asked for); never when reading backwards.
    */
   private readAhead(current: Slot): void {
     const { seg, start } = current
-    const sequential = start === 0 || (seg === this.lastDemandSeg && start === this.lastDemandStart + this.windowSize)
+    current.primed = true
+    const W = this.windowSize
+    const sequential = (seg === this.lastDemandSeg && start === this.lastDemandStart + W) ||
+      (seg === this.lastDemandSeg + 1 && start === 0 && this.lastDemandStart === this.segSize - W)
     this.lastDemandSeg = seg
     this.lastDemandStart = start
-    const next = start + this.windowSize
-    if (!sequential || this.inflight !== null || next >= this.segSize || current.len < this.windowSize) return
-    if (this.slots.some((s) => s.seg === seg && s.start === next)) return
+    // A source that reads synchronously needs no read-ahead.
+    if (this.source.readIntoSync !== undefined) return
+    if (!sequential || this.inflight !== null || current.len < Math.min(W, this.segSize - start)) return
+    let nextSeg = seg
+    let next = start + W
+    if (next >= this.segSize) {
+      if (this.source.hasSegment?.(BigInt(seg + 1)) !== true) return
+      nextSeg = seg + 1
+      next = 0
+    }
+    if (this.slots.some((s) => s.seg === nextSeg && s.start === next)) return
     const slot = this.victim(current)
-    const done = this.fill(slot, seg, next).catch((err: unknown) => { slot.error = err })
+    const done = this.fill(slot, nextSeg, next).catch((err: unknown) => { slot.error = err })
+    slot.primed = false
     slot.pending = done
     this.inflight = done
     void done.then(() => {
@@ -361,7 +475,7 @@ export class WalReader {
     const pageIdx = seg * this.pagesPerSeg + pageOff / B
     const hi = this.hiOf(seg)
     const lo = this.loOf(seg, pageOff)
-    const problem = checkPageHeader(buf, pos, seg, pageOff, hi, lo, this.expect, (s) => this.segmentName(s))
+    const problem = checkPageHeader(buf, pos, seg, pageOff, hi, lo, this.expect, this.nameOf)
     if (problem !== null) return this.end(reqSeg, reqOff, problem.reason, problem.message)
     const tli = pageTli(buf, pos)
     // Child timelines have higher TLIs, so they never go down along a consistent WAL sequence.
@@ -376,29 +490,52 @@ export class WalReader {
     return null
   }
 
+  // The page functions answer with the window holding the page (at pageOff - window.start), so
+  // that going from page to page allocates nothing.
+
   /** A whole page from the window cache or the source, or the end of WAL if the file is short. */
-  private async rawPage(seg: number, pageOff: number, reqSeg: number, reqOff: number): Promise<PageRef | WalEnd> {
+  private async rawPage(seg: number, pageOff: number, reqSeg: number, reqOff: number): Promise<Slot | WalEnd> {
     const w = this.cached(seg, pageOff) ?? await this.window(seg, pageOff)
     const pos = pageOff - w.start
     if (pos + B > w.len) {
       return this.end(reqSeg, reqOff, 'truncated-segment',
         `could not read file "${this.segmentName(seg)}": read ${Math.max(0, w.len - pos)} of ${B}`)
     }
-    return { buf: w.buf, words: w.words, owner: this.reuseBuffers ? w : null, pos }
+    return w
+  }
+
+  /** The buffer owner of a window, for records decoded in it: null when its buffer is never reused. */
+  private ownerOf(w: Slot): BufferOwner | null {
+    return this.reuseBuffers ? w : null
+  }
+
+  /** page() without waiting: null unless the page is cached and no segment is being entered. */
+  private pageNow(seg: number, pageOff: number, reqSeg: number, reqOff: number): Slot | WalEnd | null {
+    if (seg !== this.lastSeg && pageOff !== 0) return null
+    const w = this.cachedOrSync(seg, pageOff)
+    if (w === null) return null
+    const pos = pageOff - w.start
+    if (pos + B > w.len) return null
+    if (seg * this.pagesPerSeg + pageOff / B !== this.lastPageIdx) {
+      const bad = this.validatePage(w.buf, pos, seg, pageOff, reqSeg, reqOff)
+      if (bad !== null) return bad
+    }
+    this.lastSeg = seg
+    return w
   }
 
   /** ReadPageInternal: entering a segment away from its start validates its first page too. */
-  private async page(seg: number, pageOff: number, reqSeg: number, reqOff: number): Promise<PageRef | WalEnd> {
+  private async page(seg: number, pageOff: number, reqSeg: number, reqOff: number): Promise<Slot | WalEnd> {
     if (seg !== this.lastSeg && pageOff !== 0) {
       const first = await this.rawPage(seg, 0, reqSeg, reqOff)
       if (first instanceof WalEnd) return first
-      const bad = this.validatePage(first.buf, first.pos, seg, 0, reqSeg, reqOff)
+      const bad = this.validatePage(first.buf, 0 - first.start, seg, 0, reqSeg, reqOff)
       if (bad !== null) return bad
     }
     const p = await this.rawPage(seg, pageOff, reqSeg, reqOff)
     if (p instanceof WalEnd) return p
     if (seg * this.pagesPerSeg + pageOff / B !== this.lastPageIdx) {
-      const bad = this.validatePage(p.buf, p.pos, seg, pageOff, reqSeg, reqOff)
+      const bad = this.validatePage(p.buf, pageOff - p.start, seg, pageOff, reqSeg, reqOff)
       if (bad !== null) return bad
     }
     this.lastSeg = seg
@@ -451,6 +588,20 @@ export class WalReader {
     return null
   }
 
+  /** A page that continues a record must say so, with exactly the bytes still missing. */
+  private checkContinuation(buf: Buffer, pos: number, info: number, totLen: number, got: number, recSeg: number, recOff: number,
+    reqSeg: number, reqOff: number): WalEnd | null {
+    if ((info & XLP_FIRST_IS_CONTRECORD) === 0) {
+      return this.end(reqSeg, reqOff, 'bad-contrecord', `there is no contrecord flag at ${this.lsnText(recSeg, recOff)}`)
+    }
+    const remLen = pageRemLen(buf, pos)
+    if (remLen === 0 || totLen !== remLen + got) {
+      return this.end(reqSeg, reqOff, 'bad-contrecord',
+        `invalid contrecord length ${remLen} (expected ${totLen - got}) at ${this.lsnText(recSeg, recOff)}`)
+    }
+    return null
+  }
+
   /** CRC, decode, and the position of the next record. `nextOff` may be segSize. */
   private finish(buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, totLen: number,
     recSeg: number, recOff: number, nextSeg: number, nextOff: number, reqSeg: number, reqOff: number): DecodedRecord | WalEnd {
@@ -461,6 +612,11 @@ export class WalReader {
     const recLo = this.loOf(recSeg, recOff)
     const rec = decodeRecordAt(buf, owner, start, totLen, this.profile, this.blockSize, recHi, recLo)
     if (typeof rec === 'string') return this.end(reqSeg, reqOff, 'bad-record', rec)
+    return this.advance(rec, recHi, recLo, nextSeg, nextOff)
+  }
+
+  /** Sets where the record ends and the next one starts. */
+  private advance(rec: DecodedRecord, recHi: number, recLo: number, nextSeg: number, nextOff: number): DecodedRecord {
     // XLOG_SWITCH: the rest of the segment is unused; the next record is in the next segment.
     if (rec.xl_rmid === RM_XLOG_ID && (rec.xl_info & 0xf0) === this.switchInfo && nextOff !== 0) {
       nextSeg += 1
@@ -486,7 +642,7 @@ export class WalReader {
     const inPage = off % B
     const pageOff = off - inPage
     if (seg !== this.lastSeg && pageOff !== 0) return null
-    const w = this.cached(seg, pageOff)
+    const w = this.cachedOrSync(seg, pageOff)
     if (w === null) return null
     const pos = pageOff - w.start
     if (pos + B > w.len) return null
@@ -508,8 +664,113 @@ export class WalReader {
     const recOff = pageOff + recInPage
     const bad = this.checkHeader(buf, start, totLen, rand, prevHi, prevLo, seg, recOff, seg, off)
     if (bad !== null) return bad
-    if (totLen > B - recInPage) return null
-    return this.finish(buf, w.words, this.reuseBuffers ? w : null, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
+    const owner = this.reuseBuffers ? w : null
+    if (totLen > B - recInPage) return this.crossNow(buf, w.words, owner, start, B - recInPage, totLen, seg, pageOff, recOff, off)
+    return this.finish(buf, w.words, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
+  }
+
+  /**
+   * A record across pages that are all in cached windows, read where it lies: the CRC runs over
+   * the pieces and the headers are decoded on the first page, so only main data that itself
+   * crosses a page is copied. null sends the caller to slow() (a window to read, a new segment to
+   * enter, headers past the first page, an overwritten contrecord).
+   */
+  private crossNow(buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, firstLen: number,
+    totLen: number, seg: number, pageOff: number, recOff: number, reqOff: number): DecodedRecord | WalEnd | null {
+    const { fragBuf, fragWords, fragOwner, fragGen, fragPos, fragLen } = this
+    fragBuf[0] = buf
+    fragWords[0] = words
+    fragOwner[0] = owner
+    fragGen[0] = owner?.gen ?? 0
+    fragPos[0] = start
+    fragLen[0] = firstLen
+    let n = 1
+    let got = firstLen
+    let pSeg = seg
+    let pOff = pageOff
+    let remLen = 0
+    let contHdr = 0
+    while (got < totLen) {
+      pOff += B
+      if (pOff === this.segSize) {
+        pSeg += 1
+        pOff = 0
+      }
+      const np = this.pageNow(pSeg, pOff, seg, reqOff)
+      if (np === null) return null
+      if (np instanceof WalEnd) return np
+      const npos = pOff - np.start
+      const info = pageInfo(np.buf, npos)
+      if ((info & this.profile.xlpFirstIsOverwriteContrecord) !== 0) return null
+      const bad = this.checkContinuation(np.buf, npos, info, totLen, got, seg, recOff, seg, reqOff)
+      if (bad !== null) return bad
+      remLen = pageRemLen(np.buf, npos)
+      contHdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+      const len = Math.min(B - contHdr, remLen)
+      const npOwner = this.ownerOf(np)
+      fragBuf[n] = np.buf
+      fragWords[n] = np.words
+      fragOwner[n] = npOwner
+      fragGen[n] = npOwner?.gen ?? 0
+      fragPos[n] = npos + contHdr
+      fragLen[n] = len
+      n++
+      got += len
+    }
+    // A window read for a later page may have reused the buffer of an earlier one: then gather.
+    for (let i = 0; i < n; i++) if (fragOwner[i] !== null && fragOwner[i]!.gen !== fragGen[i]) return null
+    // The CRC: the body [24, tot_len) piece by piece, then the header (all on the first page).
+    let crc = 0
+    let v = 0
+    for (let i = 0; i < n; i++) {
+      const from = Math.max(v, SIZE_OF_XLOG_RECORD)
+      const to = v + fragLen[i]!
+      if (to > from) {
+        const at = fragPos[i]! + (from - v)
+        crc = crc32cRange(fragBuf[i]!, at, fragPos[i]! + fragLen[i]!, crc, (at & 3) === 0 ? fragWords[i]! : null)
+      }
+      v = to
+    }
+    crc = crc32cRange(buf, start, start + 20, crc, (start & 3) === 0 ? words : null)
+    if (crc !== RecordHeader.crc(buf, start)) {
+      return this.end(seg, reqOff, 'bad-crc', `incorrect resource manager data checksum in record at ${this.lsnText(seg, recOff)}`)
+    }
+    const recHi = this.hiOf(seg)
+    const recLo = this.loOf(seg, recOff)
+    const rec = decodeRecordSplit(buf, start, firstLen, totLen, this.profile, this.blockSize, recHi, recLo, (mainLen) => this.mainData(n, totLen, mainLen))
+    if (rec === NEED_MORE) return null
+    if (typeof rec === 'string') return this.end(seg, reqOff, 'bad-record', rec)
+    return this.advance(rec, recHi, recLo, pSeg, pOff + contHdr + maxAlign(remLen))
+  }
+
+  /** Where the last `mainLen` bytes of the `n` pieces are: in one piece, or copied out of several. */
+  private mainData(n: number, totLen: number, mainLen: number): { buf: Buffer; owner: BufferOwner | null; off: number } {
+    const { fragBuf, fragOwner, fragPos, fragLen } = this
+    const mainStart = totLen - mainLen
+    let v = totLen
+    for (let i = n - 1; i >= 0; i--) {
+      v -= fragLen[i]!
+      if (mainStart >= v) {
+        if (i === n - 1 || mainStart + mainLen <= v + fragLen[i]!) return { buf: fragBuf[i]!, owner: fragOwner[i]!, off: fragPos[i]! + (mainStart - v) }
+        break
+      }
+    }
+    const arena = mainLen <= ARENA_RECORD_MAX ? this.arenaFor(mainLen) : null
+    const out = arena !== null ? arena.buf : Buffer.allocUnsafe(mainLen)
+    const base = arena !== null ? arena.used : 0
+    let w = 0
+    v = 0
+    for (let i = 0; i < n && w < mainLen; i++) {
+      const len = fragLen[i]!
+      if (v + len > mainStart) {
+        const from = Math.max(mainStart - v, 0)
+        fragBuf[i]!.copy(out, base + w, fragPos[i]! + from, fragPos[i]! + len)
+        w += len - from
+      }
+      v += len
+    }
+    if (arena !== null) arena.used = base + maxAlign(mainLen)
+    return { buf: out, owner: arena, off: base }
   }
 
   /** XLogDecodeNextRecord in full: page loading, header spill, multi-page gathering, overwritten contrecords. */
@@ -519,9 +780,10 @@ export class WalReader {
     for (;;) {
       const inPage = off % B
       const pageOff = off - inPage
-      const pg = await this.page(seg, pageOff, reqSeg, reqOff)
+      const pg = this.pageNow(seg, pageOff, reqSeg, reqOff) ?? await this.page(seg, pageOff, reqSeg, reqOff)
       if (pg instanceof WalEnd) return pg
-      const info = pageInfo(pg.buf, pg.pos)
+      const pos = pageOff - pg.start
+      const info = pageInfo(pg.buf, pos)
       const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
       let recInPage = inPage
       if (recInPage === 0) {
@@ -534,7 +796,7 @@ export class WalReader {
       if ((info & XLP_FIRST_IS_CONTRECORD) !== 0 && recInPage === hdr) {
         return this.end(reqSeg, reqOff, 'bad-contrecord', `contrecord is requested by ${this.lsnText(seg, recOff)}`)
       }
-      const start = pg.pos + recInPage
+      const start = pos + recInPage
       const totLen = RecordHeader.totLen(pg.buf, start)
       let gotHeader = false
       if (recInPage <= B - SIZE_OF_XLOG_RECORD) {
@@ -547,7 +809,7 @@ export class WalReader {
       }
       const firstLen = B - recInPage
       if (totLen <= firstLen) {
-        return this.finish(pg.buf, pg.words, pg.owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), reqSeg, reqOff)
+        return this.finish(pg.buf, pg.words, this.ownerOf(pg), start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), reqSeg, reqOff)
       }
 
       // Gather the record across pages. Most records go into a shared arena (one allocation per
@@ -579,23 +841,19 @@ export class WalReader {
           pSeg += 1
           pOff = 0
         }
-        const np = await this.page(pSeg, pOff, reqSeg, reqOff)
+        const np = this.pageNow(pSeg, pOff, reqSeg, reqOff) ?? await this.page(pSeg, pOff, reqSeg, reqOff)
         if (np instanceof WalEnd) return np
-        const nInfo = pageInfo(np.buf, np.pos)
+        const npos = pOff - np.start
+        const nInfo = pageInfo(np.buf, npos)
         // The rest of this record was never written: recovery replaced it with what follows on
         // this page. Start over here, still expecting the same previous record.
         if ((nInfo & this.profile.xlpFirstIsOverwriteContrecord) !== 0) {
           overwritten = true
           break
         }
-        if ((nInfo & XLP_FIRST_IS_CONTRECORD) === 0) {
-          return this.end(reqSeg, reqOff, 'bad-contrecord', `there is no contrecord flag at ${this.lsnText(seg, recOff)}`)
-        }
-        remLen = pageRemLen(np.buf, np.pos)
-        if (remLen === 0 || totLen !== remLen + got) {
-          return this.end(reqSeg, reqOff, 'bad-contrecord',
-            `invalid contrecord length ${remLen} (expected ${totLen - got}) at ${this.lsnText(seg, recOff)}`)
-        }
+        const bad = this.checkContinuation(np.buf, npos, nInfo, totLen, got, seg, recOff, reqSeg, reqOff)
+        if (bad !== null) return bad
+        remLen = pageRemLen(np.buf, npos)
         contHdr = (nInfo & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
         const len = Math.min(B - contHdr, remLen)
         if (got + len > cap) {
@@ -604,7 +862,7 @@ export class WalReader {
           asm.copy(bigger, 0, 0, got)
           asm = bigger
         }
-        np.buf.copy(asm, base + got, np.pos + contHdr, np.pos + contHdr + len)
+        np.buf.copy(asm, base + got, npos + contHdr, npos + contHdr + len)
         got += len
         if (!gotHeader) {
           const bad = this.checkHeader(asm, base, totLen, rand, prevHi, prevLo, seg, recOff, reqSeg, reqOff)

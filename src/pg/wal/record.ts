@@ -70,7 +70,11 @@ export interface WalRecord {
   readonly origin?: number
   /** XLR_BLOCK_ID_TOPLEVEL_XID (14+), if the record has one. */
   readonly toplevelXid?: number
-  /** The main data: a view of the bytes the record was decoded from. */
+  /**
+   * The main data: a view of the buffer the record was decoded from, which the reader reuses. Valid
+   * until the reader has read a few windows further or is closed (then reading it throws); copy it
+   * to keep it longer. The other fields stay valid.
+   */
   readonly mainData: Buffer
   readonly main_data_len: number
   /** Σ bimg_len over the blocks: pg_waldump's "fpi" length; rec = xl_tot_len − fpiLength. */
@@ -106,21 +110,22 @@ class DecodedRecord implements WalRecord {
   #endHi: number
   #endLo: number
 
-  constructor(buf: Buffer, owner: BufferOwner | null, start: number, lsnHi: number, lsnLo: number, body: DecodedBody) {
+  constructor(buf: Buffer, start: number, lsnHi: number, lsnLo: number, decoded: DecodedBody,
+    mainBuf: Buffer, mainOwner: BufferOwner | null, mainOff: number) {
     this.xl_tot_len = u32(buf, start + XL_TOT_LEN)
     this.xl_xid = u32(buf, start + XL_XID)
     this.xl_info = buf[start + XL_INFO]!
     this.xl_rmid = buf[start + XL_RMID]!
     this.xl_crc = u32(buf, start + XL_CRC)
-    this.blocks = body.blocks
-    this.origin = body.origin
-    this.toplevelXid = body.toplevelXid
-    this.main_data_len = body.mainLen
-    this.fpiLength = body.fpiLength
-    this.#buf = buf
-    this.#owner = owner
-    this.#gen = owner === null ? 0 : owner.gen
-    this.#mainOff = start + this.xl_tot_len - body.mainLen
+    this.blocks = decoded.blocks
+    this.origin = decoded.origin
+    this.toplevelXid = decoded.toplevelXid
+    this.main_data_len = decoded.mainLen
+    this.fpiLength = decoded.fpiLength
+    this.#buf = mainBuf
+    this.#owner = mainOwner
+    this.#gen = mainOwner === null ? 0 : mainOwner.gen
+    this.#mainOff = mainOff
     this.#lsnHi = lsnHi
     this.#lsnLo = lsnLo
     this.#prevLo = u32(buf, start + XL_PREV)
@@ -146,9 +151,11 @@ class DecodedRecord implements WalRecord {
     this.#endLo = lo
   }
 
+  /** For JSON.stringify and debugging: the fields, LSNs as X/X (JSON has no bigint). */
   toJSON(): Record<string, unknown> {
     return {
-      lsn: this.lsn, endLsn: this.endLsn, xl_tot_len: this.xl_tot_len, xl_xid: this.xl_xid, xl_prev: this.xl_prev,
+      lsn: lsnText(this.#lsnHi, this.#lsnLo), endLsn: lsnText(this.#endHi, this.#endLo), xl_tot_len: this.xl_tot_len,
+      xl_xid: this.xl_xid, xl_prev: lsnText(this.#prevHi, this.#prevLo),
       xl_info: this.xl_info, xl_rmid: this.xl_rmid, xl_crc: this.xl_crc, blocks: this.blocks, origin: this.origin,
       toplevelXid: this.toplevelXid, main_data_len: this.main_data_len, fpiLength: this.fpiLength,
     }
@@ -160,7 +167,10 @@ export interface BufferOwner {
   readonly gen: number
 }
 
-/** What DecodeXLogRecord learns from the fragment headers. */
+/**
+ * What DecodeXLogRecord learns from the fragment headers. One instance is reused for every record
+ * (JavaScript runs one decode at a time): a fresh object per record showed up in the profile.
+ */
 interface DecodedBody {
   blocks: readonly BlockRef[]
   origin: number | undefined
@@ -168,9 +178,18 @@ interface DecodedBody {
   mainLen: number
   fpiLength: number
 }
+const body: DecodedBody = { blocks: [], origin: undefined, toplevelXid: undefined, mainLen: 0, fpiLength: 0 }
 
 function lsnText(hi: number, lo: number): string {
   return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`
+}
+
+/** @internal decodeBody's answer when a record's headers go past the bytes it was given. */
+export const NEED_MORE = 'headers continue on the next page'
+
+/** Out of header bytes: the record is short, or its headers go on past what decodeBody was given. */
+function short(hdrEnd: number, end: number, lsnHi: number, lsnLo: number): string {
+  return hdrEnd < end ? NEED_MORE : shortData(lsnHi, lsnLo)
 }
 
 function shortData(lsnHi: number, lsnLo: number): string {
@@ -196,8 +215,11 @@ export function isValidRmgrId(rmid: number, profile: VersionProfile): boolean {
  * Returns the server's message on failure.
  */
 function decodeBody(buf: Buffer, start: number, totLen: number, profile: VersionProfile, blockSize: number,
-  lsnHi: number, lsnLo: number): DecodedBody | string {
+  lsnHi: number, lsnLo: number, available: number): DecodedBody | string {
   const end = start + totLen
+  // Headers are read only from the `available` bytes; a record whose headers go further needs
+  // gathering first (NEED_MORE), which the reader does.
+  const hdrEnd = start + available
   let p = start + SIZE_OF_XLOG_RECORD
   let datatotal = 0
   let mainLen = 0
@@ -214,30 +236,31 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
   const compressMask = bimg.COMPRESS_PGLZ | bimg.COMPRESS_LZ4 | bimg.COMPRESS_ZSTD
 
   while (end - p > datatotal) {
+    if (p >= hdrEnd) return NEED_MORE
     const id = buf[p++]!
     if (id === XLR_BLOCK_ID_DATA_SHORT) {
-      if (end - p < 1) return shortData(lsnHi, lsnLo)
+      if (hdrEnd - p < 1) return short(hdrEnd, end, lsnHi, lsnLo)
       mainLen = buf[p++]!
       datatotal += mainLen
       break // the main data header is always last
     } else if (id === XLR_BLOCK_ID_DATA_LONG) {
-      if (end - p < 4) return shortData(lsnHi, lsnLo)
+      if (hdrEnd - p < 4) return short(hdrEnd, end, lsnHi, lsnLo)
       mainLen = u32(buf, p)
       p += 4
       datatotal += mainLen
       break
     } else if (id === XLR_BLOCK_ID_ORIGIN) {
-      if (end - p < 2) return shortData(lsnHi, lsnLo)
+      if (hdrEnd - p < 2) return short(hdrEnd, end, lsnHi, lsnLo)
       origin = u16(buf, p)
       p += 2
     } else if (id === XLR_BLOCK_ID_TOPLEVEL_XID && profile.hasToplevelXidBlock) {
-      if (end - p < 4) return shortData(lsnHi, lsnLo)
+      if (hdrEnd - p < 4) return short(hdrEnd, end, lsnHi, lsnLo)
       toplevelXid = u32(buf, p)
       p += 4
     } else if (id <= XLR_MAX_BLOCK_ID) {
       if (id <= maxBlockId) return `out-of-order block_id ${id} at ${lsnText(lsnHi, lsnLo)}`
       maxBlockId = id
-      if (end - p < 3) return shortData(lsnHi, lsnLo)
+      if (hdrEnd - p < 3) return short(hdrEnd, end, lsnHi, lsnLo)
       const forkFlags = buf[p]!
       const dataLength = u16(buf, p + 1)
       p += 3
@@ -248,7 +271,7 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
       let image: BlockImage | undefined
       let applyImage = false
       if ((forkFlags & BKPBLOCK_HAS_IMAGE) !== 0) {
-        if (end - p < 5) return shortData(lsnHi, lsnLo)
+        if (hdrEnd - p < 5) return short(hdrEnd, end, lsnHi, lsnLo)
         const bimgLen = u16(buf, p)
         const holeOffset = u16(buf, p + 2)
         const bimgInfo = buf[p + 4]!
@@ -258,7 +281,7 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
         let holeLength: number
         if (compressed) {
           if (hasHole) {
-            if (end - p < 2) return shortData(lsnHi, lsnLo)
+            if (hdrEnd - p < 2) return short(hdrEnd, end, lsnHi, lsnLo)
             holeLength = u16(buf, p)
             p += 2
           } else {
@@ -291,7 +314,7 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
         }
       }
       if ((forkFlags & BKPBLOCK_SAME_REL) === 0) {
-        if (end - p < 12) return shortData(lsnHi, lsnLo)
+        if (hdrEnd - p < 12) return short(hdrEnd, end, lsnHi, lsnLo)
         spcOid = u32(buf, p)
         dbOid = u32(buf, p + 4)
         relNumber = u32(buf, p + 8)
@@ -300,7 +323,7 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
       } else if (!haveRel) {
         return `BKPBLOCK_SAME_REL set but no previous rel at ${lsnText(lsnHi, lsnLo)}`
       }
-      if (end - p < 4) return shortData(lsnHi, lsnLo)
+      if (hdrEnd - p < 4) return short(hdrEnd, end, lsnHi, lsnLo)
       const blockNumber = u32(buf, p)
       p += 4
       const ref: BlockRef = {
@@ -325,7 +348,12 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
     }
   }
   if (end - p !== datatotal) return shortData(lsnHi, lsnLo)
-  return { blocks: blocks ?? NO_BLOCKS, origin, toplevelXid, mainLen, fpiLength }
+  body.blocks = blocks ?? NO_BLOCKS
+  body.origin = origin
+  body.toplevelXid = toplevelXid
+  body.mainLen = mainLen
+  body.fpiLength = fpiLength
+  return body
 }
 
 /**
@@ -335,9 +363,23 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
  */
 export function decodeRecordAt(buf: Buffer, owner: BufferOwner | null, start: number, totLen: number, profile: VersionProfile,
   blockSize: number, lsnHi: number, lsnLo: number): DecodedRecord | string {
-  const body = decodeBody(buf, start, totLen, profile, blockSize, lsnHi, lsnLo)
-  if (typeof body === 'string') return body
-  return new DecodedRecord(buf, owner, start, lsnHi, lsnLo, body)
+  const decoded = decodeBody(buf, start, totLen, profile, blockSize, lsnHi, lsnLo, totLen)
+  if (typeof decoded === 'string') return decoded
+  return new DecodedRecord(buf, start, lsnHi, lsnLo, decoded, buf, owner, start + totLen - decoded.mainLen)
+}
+
+/**
+ * @internal Like decodeRecordAt for a record whose bytes are in pieces (the reader's view of a
+ * record across pages, not gathered): the headers must be within the first `available` bytes at
+ * `start` (else NEED_MORE), and `mainAt` places the main data once its length is known.
+ */
+export function decodeRecordSplit(buf: Buffer, start: number, available: number, totLen: number,
+  profile: VersionProfile, blockSize: number, lsnHi: number, lsnLo: number,
+  mainAt: (mainLen: number) => { buf: Buffer; owner: BufferOwner | null; off: number }): DecodedRecord | string {
+  const decoded = decodeBody(buf, start, totLen, profile, blockSize, lsnHi, lsnLo, available)
+  if (typeof decoded === 'string') return decoded
+  const main = mainAt(decoded.mainLen)
+  return new DecodedRecord(buf, start, lsnHi, lsnLo, decoded, main.buf, main.owner, main.off)
 }
 
 export type { DecodedRecord }
@@ -373,4 +415,5 @@ export const RecordHeader = Object.freeze({
   info: (buf: Buffer, start: number): number => buf[start + XL_INFO]!,
   prevLo: (buf: Buffer, start: number): number => u32(buf, start + XL_PREV),
   prevHi: (buf: Buffer, start: number): number => u32(buf, start + XL_PREV + 4),
+  crc: (buf: Buffer, start: number): number => u32(buf, start + XL_CRC),
 })
