@@ -26,24 +26,6 @@ export class BlockMap {
     return word < bits.length && (bits[word]! & (1 << (block & 31))) !== 0
   }
 
-  /** The raw bitmaps, to send to another thread. */
-  bitmaps(): IterableIterator<[string, Uint32Array]> {
-    return this.files.entries()
-  }
-
-  /** Adds every block set in `bits` (a bitmap from bitmaps()). */
-  mergeBitmap(path: string, bits: Uint32Array): void {
-    const mine = this.files.get(path)
-    if (!mine) {
-      this.files.set(path, bits)
-      return
-    }
-    const merged = mine.length >= bits.length ? mine : bits
-    const other = merged === mine ? bits : mine
-    for (let i = 0; i < other.length; i++) merged[i]! |= other[i]!
-    this.files.set(path, merged)
-  }
-
   paths(): IterableIterator<string> {
     return this.files.keys()
   }

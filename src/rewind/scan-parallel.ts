@@ -18,7 +18,7 @@ import { checkEndPoint, type ScanResult } from './scan.js'
 import type { ScanWorkerInput, ScanWorkerOutput } from './scan-worker.js'
 
 /** A piece smaller than this is not worth a thread. */
-const MIN_BYTES_PER_WORKER = 96 * 1024 * 1024
+const MIN_BYTES_PER_WORKER = Number(process.env["WALREWIND_SCAN_MIN_BYTES"] ?? 96 * 1024 * 1024)
 const MAX_WORKERS = 4
 
 /** Where the first record that begins in segment `segno` starts, or null if none does. */
