@@ -26,7 +26,6 @@ import { plan as makePlan, type Plan } from './plan.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
 import { restoreWalSegment } from './restore.js'
 import { scanTargetWal } from './scan.js'
-import { scanTargetWalParallel } from './scan-parallel.js'
 import { modesFromDataDirMode, TargetDir } from './target-dir.js'
 import { timelineChooser, WalDirectory } from './wal-source.js'
 
@@ -198,8 +197,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       const [sourceFiles, targetFiles, scan] = await Promise.all([
         source.listFiles(),
         listDataDirectory(targetDir),
-        scanInParallel(targetDir, targetWalReader, targetHistory, targetControl, profile, checkpoint.lsn, divergence.targetWalEnd, restoreCommand, emit)
-          .then((r) => r ?? scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size)),
+        scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size),
       ])
       mark(`listing and scanning ${scan.records} WAL records`)
       forked = {
@@ -303,18 +301,6 @@ async function readHistory(source: Source, tli: number): Promise<string | null> 
   return data === null ? null : data.toString('utf8')
 }
 
-/** The parallel scan where it pays (not with restore_command: segments are fetched one by one). */
-async function scanInParallel(targetDir: string, wal: ReturnType<typeof targetWal>, history: TimelineEntry[], control: ControlFile,
-  profile: VersionProfile, start: Lsn, end: Lsn, restoreCommand: string | null, emit: Emit) {
-  if (restoreCommand !== null) return null
-  const result = await scanTargetWalParallel({
-    major: profile.major, walDir: path.join(targetDir, 'pg_wal'), wal: wal.source, history, segSize: control.xlog_seg_size,
-    blockSize: control.blcksz, systemIdentifier: control.system_identifier, relsegSize: control.relseg_size, start, end,
-  })
-  if (result) emit({ type: 'debug', message: `scanned the target's WAL on ${result.threads} threads` })
-  return result
-}
-
 /** The target's WAL, following its own history, restoring missing segments if asked (into pg_wal, as pg_rewind). */
 function targetWal(targetDir: string, history: TimelineEntry[], segSize: number, profile: VersionProfile, control: ControlFile,
   restoreCommand: string | null, keepWal: Set<string>) {
@@ -329,7 +315,7 @@ function targetWal(targetDir: string, history: TimelineEntry[], segSize: number,
   })
   const reader = new WalReader({ profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: dir })
   return {
-    reader, tliOf, source: dir, close: () => dir.close(),
+    reader, tliOf, close: () => dir.close(),
     /** While on, every segment opened is one the target needs to replay from the last common checkpoint. */
     recordOpened: async (on: boolean) => { await dir.close(); recording = on },
   }
