@@ -40,11 +40,15 @@ async function main(): Promise<void> {
     await primary.query('CREATE ROLE rewind_user LOGIN')
     for (const grant of REWIND_GRANTS) await primary.query(grant)
     const pgbench = (node: typeof primary, args: string[]) => kit.run(path.join(PG15, 'pgbench'), ['-h', node.host, '-p', String(node.port), '-U', 'postgres', ...args, 'postgres'], { timeoutMs: 3_600_000 })
-    console.error(`preparing: pgbench -i -s ${scale}`)
+    // --follow-load: the standby exists before the bulk load and streams it, as a standby that has
+    // followed for a while does; both then hold the same WAL from before the fork.
+    const followLoad = process.argv.includes('--follow-load')
+    let standby = followLoad ? await kit.createStandby(primary, 'standby') : null
+    console.error(`preparing: pgbench -i -s ${scale}${followLoad ? ' (standby streaming)' : ''}`)
     let r = await pgbench(primary, ['-i', '-q', '-s', String(scale)])
     if (r.code !== 0) throw new Error(r.stderr)
     await primary.query('CHECKPOINT')
-    const standby = await kit.createStandby(primary, 'standby')
+    standby ??= await kit.createStandby(primary, 'standby')
     await standby.waitForReplay(await primary.currentLsn())
     await standby.promote()
     console.error('diverging: 20 s of pgbench on the old primary, 5 s on the new one')
@@ -75,7 +79,7 @@ async function main(): Promise<void> {
         console.error(`${tool} run ${i + 1}: ${m.wallSeconds.toFixed(2)} s, ${m.maxRssMb.toFixed(0)} MB`)
       }
     }
-    console.log(`\nPostgreSQL 15, ${mode} source, pgbench scale ${scale} (database ${size}), ${runs} runs each, median:`)
+    console.log(`\nPostgreSQL 15, ${mode} source, pgbench scale ${scale} (database ${size})${followLoad ? ', standby followed the load' : ''}, ${runs} runs each, median:`)
     console.log('| tool | wall time (s) | peak RSS (MB) |\n|---|---|---|')
     for (const [tool, ms] of Object.entries(results)) {
       console.log(`| ${tool} | ${median(ms.map((m) => m.wallSeconds)).toFixed(2)} | ${median(ms.map((m) => m.maxRssMb)).toFixed(0)} |`)
