@@ -56,6 +56,9 @@ async function main(): Promise<void> {
     if (r.code !== 0) throw new Error(r.stderr)
     r = await pgbench(standby, ['-T', '5', '-c', '2'])
     if (r.code !== 0) throw new Error(r.stderr)
+    // pg_rewind 15 takes the timeline from the last checkpoint only: without this it would answer
+    // "no rewind required" against a source promoted a moment ago (walrewind does not need it).
+    await standby.query('CHECKPOINT')
     const size = await primary.queryValue<string>('SELECT pg_size_pretty(pg_database_size(current_database()))')
     await primary.stop()
     if (mode === 'local') await standby.stop()
