@@ -26,13 +26,13 @@ export async function scanTargetWal(reader: WalReader, start: Lsn, end: Lsn, pro
   const changedBlocks = new BlockMap()
   const pathOf = relationPathCache(profile)
   let records = 0
-  let lastEnd: Lsn | null = null
+  let last: WalRecord | null = null
   let failure: unknown = null
   // A callback, not an async iterator: records that fit on their page are delivered without an
-  // await in between, and the scan visits hundreds of thousands of them.
+  // await in between; and `until` stops the reader at the end without an LSN object per record.
   const endOfWal = await reader.forEachRecord(start, (record) => {
     records++
-    lastEnd = record.endLsn
+    last = record
     try {
       checkRecord(record, profile)
     } catch (err) {
@@ -44,13 +44,15 @@ export async function scanTargetWal(reader: WalReader, start: Lsn, end: Lsn, pro
       const segno = Math.floor(block.blockNumber / relsegSize)
       changedBlocks.add(pathOf(block.spcOid, block.dbOid, block.relNumber, segno), block.blockNumber % relsegSize)
     }
-    return record.endLsn < end
-  })
+    return true
+  }, { until: end })
   if (failure !== null) throw failure
   if (endOfWal !== null) {
     throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(endOfWal.lsn)}: ${endOfWal.message}`,
       { lsn: formatLsn(endOfWal.lsn) })
   }
+  // The reader stopped right after the last record, so its fields are still that record's.
+  const lastEnd = (last as WalRecord | null)?.endLsn ?? null
   if (lastEnd !== end) {
     throw new RewindError('WAL_INVALID', `end pointer ${formatLsn(lastEnd ?? start)} is not a valid end point; expected ${formatLsn(end)}`,
       { lsn: formatLsn(lastEnd ?? start) })

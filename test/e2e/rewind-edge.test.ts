@@ -124,8 +124,38 @@ async function tablespacesScenario(major: Major): Promise<void> {
   })
 }
 
+/**
+ * Two standbys promoted independently both take timeline 2, from different points. pg_rewind
+ * compares the numbers only and says "no rewind required"; the histories tell them apart.
+ */
+async function sameTimelineNumberScenario(major: Major): Promise<void> {
+  await withKit(`rewind-split-brain-${major}`, async (kit) => {
+    const primary = await kit.initNode('primary', major, { walLogHints: true })
+    await primary.start()
+    await sql(primary, "CREATE TABLE t (d text); INSERT INTO t VALUES ('before')")
+    await sql(primary, 'CHECKPOINT')
+    const a = await kit.createStandby(primary, 'a')
+    const b = await kit.createStandby(primary, 'b')
+    await a.waitForReplay(await primary.currentLsn())
+    await a.promote()
+    await sql(primary, "INSERT INTO t VALUES ('only b saw this')")
+    await b.waitForReplay(await primary.currentLsn())
+    await b.promote()
+    await sql(a, "INSERT INTO t VALUES ('in a')")
+    await sql(b, "INSERT INTO t VALUES ('in b')")
+    await primary.stop()
+    const run = await runRewind(kit, b, a, 'local', [], { crash: false })
+    assertRewindOk(run)
+    assert.doesNotMatch(run.stderr, /no rewind required/)
+    assert.match(run.stderr, /servers diverged at WAL location .* on timeline 1/)
+    await startAsStandbyAndCompare(b, a, 'local')
+    assert.deepEqual(await column(b, 'SELECT d FROM t ORDER BY d'), ['before', 'in a'])
+  })
+}
+
 for (const major of majorsUnderTest()) {
   describe(`PostgreSQL ${major}: edge cases, local`, () => {
+    test('two nodes on timeline 2 from different forks', () => sameTimelineNumberScenario(major))
     test('009 growing source file', () => growingFileScenario(major))
     test('010 recycled WAL kept', () => keepRecycledWalScenario(major))
     test('relations: TRUNCATE, VACUUM FULL, unlogged, many blocks', () => relationsScenario(major))
