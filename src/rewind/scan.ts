@@ -70,16 +70,18 @@ function checkRecord(record: WalRecord, profile: VersionProfile): void {
   }
 }
 
-/** Relation paths are built once per relation, not once per block reference. */
+/**
+ * Relation paths are built once per relation, not once per block reference; keyed by the
+ * relfilenode number, so that no key string is made per block either.
+ */
 function relationPathCache(profile: VersionProfile): (spc: number, db: number, rel: number, segno: number) => string {
-  const cache = new Map<string, string>()
+  const cache = new Map<number, { spc: number; db: number; base: string }>()
   return (spc, db, rel, segno) => {
-    const key = `${spc}/${db}/${rel}`
-    let base = cache.get(key)
-    if (base === undefined) {
-      base = relationFilePath({ spcOid: spc, dbOid: db, relNumber: rel }, MAIN_FORKNUM, 0, profile)
-      cache.set(key, base)
+    let entry = cache.get(rel)
+    if (entry === undefined || entry.spc !== spc || entry.db !== db) {
+      entry = { spc, db, base: relationFilePath({ spcOid: spc, dbOid: db, relNumber: rel }, MAIN_FORKNUM, 0, profile) }
+      cache.set(rel, entry)
     }
-    return segno === 0 ? base : `${base}.${segno}`
+    return segno === 0 ? entry.base : `${entry.base}.${segno}`
   }
 }
