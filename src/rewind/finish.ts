@@ -4,7 +4,6 @@
 
 import { formatRewindBackupLabel } from '../pg/backup-label.js'
 import { DBState, updateControlFile, type ControlFile } from '../pg/control.js'
-import type { Lsn } from '../pg/lsn.js'
 import type { SourceWalEnd } from '../source/source.js'
 import type { LastCheckpoint } from './diverge.js'
 import type { TargetDir } from './target-dir.js'
@@ -48,4 +47,3 @@ export async function writeRecoveryConfig(target: TargetDir, primaryConninfo: st
   await target.writeFile('standby.signal', '')
 }
 
-export type { Lsn }

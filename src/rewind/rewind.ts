@@ -321,4 +321,3 @@ function targetWal(targetDir: string, history: TimelineEntry[], segSize: number,
   }
 }
 
-export type { Lsn }
