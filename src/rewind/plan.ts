@@ -120,6 +120,7 @@ export function plan(input: PlanInput): Plan {
     if (source && lastSourceSegment !== null && isRecycledWalSegment(path, lastSourceSegment, input.walSegSize)) {
       input.debug?.(`"${path}" is past the end of the source's WAL: not copied`)
       source = undefined
+      if (!target) continue
     }
     if (source?.type === 'file') sourceBytes += source.size
     const isRelFile = parseRelationDataFile(path, profile) !== null

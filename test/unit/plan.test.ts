@@ -68,6 +68,18 @@ describe('plan', () => {
     assert.equal(byPath.get('pg_wal/000000010000000000000004'), undefined, 'needed for recovery: kept')
   })
 
+  test('recycled WAL segments past the end of the source are neither copied nor kept', () => {
+    const seg = (name: string) => file(`pg_wal/${name}`, 16 * MB)
+    const p = plan(input(
+      [...common, seg('000000020000000000000004'), seg('000000020000000000000005'), seg('000000020000000000000006')],
+      [...common, seg('000000020000000000000006')],
+      { sourceWalEnd: 0x4800000n }))
+    const byPath = new Map(p.entries.map((e) => [e.path, e.action]))
+    assert.equal(byPath.get('pg_wal/000000020000000000000004'), 'copy', 'the segment holding the end is copied')
+    assert.equal(byPath.get('pg_wal/000000020000000000000005'), undefined, 'past the end, source only: nothing to do')
+    assert.equal(byPath.get('pg_wal/000000020000000000000006'), 'remove', 'past the end, on both: the target copy goes')
+  })
+
   test('excluded directories keep the directory but not its contents', () => {
     const p = plan(input([...common, dir('pg_replslot'), dir('pg_replslot/s'), file('pg_replslot/s/state', 200)],
       [...common, dir('pg_replslot'), dir('pg_replslot/old'), file('pg_replslot/old/state', 200)]))
