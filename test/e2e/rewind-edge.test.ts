@@ -153,8 +153,33 @@ async function sameTimelineNumberScenario(major: Major): Promise<void> {
   })
 }
 
+/**
+ * A checkpoint recycles old WAL segments by renaming them to future segment names. Such a file on
+ * the source, past the end of its WAL, holds stale bytes and must not be copied (nor crash the
+ * planner, as it once did). Made here as the server makes it: an old segment renamed ahead.
+ */
+async function recycledSegmentScenario(major: Major): Promise<void> {
+  await withKit(`rewind-recycled-${major}`, async (kit) => {
+    const { primary, standby } = await forkedPair(kit, major, {
+      afterPromotion: async (p, s) => {
+        await sql(p, 'CREATE TABLE on_target (a int); INSERT INTO on_target VALUES (1)')
+        await sql(s, 'CREATE TABLE on_source (a int); INSERT INTO on_source VALUES (1)')
+        const current = String((await s.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!.f)
+        const ahead = current.slice(0, 16) + (parseInt(current.slice(16), 16) + 3).toString(16).toUpperCase().padStart(8, '0')
+        const walDir = path.join(s.dataDir, 'pg_wal')
+        await shell(kit, `cp "${walDir}/${current}" "${walDir}/${ahead}"`)
+      },
+    })
+    const run = await runRewind(kit, primary, standby, 'local')
+    assertRewindOk(run)
+    assert.match(run.stderr, /is past the end of the source's WAL: not copied/)
+    await startAsStandbyAndCompare(primary, standby, 'local')
+  })
+}
+
 for (const major of majorsUnderTest()) {
   describe(`PostgreSQL ${major}: edge cases, local`, () => {
+    test('a recycled WAL segment on the source', () => recycledSegmentScenario(major))
     test('two nodes on timeline 2 from different forks', () => sameTimelineNumberScenario(major))
     test('009 growing source file', () => growingFileScenario(major))
     test('010 recycled WAL kept', () => keepRecycledWalScenario(major))
