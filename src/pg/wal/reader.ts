@@ -641,16 +641,9 @@ export class WalReader {
   private fast(seg: number, off: number, rand: boolean, prevHi: number, prevLo: number): DecodedRecord | WalEnd | null {
     const inPage = off % B
     const pageOff = off - inPage
-    if (seg !== this.lastSeg && pageOff !== 0) return null
-    const w = this.cachedOrSync(seg, pageOff)
-    if (w === null) return null
+    const w = this.pageNow(seg, pageOff, seg, off)
+    if (w === null || w instanceof WalEnd) return w
     const pos = pageOff - w.start
-    if (pos + B > w.len) return null
-    if (seg * this.pagesPerSeg + pageOff / B !== this.lastPageIdx) {
-      const bad = this.validatePage(w.buf, pos, seg, pageOff, seg, off)
-      if (bad !== null) return bad
-    }
-    this.lastSeg = seg
     const buf = w.buf
     const info = pageInfo(buf, pos)
     const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
