@@ -2,17 +2,15 @@
 // or a running server, without writing anything: safe on running servers.
 
 import fs from 'node:fs/promises'
-import path from 'node:path'
 import { RewindError } from '../errors.js'
 import { dbStateName, decodeControlFile, type ControlFile } from '../pg/control.js'
 import { historyFileName, type Lsn } from '../pg/lsn.js'
-import { WalReader } from '../pg/wal/reader.js'
 import type { Source } from '../source/source.js'
 import { currentTimeline, historyOf } from './diverge.js'
 import { isCleanlyShutDown } from './inspect.js'
 import { openSource } from './rewind.js'
 import type { NodeState } from './timeline-graph.js'
-import { timelineChooser, WalDirectory } from './wal-source.js'
+import { openDataDirWal } from './wal-source.js'
 
 export interface NodeSpec { readonly name: string; readonly spec: string }
 
@@ -44,9 +42,7 @@ export async function describeNode(node: NodeSpec, env: NodeJS.ProcessEnv): Prom
 
 /** As pg_rewind: the end of the last checkpoint record, or minRecoveryPoint if that is later. */
 async function stoppedWalEnd(dataDir: string, control: ControlFile, history: NodeState['history']): Promise<Lsn> {
-  const segSize = control.xlog_seg_size
-  const dir = new WalDirectory({ dir: path.join(dataDir, 'pg_wal'), segSize, timelineOf: timelineChooser([...history], segSize) })
-  const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: dir })
+  const { reader, dir } = openDataDirWal(dataDir, control, history)
   const result = await reader.readRecord(control.checkPoint).finally(() => dir.close())
   if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at checkpoint of "${dataDir}": ${result.end.message}`, { path: dataDir })
   return control.minRecoveryPoint > result.record.endLsn ? control.minRecoveryPoint : result.record.endLsn

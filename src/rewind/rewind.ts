@@ -8,9 +8,7 @@ import fs from 'node:fs/promises'
 import { RewindError } from '../errors.js'
 import { decodeControlFile, type ControlFile } from '../pg/control.js'
 import { formatLsn, historyFileName, type Lsn } from '../pg/lsn.js'
-import { WalReader } from '../pg/wal/reader.js'
 import type { TimelineEntry } from '../pg/timeline.js'
-import type { VersionProfile } from '../pg/versions.js'
 import { LocalSource } from '../source/local.js'
 import type { FileEntry, Source } from '../source/source.js'
 import type { BlockMap } from './block-map.js'
@@ -27,7 +25,7 @@ import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary
 import { restoreWalSegment } from './restore.js'
 import { scanTargetWal } from './scan.js'
 import { modesFromDataDirMode, TargetDir } from './target-dir.js'
-import { timelineChooser, WalDirectory } from './wal-source.js'
+import { openDataDirWal } from './wal-source.js'
 
 export type SourceSpec = { readonly kind: 'local'; readonly pgdata: string } | { readonly kind: 'server'; readonly conninfo: string }
 
@@ -163,7 +161,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       const targetTli = currentTimeline(targetControl)
       const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
       const keepWal = new Set<string>()
-      const targetWalReader = targetWal(targetDir, targetHistory, segSize, profile, targetControl, restoreCommand, keepWal)
+      const targetWalReader = targetWal(targetDir, targetHistory, targetControl, restoreCommand, keepWal)
       wal = targetWalReader
       const divergence = await findDivergence({
         source: sourceControl, target: targetControl, sourceHistory, targetHistory,
@@ -302,18 +300,14 @@ async function readHistory(source: Source, tli: number): Promise<string | null> 
 }
 
 /** The target's WAL, following its own history, restoring missing segments if asked (into pg_wal, as pg_rewind). */
-function targetWal(targetDir: string, history: TimelineEntry[], segSize: number, profile: VersionProfile, control: ControlFile,
-  restoreCommand: string | null, keepWal: Set<string>) {
-  const tliOf = timelineChooser(history, segSize)
+function targetWal(targetDir: string, history: TimelineEntry[], control: ControlFile, restoreCommand: string | null, keepWal: Set<string>) {
   let recording = false
-  const dir = new WalDirectory({
-    dir: path.join(targetDir, 'pg_wal'),
-    segSize,
-    timelineOf: tliOf,
-    ...(restoreCommand !== null ? { restore: (fileName: string, destPath: string) => restoreWalSegment(restoreCommand, fileName, destPath, segSize) } : {}),
+  const { reader, dir, timelineOf: tliOf } = openDataDirWal(targetDir, control, history, {
+    ...(restoreCommand !== null
+      ? { restore: (fileName: string, destPath: string) => restoreWalSegment(restoreCommand, fileName, destPath, control.xlog_seg_size) }
+      : {}),
     onSegmentOpened: (fileName: string) => { if (recording) keepWal.add(`pg_wal/${fileName}`) },
   })
-  const reader = new WalReader({ profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: dir })
   return {
     reader, tliOf, close: () => dir.close(),
     /** While on, every segment opened is one the target needs to replay from the last common checkpoint. */

@@ -8,7 +8,8 @@ import path from 'node:path'
 import { RewindError } from '../errors.js'
 import { segmentFileName, segmentStart } from '../pg/lsn.js'
 import type { TimelineEntry } from '../pg/timeline.js'
-import type { WalSegmentSource } from '../pg/wal/reader.js'
+import { WalReader, type WalSegmentSource } from '../pg/wal/reader.js'
+import type { ControlFile } from '../pg/control.js'
 
 export interface WalDirectoryOptions {
   /** The pg_wal directory (or any directory of segment files). */
@@ -136,4 +137,17 @@ export function timelineChooser(history: readonly TimelineEntry[], segSize: numb
     while (index > 0 && history[index]!.begin >= segEnd) index--
     return history[index]!.tli
   }
+}
+
+/**
+ * The WAL of a data directory, read along its timeline `history`: the reader and the directory
+ * behind it (close it when done). `options` adds the restore and open hooks of WalDirectory.
+ */
+export function openDataDirWal(dataDir: string, control: ControlFile, history: readonly TimelineEntry[],
+  options: Pick<WalDirectoryOptions, 'restore' | 'onSegmentOpened'> = {}): { reader: WalReader; dir: WalDirectory; timelineOf: (segno: bigint) => number } {
+  const segSize = control.xlog_seg_size
+  const timelineOf = timelineChooser(history, segSize)
+  const dir = new WalDirectory({ dir: path.join(dataDir, 'pg_wal'), segSize, timelineOf, ...options })
+  const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: dir })
+  return { reader, dir, timelineOf }
 }
