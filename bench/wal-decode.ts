@@ -4,7 +4,8 @@
 // by `pg_waldump -q` (Debian 15: every record read, CRC-checked and decoded, nothing printed) and
 // by WalReader over the pg_wal directory (every record CRC-checked and decoded into objects with
 // their block references). Best and median wall time of N interleaved runs after a warm-up; MiB/s of WAL.
-// Usage: node dist/bench/wal-decode.js [--scale=30] [--seconds=30] [--runs=7] [--json]
+// Usage: node dist/bench/wal-decode.js [--scale=30] [--seconds=30] [--runs=7] [--json] [--wal-dir=DIR]
+// --wal-dir keeps the WAL made there, and reuses it when it is there (same bytes from run to run).
 
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
@@ -17,6 +18,7 @@ import { WalDirectory } from '../src/rewind/wal-source.js'
 import { Kit } from '../test/kit/index.js'
 
 const DEBIAN_15 = '/usr/lib/postgresql/15/bin'
+const SEG = 16 * 1024 * 1024
 const run = promisify(execFile)
 
 function arg(name: string, fallback: string): string {
@@ -77,38 +79,63 @@ async function walrewind(walDir: string, start: Lsn, end: Lsn, mode: 'callback' 
   return { records, blocks }
 }
 
+interface Range { name: string; start: Lsn; end: Lsn }
+
+/**
+ * A PostgreSQL 15 cluster's WAL from `pgbench -i` then `pgbench -T`, and the three ranges to read.
+ * With `saveTo`, the WAL and the ranges are kept there (--wal-dir) for later runs on the same bytes.
+ */
+async function makeWal(kit: Kit, scale: number, seconds: number, saveTo: string): Promise<{ walDir: string; ranges: Range[] }> {
+  const node = await kit.initNode('pg15', 15, { conf: { max_wal_size: '4GB', wal_keep_size: '8GB', wal_compression: 'pglz' } })
+  await node.start()
+  const pgbench = async (args: string[]) => {
+    const r = await kit.run(path.join(DEBIAN_15, 'pgbench'), ['-h', node.host, '-p', String(node.port), '-U', 'postgres', ...args, 'postgres'],
+      { timeoutMs: 3_600_000 })
+    if (r.code !== 0) throw new Error(r.stderr)
+  }
+  const lsn = async () => parseLsn(await node.queryValue<string>('select pg_current_wal_insert_lsn()::text'))
+  const bulkStart = await lsn()
+  console.error(`pgbench -i -s ${scale}`)
+  await pgbench(['-i', '-q', '-s', String(scale)])
+  await node.query('checkpoint')
+  const oltpStart = await lsn()
+  console.error(`pgbench -T ${seconds}`)
+  await pgbench(['-c', '2', '-T', String(seconds)])
+  const oltpEnd = await lsn()
+  await node.stop()
+  let walDir = path.join(node.dataDir, 'pg_wal')
+
+  // Both sides start at a record (pg_waldump finds the next one itself, so give it the same).
+  const probe = new WalReader({ profile: PG15, segSize: SEG, source: new WalDirectory({ dir: walDir, segSize: SEG, timelineOf: () => 1 }) })
+  const ranges = [
+    { name: 'bulk load (pgbench -i)', start: (await probe.findNextRecord(bulkStart))!, end: oltpStart },
+    { name: 'OLTP (pgbench -T)', start: (await probe.findNextRecord(oltpStart))!, end: oltpEnd },
+    { name: 'all', start: (await probe.findNextRecord(bulkStart))!, end: oltpEnd },
+  ]
+  if (saveTo !== '') {
+    fs.mkdirSync(saveTo, { recursive: true })
+    for (const f of fs.readdirSync(walDir)) if (/^[0-9A-F]{24}$/.test(f)) fs.copyFileSync(path.join(walDir, f), path.join(saveTo, f))
+    fs.writeFileSync(path.join(saveTo, 'ranges.json'), JSON.stringify(ranges.map((r) => ({ ...r, start: formatLsn(r.start), end: formatLsn(r.end) }))))
+    walDir = saveTo
+  }
+  return { walDir, ranges }
+}
+
+function loadSaved(dir: string): { walDir: string; ranges: Range[] } {
+  const raw = JSON.parse(fs.readFileSync(path.join(dir, 'ranges.json'), 'utf8')) as { name: string; start: string; end: string }[]
+  return { walDir: dir, ranges: raw.map((r) => ({ name: r.name, start: parseLsn(r.start), end: parseLsn(r.end) })) }
+}
+
 async function main(): Promise<void> {
   const scale = Number(arg('scale', '30'))
   const seconds = Number(arg('seconds', '30'))
   const runs = Number(arg('runs', '7'))
+  const saved = arg('wal-dir', '')
   const kit = await Kit.create('bench-wal-decode')
   try {
-    const node = await kit.initNode('pg15', 15, { conf: { max_wal_size: '4GB', wal_keep_size: '8GB', wal_compression: 'pglz' } })
-    await node.start()
-    const pgbench = async (args: string[]) => {
-      const r = await kit.run(path.join(DEBIAN_15, 'pgbench'), ['-h', node.host, '-p', String(node.port), '-U', 'postgres', ...args, 'postgres'],
-        { timeoutMs: 3_600_000 })
-      if (r.code !== 0) throw new Error(r.stderr)
-    }
-    const lsn = async () => parseLsn(await node.queryValue<string>('select pg_current_wal_insert_lsn()::text'))
-    const bulkStart = await lsn()
-    console.error(`pgbench -i -s ${scale}`)
-    await pgbench(['-i', '-q', '-s', String(scale)])
-    await node.query('checkpoint')
-    const oltpStart = await lsn()
-    console.error(`pgbench -T ${seconds}`)
-    await pgbench(['-c', '2', '-T', String(seconds)])
-    const oltpEnd = await lsn()
-    await node.stop()
-    const walDir = path.join(node.dataDir, 'pg_wal')
-
-    // Both sides start at a record (pg_waldump finds the next one itself, so give it the same).
-    const probe = new WalReader({ profile: PG15, segSize: 16 * 1024 * 1024, source: new WalDirectory({ dir: walDir, segSize: 16 * 1024 * 1024, timelineOf: () => 1 }) })
-    const ranges = [
-      { name: 'bulk load (pgbench -i)', start: (await probe.findNextRecord(bulkStart))!, end: oltpStart },
-      { name: 'OLTP (pgbench -T)', start: (await probe.findNextRecord(oltpStart))!, end: oltpEnd },
-      { name: 'all', start: (await probe.findNextRecord(bulkStart))!, end: oltpEnd },
-    ]
+    const { walDir, ranges } = saved !== '' && fs.existsSync(path.join(saved, 'ranges.json'))
+      ? loadSaved(saved)
+      : await makeWal(kit, scale, seconds, saved)
     const results = []
     for (const r of ranges) {
       const mb = Number(r.end - r.start) / (1024 * 1024)

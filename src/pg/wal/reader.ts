@@ -16,6 +16,7 @@ import {
   decodeRecordAt, decodeRecordSplit, isValidRmgrId, NEED_MORE, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD,
   type BufferOwner, type DecodedRecord, type WalRecord,
 } from './record.js'
+import { recordCrcs } from './record-crcs.js'
 
 export interface WalSegmentSource {
   /** Bytes [offset, offset+length) of segment `segno`; fewer at EOF. Throws RewindError
@@ -107,6 +108,8 @@ const YIELD_BYTES = 8 * 1024 * 1024
 const ARENA_SIZE = 1024 * 1024
 const ARENAS = 4
 const ARENA_RECORD_MAX = 64 * 1024
+/** At most this many records per native CRC batch (a 128 KiB window of the smallest records is 5461). */
+const CRC_BATCH = 4096
 
 class Arena implements BufferOwner {
   gen = 0
@@ -121,6 +124,21 @@ class WalEnd implements EndOfWal {
 
 function hex(n: number): string {
   return n.toString(16).toUpperCase()
+}
+
+/**
+ * Where the first record starting on the page at `page` (a window offset) or after it is, going by
+ * the page headers alone (past the part of each page that continues an earlier record); -1 if that
+ * is beyond the `len` bytes of the window.
+ */
+function firstRecordFrom(buf: Buffer, len: number, page: number): number {
+  for (; page + B <= len; page += B) {
+    const info = pageInfo(buf, page)
+    const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+    const rem = (info & XLP_FIRST_IS_CONTRECORD) !== 0 ? maxAlign(pageRemLen(buf, page)) : 0
+    if (hdr + rem < B) return page + hdr + rem
+  }
+  return -1
 }
 
 export class WalReader {
@@ -160,6 +178,13 @@ export class WalReader {
   private endOff = 0
   private recHi = 0
   private recLo = 0
+  // CRCs computed ahead by the native batch for the records of one window (see crcMatches).
+  private crcSlot: Slot | null = null
+  private crcGen = 0
+  private crcCount = 0
+  private crcNext = 0
+  private readonly crcStarts = recordCrcs === null ? new Int32Array(0) : new Int32Array(CRC_BATCH)
+  private readonly crcValues = recordCrcs === null ? new Int32Array(0) : new Int32Array(CRC_BATCH)
 
   constructor(opts: WalReaderOptions) {
     this.profile = opts.profile
@@ -602,10 +627,10 @@ export class WalReader {
     return null
   }
 
-  /** CRC, decode, and the position of the next record. `nextOff` may be segSize. */
-  private finish(buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, totLen: number,
+  /** CRC verdict, decode, and the position of the next record. `nextOff` may be segSize. */
+  private finish(crcOk: boolean, buf: Buffer, owner: BufferOwner | null, start: number, totLen: number,
     recSeg: number, recOff: number, nextSeg: number, nextOff: number, reqSeg: number, reqOff: number): DecodedRecord | WalEnd {
-    if (!recordCrcMatches(buf, start, totLen, words)) {
+    if (!crcOk) {
       return this.end(reqSeg, reqOff, 'bad-crc', `incorrect resource manager data checksum in record at ${this.lsnText(recSeg, recOff)}`)
     }
     const recHi = this.hiOf(recSeg)
@@ -659,7 +684,57 @@ export class WalReader {
     if (bad !== null) return bad
     const owner = this.reuseBuffers ? w : null
     if (totLen > B - recInPage) return this.crossNow(buf, w.words, owner, start, B - recInPage, totLen, seg, pageOff, recOff, off)
-    return this.finish(buf, w.words, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
+    return this.finish(this.crcMatches(w, start, totLen), buf, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
+  }
+
+  /**
+   * The CRC check of a record wholly on a page of window `w`. With the native batch, the CRCs of
+   * the records that follow in the window are computed ahead in one call, and later records find
+   * theirs there; without it, or when the walk ahead could not reach this record, it is computed
+   * here.
+   */
+  private crcMatches(w: Slot, start: number, totLen: number): boolean {
+    if (recordCrcs === null) return recordCrcMatches(w.buf, start, totLen, w.words)
+    let i = this.crcNext
+    if (this.crcSlot !== w || this.crcGen !== w.gen || i >= this.crcCount || this.crcStarts[i] !== start) {
+      this.batchCrcs(w, start)
+      i = 0
+      if (this.crcCount === 0) return recordCrcMatches(w.buf, start, totLen, w.words)
+    }
+    this.crcNext = i + 1
+    return this.crcValues[i] === (RecordHeader.crc(w.buf, start) | 0)
+  }
+
+  /**
+   * Walks the records of window `w` from `start` as the reader will (in-page records one after the
+   * other, over records that cross pages through the continuation's xlp_rem_len) and computes their
+   * CRCs in one native call. Nothing here is trusted: a CRC found later is used only for a record
+   * at exactly that offset of the same buffer contents, after the reader's own checks.
+   */
+  private batchCrcs(w: Slot, start: number): void {
+    const { buf, len } = w
+    const starts = this.crcStarts
+    let n = 0
+    let p = start
+    while (n < CRC_BATCH && p + SIZE_OF_XLOG_RECORD <= len) {
+      const inPage = p % B
+      if (inPage !== 0 && inPage <= B - SIZE_OF_XLOG_RECORD) {
+        const totLen = RecordHeader.totLen(buf, p)
+        if (totLen < SIZE_OF_XLOG_RECORD) break
+        if (inPage + totLen <= B) {
+          starts[n++] = p
+          p += maxAlign(totLen)
+          continue
+        }
+      }
+      // At a page start, or the record at p goes on past its page.
+      p = firstRecordFrom(buf, len, p - inPage + (inPage === 0 ? 0 : B))
+      if (p < 0) break
+    }
+    this.crcSlot = w
+    this.crcGen = w.gen
+    this.crcNext = 0
+    this.crcCount = n === 0 ? 0 : recordCrcs!(buf, starts, n, this.crcValues)
   }
 
   /**
@@ -802,7 +877,8 @@ export class WalReader {
       }
       const firstLen = B - recInPage
       if (totLen <= firstLen) {
-        return this.finish(pg.buf, pg.words, this.ownerOf(pg), start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), reqSeg, reqOff)
+        return this.finish(this.crcMatches(pg, start, totLen), pg.buf, this.ownerOf(pg), start, totLen, seg, recOff, seg,
+          recOff + maxAlign(totLen), reqSeg, reqOff)
       }
 
       // Gather the record across pages. Most records go into a shared arena (one allocation per
@@ -868,7 +944,7 @@ export class WalReader {
         off = pOff
         continue
       }
-      const done = this.finish(asm, arena !== null ? arena.words : wordsOf(asm), arena, base, totLen, seg, recOff, pSeg,
+      const done = this.finish(recordCrcMatches(asm, base, totLen, arena !== null ? arena.words : wordsOf(asm)), asm, arena, base, totLen, seg, recOff, pSeg,
         pOff + contHdr + maxAlign(remLen), reqSeg, reqOff)
       // Only a record that was read keeps its arena space.
       if (arena !== null && !(done instanceof WalEnd)) arena.used = base + maxAlign(totLen)
