@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "record_crcs",
-      "sources": ["native/record-crcs.c"],
+      "target_name": "crc32c_groups",
+      "sources": ["native/crc32c-groups.c"],
       "cflags": ["-O2"]
     }
   ]

@@ -29,7 +29,8 @@ export async function scanTargetWal(reader: WalReader, start: Lsn, end: Lsn, pro
   let last: WalRecord | null = null
   let failure: unknown = null
   // A callback, not an async iterator: records that fit on their page are delivered without an
-  // await in between; and `until` stops the reader at the end without an LSN object per record.
+  // await in between; `until` stops the reader at the end without an LSN object per record; and
+  // one record object is refilled for every record.
   const endOfWal = await reader.forEachRecord(start, (record) => {
     records++
     last = record
@@ -45,13 +46,14 @@ export async function scanTargetWal(reader: WalReader, start: Lsn, end: Lsn, pro
       changedBlocks.add(pathOf(block.spcOid, block.dbOid, block.relNumber, segno), block.blockNumber % relsegSize)
     }
     return true
-  }, { until: end })
+  }, { until: end, reuseRecord: true })
   if (failure !== null) throw failure
   if (endOfWal !== null) {
     throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(endOfWal.lsn)}: ${endOfWal.message}`,
       { lsn: formatLsn(endOfWal.lsn) })
   }
-  // The reader stopped right after the last record, so its fields are still that record's.
+  // The reader stopped right after the last record (reused, but not refilled since), so its fields
+  // are still that record's.
   const lastEnd = (last as WalRecord | null)?.endLsn ?? null
   if (lastEnd !== end) {
     throw new RewindError('WAL_INVALID', `end pointer ${formatLsn(lastEnd ?? start)} is not a valid end point; expected ${formatLsn(end)}`,

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test'
 import { RewindError } from '../../src/errors.js'
 import { crc32c } from '../../src/pg/crc32c.js'
 import { decodeControlFile } from '../../src/pg/control.js'
-import { parseLsn, segmentStart, type Lsn } from '../../src/pg/lsn.js'
+import { formatLsn, parseLsn, segmentStart, type Lsn } from '../../src/pg/lsn.js'
 import { parseTimelineHistory } from '../../src/pg/timeline.js'
 import { WalReader, type EndOfWalReason } from '../../src/pg/wal/reader.js'
 import { decodeRecord } from '../../src/pg/wal/record.js'
@@ -141,26 +141,35 @@ describe('fuzz', () => {
       const what: string[] = []
       for (let i = 0, n = 1 + r.int(3); i < n; i++) what.push(MUTATIONS[r.int(MUTATIONS.length)]!(segs, r, t))
       const mode = r.int(3)
-      const source = new MemorySegments(segs, 3, t.fixture.json.segSize, { readInto: mode > 0, sync: mode === 2 })
-      const reader = new WalReader({
-        profile: t.fixture.profile, segSize: t.fixture.json.segSize, systemIdentifier: BigInt(t.fixture.json.systemIdentifier), source,
-        windowSize: [8192, 65536, 1 << 20][r.int(3)]!,
-      })
+      const windowSize = [8192, 65536, 1 << 20][r.int(3)]!
       const context = `seed ${SEED}, run ${runs}, PostgreSQL ${t.fixture.major}: ${what.join('; ')}`
-      let count = 0
-      try {
-        const end = await reader.forEachRecord(t.start, () => {
-          count++
-          assert.ok(count < 100_000, `no end in sight (${context})`)
+      // The same bytes read with CRCs computed ahead and without, one reused record or a new one
+      // each time: the outcome must not depend on how.
+      const outcomes: string[] = []
+      for (const crcAhead of [true, false]) {
+        const source = new MemorySegments(segs, 3, t.fixture.json.segSize, { readInto: mode > 0, sync: mode === 2 })
+        const reader = new WalReader({
+          profile: t.fixture.profile, segSize: t.fixture.json.segSize, systemIdentifier: BigInt(t.fixture.json.systemIdentifier), source,
+          windowSize, crcAhead,
         })
-        assert.ok(end !== null && REASONS.has(end.reason), `unexpected end ${end?.reason}: ${end?.message} (${context})`)
-        assert.equal(typeof end.message, 'string')
-        assert.ok(end.lsn >= t.start, context)
-        reasons.set(end.reason, (reasons.get(end.reason) ?? 0) + 1)
-      } catch (err) {
-        if (!(err instanceof RewindError)) throw new Error(`${context}: ${(err as Error).stack}`)
-        reasons.set(err.code, (reasons.get(err.code) ?? 0) + 1)
+        let count = 0
+        try {
+          const end = await reader.forEachRecord(t.start, () => {
+            count++
+            assert.ok(count < 100_000, `no end in sight (${context})`)
+          }, { reuseRecord: r.int(2) === 0 })
+          assert.ok(end !== null && REASONS.has(end.reason), `unexpected end ${end?.reason}: ${end?.message} (${context})`)
+          assert.equal(typeof end.message, 'string')
+          assert.ok(end.lsn >= t.start, context)
+          if (crcAhead) reasons.set(end.reason, (reasons.get(end.reason) ?? 0) + 1)
+          outcomes.push(`${count} records, then ${end.reason} at ${formatLsn(end.lsn)}: ${end.message}`)
+        } catch (err) {
+          if (!(err instanceof RewindError)) throw new Error(`${context}: ${(err as Error).stack}`)
+          if (crcAhead) reasons.set(err.code, (reasons.get(err.code) ?? 0) + 1)
+          outcomes.push(`${count} records, then ${err.code}: ${err.message}`)
+        }
       }
+      assert.equal(outcomes[0], outcomes[1], `with and without CRCs ahead (${context})`)
     }
     t0.diagnostic(`${runs} runs (seed ${SEED}): ${[...reasons].map(([k, v]) => `${k} ${v}`).join(', ')}`)
     assert.ok(runs >= 500, `only ${runs} runs in the time budget`)

@@ -39,7 +39,9 @@ interface Seen {
 function seen(r: WalRecord): Seen {
   return {
     lsn: r.lsn, endLsn: r.endLsn, prev: r.xl_prev, xid: r.xl_xid, rmid: r.xl_rmid, info: r.xl_info, totLen: r.xl_tot_len,
-    mainLen: r.main_data_len, fpiLen: r.fpiLength, blocks: r.blocks, origin: r.origin, mainData: Buffer.from(r.mainData),
+    mainLen: r.main_data_len, fpiLen: r.fpiLength, origin: r.origin, mainData: Buffer.from(r.mainData),
+    // Copies: with reuseRecord the reader refills the same objects.
+    blocks: r.blocks.map((b) => ({ ...b, ...(b.image !== undefined ? { image: { ...b.image } } : {}) })),
   }
 }
 
@@ -49,6 +51,8 @@ interface ReadOptions {
   readInto?: boolean
   sync?: boolean
   generator?: boolean
+  reuseRecord?: boolean
+  crcAhead?: boolean
   systemIdentifier?: bigint
   profileMajor?: number
   start?: Lsn
@@ -62,6 +66,7 @@ function reader(f: Fixture, o: ReadOptions = {}): { reader: WalReader; source: W
     systemIdentifier: o.systemIdentifier ?? BigInt(f.json.systemIdentifier),
     source,
     ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}),
+    ...(o.crcAhead !== undefined ? { crcAhead: o.crcAhead } : {}),
   })
   return { reader: r, source }
 }
@@ -86,7 +91,7 @@ async function readAll(f: Fixture, o: ReadOptions = {}): Promise<{ records: Seen
       records.push(seen(step.value))
     }
   }
-  const end = await r.forEachRecord(start, (rec) => { records.push(seen(rec)) })
+  const end = await r.forEachRecord(start, (rec) => { records.push(seen(rec)) }, { reuseRecord: o.reuseRecord ?? false })
   assert.ok(end !== null)
   return { records, end }
 }
@@ -293,10 +298,12 @@ for (const major of fixtureMajors()) {
       })
     }
 
-    it('reads the same through small windows, a read()-only source, the async iterator and at random', async () => {
+    it('reads the same through small windows, a read()-only source, the async iterator, a reused record, without CRCs ahead and at random', async () => {
       const { records, end } = await fixtureWal(f)
       for (const o of [{ windowSize: 8192 }, { readInto: false }, { generator: true, windowSize: 65536 }, { sync: true },
-        { sync: true, windowSize: 8192 }, { sync: true, windowSize: 16384 }, { sync: true, windowSize: 1 << 20 }] as ReadOptions[]) {
+        { sync: true, windowSize: 8192 }, { sync: true, windowSize: 16384 }, { sync: true, windowSize: 1 << 20 },
+        { reuseRecord: true }, { sync: true, reuseRecord: true, windowSize: 16384 }, { crcAhead: false },
+        { sync: true, crcAhead: false, reuseRecord: true }] as ReadOptions[]) {
         const again = await readAll(f, o)
         assert.deepEqual(again.end, end)
         assert.equal(again.records.length, records.length)

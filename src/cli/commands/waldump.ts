@@ -260,7 +260,7 @@ async function dump(reader: WalReader, start: Lsn, o: Options, profile: VersionP
       return false
     }
     return true
-  })
+  }, { reuseRecord: true })
   flush()
   if (end === null || stoppedEarly) return 0
   if (o.json) io.stdout.write(`${JSON.stringify({ type: 'end', lsn: formatLsn(end.lsn), reason: end.reason, message: end.message })}\n`)

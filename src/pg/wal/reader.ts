@@ -14,9 +14,9 @@ import {
 } from './page.js'
 import {
   decodeRecordAt, decodeRecordSplit, isValidRmgrId, NEED_MORE, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD,
-  type BufferOwner, type DecodedRecord, type WalRecord,
+  DecodedRecord, type BufferOwner, type WalRecord,
 } from './record.js'
-import { recordCrcs } from './record-crcs.js'
+import { CRC_GOOD, CRC_UNKNOWN, CrcAhead } from './crc-ahead.js'
 
 export interface WalSegmentSource {
   /** Bytes [offset, offset+length) of segment `segno`; fewer at EOF. Throws RewindError
@@ -60,6 +60,15 @@ export interface ReadOptions {
   readonly until?: Lsn
 }
 
+export interface ForEachOptions extends ReadOptions {
+  /**
+   * Give every record in the same object, refilled (blocks included), as xlogreader reuses its
+   * decode buffer: a record is then valid only during its visit, so keep fields, not the object.
+   * Reading is faster without an object per record and block.
+   */
+  readonly reuseRecord?: boolean
+}
+
 export interface WalReaderOptions {
   readonly profile: VersionProfile
   readonly segSize: number
@@ -74,6 +83,11 @@ export interface WalReaderOptions {
    * page faults; reads are cheap when the source reads synchronously.
    */
   readonly windowSize?: number
+  /**
+   * Check the CRCs of a window's records in one native call, computed ahead (default: when the
+   * native addon was built). Off, every record is checked in JavaScript, one by one.
+   */
+  readonly crcAhead?: boolean
 }
 
 /** A read buffer holding one window of one segment; reused once it is the least recently used. */
@@ -108,8 +122,6 @@ const YIELD_BYTES = 8 * 1024 * 1024
 const ARENA_SIZE = 1024 * 1024
 const ARENAS = 4
 const ARENA_RECORD_MAX = 64 * 1024
-/** At most this many records per native CRC batch (a 128 KiB window of the smallest records is 5461). */
-const CRC_BATCH = 4096
 
 class Arena implements BufferOwner {
   gen = 0
@@ -124,21 +136,6 @@ class WalEnd implements EndOfWal {
 
 function hex(n: number): string {
   return n.toString(16).toUpperCase()
-}
-
-/**
- * Where the first record starting on the page at `page` (a window offset) or after it is, going by
- * the page headers alone (past the part of each page that continues an earlier record); -1 if that
- * is beyond the `len` bytes of the window.
- */
-function firstRecordFrom(buf: Buffer, len: number, page: number): number {
-  for (; page + B <= len; page += B) {
-    const info = pageInfo(buf, page)
-    const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
-    const rem = (info & XLP_FIRST_IS_CONTRECORD) !== 0 ? maxAlign(pageRemLen(buf, page)) : 0
-    if (hdr + rem < B) return page + hdr + rem
-  }
-  return -1
 }
 
 export class WalReader {
@@ -178,13 +175,11 @@ export class WalReader {
   private endOff = 0
   private recHi = 0
   private recLo = 0
-  // CRCs computed ahead by the native batch for the records of one window (see crcMatches).
-  private crcSlot: Slot | null = null
-  private crcGen = 0
-  private crcCount = 0
-  private crcNext = 0
-  private readonly crcStarts = recordCrcs === null ? new Int32Array(0) : new Int32Array(CRC_BATCH)
-  private readonly crcValues = recordCrcs === null ? new Int32Array(0) : new Int32Array(CRC_BATCH)
+  // forEachRecord's reused record (reuseRecord), or null for a new object per record.
+  private reused: DecodedRecord | null = null
+  private spareRecord: DecodedRecord | null = null
+  /** CRCs of the records of a window computed ahead in one native call; null without the addon. */
+  private readonly crcAhead: CrcAhead | null
 
   constructor(opts: WalReaderOptions) {
     this.profile = opts.profile
@@ -206,6 +201,7 @@ export class WalReader {
     }
     this.switchInfo = opts.profile.codes.XLOG_SWITCH
     this.reuseBuffers = opts.source.readInto !== undefined
+    this.crcAhead = CrcAhead.available && opts.crcAhead !== false ? new CrcAhead(opts.profile.xlpFirstIsOverwriteContrecord) : null
   }
 
   /** The record starting at `lsn` (if lsn is on a page boundary, after the page header). */
@@ -240,18 +236,23 @@ export class WalReader {
    * read are delivered without an await in between. `visit` may return false to stop. The result
    * is null when `visit` or `until` stopped the reading, else the end of WAL.
    */
-  async forEachRecord(start: Lsn, visit: (record: WalRecord) => boolean | void, opts: ReadOptions = {}): Promise<EndOfWal | null> {
+  async forEachRecord(start: Lsn, visit: (record: WalRecord) => boolean | void, opts: ForEachOptions = {}): Promise<EndOfWal | null> {
     const seg = Number(start / BigInt(this.segSize))
     const off = Number(start % BigInt(this.segSize))
     const [untilHi, untilLo] = this.split(opts.until)
-    let r = this.fast(seg, off, true, 0, 0) ?? await this.slow(seg, off, true, 0, 0)
-    while (!(r instanceof WalEnd)) {
-      const { endSeg, endOff, recHi, recLo } = this
-      if (visit(r) === false || this.reached(endSeg, endOff, untilHi, untilLo)) return null
-      if (this.syncBytes >= YIELD_BYTES) await this.yieldNow()
-      r = this.fast(endSeg, endOff, false, recHi, recLo) ?? await this.slow(endSeg, endOff, false, recHi, recLo)
+    if (opts.reuseRecord === true) this.reused = this.spareRecord ??= new DecodedRecord()
+    try {
+      let r = this.fast(seg, off, true, 0, 0) ?? await this.slow(seg, off, true, 0, 0)
+      while (!(r instanceof WalEnd)) {
+        const { endSeg, endOff, recHi, recLo } = this
+        if (visit(r) === false || this.reached(endSeg, endOff, untilHi, untilLo)) return null
+        if (this.syncBytes >= YIELD_BYTES) await this.yieldNow()
+        r = this.fast(endSeg, endOff, false, recHi, recLo) ?? await this.slow(endSeg, endOff, false, recHi, recLo)
+      }
+      return r
+    } finally {
+      this.reused = null
     }
-    return r
   }
 
   /** Lets the event loop run (other I/O of the program) after a stretch of synchronous reads. */
@@ -635,7 +636,7 @@ export class WalReader {
     }
     const recHi = this.hiOf(recSeg)
     const recLo = this.loOf(recSeg, recOff)
-    const rec = decodeRecordAt(buf, owner, start, totLen, this.profile, this.blockSize, recHi, recLo)
+    const rec = decodeRecordAt(this.reused ?? new DecodedRecord(), buf, owner, start, totLen, this.profile, this.blockSize, recHi, recLo)
     if (typeof rec === 'string') return this.end(reqSeg, reqOff, 'bad-record', rec)
     return this.advance(rec, recHi, recLo, nextSeg, nextOff)
   }
@@ -687,54 +688,13 @@ export class WalReader {
     return this.finish(this.crcMatches(w, start, totLen), buf, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
   }
 
-  /**
-   * The CRC check of a record wholly on a page of window `w`. With the native batch, the CRCs of
-   * the records that follow in the window are computed ahead in one call, and later records find
-   * theirs there; without it, or when the walk ahead could not reach this record, it is computed
-   * here.
-   */
+  /** The CRC check of a record wholly on a page of window `w`: computed ahead if it can be. */
   private crcMatches(w: Slot, start: number, totLen: number): boolean {
-    if (recordCrcs === null) return recordCrcMatches(w.buf, start, totLen, w.words)
-    let i = this.crcNext
-    if (this.crcSlot !== w || this.crcGen !== w.gen || i >= this.crcCount || this.crcStarts[i] !== start) {
-      this.batchCrcs(w, start)
-      i = 0
-      if (this.crcCount === 0) return recordCrcMatches(w.buf, start, totLen, w.words)
+    if (this.crcAhead !== null) {
+      const known = this.crcAhead.check(w, w.buf, w.len, start, RecordHeader.crc(w.buf, start))
+      if (known !== CRC_UNKNOWN) return known === CRC_GOOD
     }
-    this.crcNext = i + 1
-    return this.crcValues[i] === (RecordHeader.crc(w.buf, start) | 0)
-  }
-
-  /**
-   * Walks the records of window `w` from `start` as the reader will (in-page records one after the
-   * other, over records that cross pages through the continuation's xlp_rem_len) and computes their
-   * CRCs in one native call. Nothing here is trusted: a CRC found later is used only for a record
-   * at exactly that offset of the same buffer contents, after the reader's own checks.
-   */
-  private batchCrcs(w: Slot, start: number): void {
-    const { buf, len } = w
-    const starts = this.crcStarts
-    let n = 0
-    let p = start
-    while (n < CRC_BATCH && p + SIZE_OF_XLOG_RECORD <= len) {
-      const inPage = p % B
-      if (inPage !== 0 && inPage <= B - SIZE_OF_XLOG_RECORD) {
-        const totLen = RecordHeader.totLen(buf, p)
-        if (totLen < SIZE_OF_XLOG_RECORD) break
-        if (inPage + totLen <= B) {
-          starts[n++] = p
-          p += maxAlign(totLen)
-          continue
-        }
-      }
-      // At a page start, or the record at p goes on past its page.
-      p = firstRecordFrom(buf, len, p - inPage + (inPage === 0 ? 0 : B))
-      if (p < 0) break
-    }
-    this.crcSlot = w
-    this.crcGen = w.gen
-    this.crcNext = 0
-    this.crcCount = n === 0 ? 0 : recordCrcs!(buf, starts, n, this.crcValues)
+    return recordCrcMatches(w.buf, start, totLen, w.words)
   }
 
   /**
@@ -787,7 +747,29 @@ export class WalReader {
     }
     // A window read for a later page may have reused the buffer of an earlier one: then gather.
     for (let i = 0; i < n; i++) if (fragOwner[i] !== null && fragOwner[i]!.gen !== fragGen[i]) return null
-    // The CRC: the body [24, tot_len) piece by piece, then the header (all on the first page).
+    if (!this.crossCrcMatches(buf, words, owner, start, n)) {
+      return this.end(seg, reqOff, 'bad-crc', `incorrect resource manager data checksum in record at ${this.lsnText(seg, recOff)}`)
+    }
+    const recHi = this.hiOf(seg)
+    const recLo = this.loOf(seg, recOff)
+    const rec = decodeRecordSplit(this.reused ?? new DecodedRecord(), buf, start, firstLen, totLen, this.profile, this.blockSize, recHi, recLo, (mainLen) => this.mainData(n, totLen, mainLen))
+    if (rec === NEED_MORE) return null
+    if (typeof rec === 'string') return this.end(seg, reqOff, 'bad-record', rec)
+    return this.advance(rec, recHi, recLo, pSeg, pOff + contHdr + maxAlign(remLen))
+  }
+
+  /** The CRC check of a record in the `n` pieces of crossNow: computed ahead if all are in one window. */
+  private crossCrcMatches(buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, n: number): boolean {
+    const { fragBuf, fragWords, fragPos, fragLen } = this
+    if (this.crcAhead !== null && owner instanceof Slot) {
+      let oneWindow = true
+      for (let i = 1; i < n; i++) if (fragBuf[i] !== buf) oneWindow = false
+      if (oneWindow) {
+        const known = this.crcAhead.check(owner, buf, owner.len, start, RecordHeader.crc(buf, start))
+        if (known !== CRC_UNKNOWN) return known === CRC_GOOD
+      }
+    }
+    // The body [24, tot_len) piece by piece, then the header (all on the first page).
     let crc = 0
     let v = 0
     for (let i = 0; i < n; i++) {
@@ -800,15 +782,7 @@ export class WalReader {
       v = to
     }
     crc = crc32cRange(buf, start, start + 20, crc, (start & 3) === 0 ? words : null)
-    if (crc !== RecordHeader.crc(buf, start)) {
-      return this.end(seg, reqOff, 'bad-crc', `incorrect resource manager data checksum in record at ${this.lsnText(seg, recOff)}`)
-    }
-    const recHi = this.hiOf(seg)
-    const recLo = this.loOf(seg, recOff)
-    const rec = decodeRecordSplit(buf, start, firstLen, totLen, this.profile, this.blockSize, recHi, recLo, (mainLen) => this.mainData(n, totLen, mainLen))
-    if (rec === NEED_MORE) return null
-    if (typeof rec === 'string') return this.end(seg, reqOff, 'bad-record', rec)
-    return this.advance(rec, recHi, recLo, pSeg, pOff + contHdr + maxAlign(remLen))
+    return crc === RecordHeader.crc(buf, start)
   }
 
   /** Where the last `mainLen` bytes of the `n` pieces are: in one piece, or copied out of several. */

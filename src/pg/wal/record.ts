@@ -82,57 +82,72 @@ export interface WalRecord {
 }
 
 const NO_BLOCKS: readonly BlockRef[] = Object.freeze([])
+const NO_DATA = Buffer.alloc(0)
 
 function big(hi: number, lo: number): Lsn {
   return (BigInt(hi) << 32n) | BigInt(lo)
 }
 
-/** A record decoded in place; LSNs and mainData are made on first use. */
-class DecodedRecord implements WalRecord {
-  readonly xl_tot_len: number
-  readonly xl_xid: number
-  readonly xl_info: number
-  readonly xl_rmid: number
-  readonly xl_crc: number
-  readonly blocks: readonly BlockRef[]
-  readonly origin: number | undefined
-  readonly toplevelXid: number | undefined
-  readonly main_data_len: number
-  readonly fpiLength: number
-  readonly #buf: Buffer
-  readonly #owner: BufferOwner | null
-  readonly #gen: number
-  readonly #mainOff: number
-  readonly #lsnHi: number
-  readonly #lsnLo: number
-  readonly #prevHi: number
-  readonly #prevLo: number
-  #endHi: number
-  #endLo: number
+class DecodedImage implements BlockImage {
+  bimg_len = 0
+  hole_offset = 0
+  hole_length = 0
+  bimg_info = 0
+  compression: Compression = 'none'
+}
 
-  constructor(buf: Buffer, start: number, lsnHi: number, lsnLo: number, decoded: DecodedBody,
-    mainBuf: Buffer, mainOwner: BufferOwner | null, mainOff: number) {
-    this.xl_tot_len = u32(buf, start + XL_TOT_LEN)
-    this.xl_xid = u32(buf, start + XL_XID)
-    this.xl_info = buf[start + XL_INFO]!
-    this.xl_rmid = buf[start + XL_RMID]!
-    this.xl_crc = u32(buf, start + XL_CRC)
-    this.blocks = decoded.blocks
-    this.origin = decoded.origin
-    this.toplevelXid = decoded.toplevelXid
-    this.main_data_len = decoded.mainLen
-    this.fpiLength = decoded.fpiLength
-    this.#buf = mainBuf
-    this.#owner = mainOwner
-    this.#gen = mainOwner === null ? 0 : mainOwner.gen
-    this.#mainOff = mainOff
-    this.#lsnHi = lsnHi
-    this.#lsnLo = lsnLo
-    this.#prevLo = u32(buf, start + XL_PREV)
-    this.#prevHi = u32(buf, start + XL_PREV + 4)
-    this.#endHi = 0
-    this.#endLo = 0
+class DecodedBlock implements BlockRef {
+  block_id = 0
+  fork_flags = 0
+  forkNumber = 0
+  spcOid = 0
+  dbOid = 0
+  relNumber = 0
+  blockNumber = 0
+  hasImage = false
+  applyImage = false
+  hasData = false
+  willInit = false
+  data_length = 0
+  image: DecodedImage | undefined = undefined
+  /** Kept when the block is reused for a record without an image, for the next one that has one. */
+  #spareImage: DecodedImage | null = null
+
+  imageSlot(): DecodedImage {
+    return this.#spareImage ??= new DecodedImage()
   }
+}
+
+/**
+ * A record decoded in place; LSNs and mainData are made on first use. The reader fills one object
+ * per record, or (forEachRecord with reuseRecord) the same object, blocks and all, for every record,
+ * as xlogreader reuses its decode buffer.
+ */
+class DecodedRecord implements WalRecord {
+  xl_tot_len = 0
+  xl_xid = 0
+  xl_info = 0
+  xl_rmid = 0
+  xl_crc = 0
+  blocks: readonly BlockRef[] = NO_BLOCKS
+  origin: number | undefined = undefined
+  toplevelXid: number | undefined = undefined
+  main_data_len = 0
+  fpiLength = 0
+  #buf: Buffer = NO_DATA
+  #owner: BufferOwner | null = null
+  #gen = 0
+  #mainOff = 0
+  #lsnHi = 0
+  #lsnLo = 0
+  #prevHi = 0
+  #prevLo = 0
+  #endHi = 0
+  #endLo = 0
+  /** The block objects of this record object, kept for the next record it is refilled with. */
+  #pool: DecodedBlock[] | null = null
+  /** #lists[n]: the first n of #pool, made once (the pool's objects stay in place). */
+  #lists: DecodedBlock[][] | null = null
 
   get lsn(): Lsn { return big(this.#lsnHi, this.#lsnLo) }
   get endLsn(): Lsn { return big(this.#endHi, this.#endLo) }
@@ -145,10 +160,44 @@ class DecodedRecord implements WalRecord {
     return this.#buf.subarray(this.#mainOff, this.#mainOff + this.main_data_len)
   }
 
+  /** @internal the header fields of the record at `start` of `buf`, and where its main data is. */
+  setHeader(buf: Buffer, start: number, lsnHi: number, lsnLo: number, mainBuf: Buffer, mainOwner: BufferOwner | null, mainOff: number): void {
+    this.xl_tot_len = u32(buf, start + XL_TOT_LEN)
+    this.xl_xid = u32(buf, start + XL_XID)
+    this.xl_info = buf[start + XL_INFO]!
+    this.xl_rmid = buf[start + XL_RMID]!
+    this.xl_crc = u32(buf, start + XL_CRC)
+    this.#buf = mainBuf
+    this.#owner = mainOwner
+    this.#gen = mainOwner === null ? 0 : mainOwner.gen
+    this.#mainOff = mainOff
+    this.#lsnHi = lsnHi
+    this.#lsnLo = lsnLo
+    this.#prevLo = u32(buf, start + XL_PREV)
+    this.#prevHi = u32(buf, start + XL_PREV + 4)
+  }
+
   /** @internal set by whoever knows where the next record starts. */
   setEnd(hi: number, lo: number): void {
     this.#endHi = hi
     this.#endLo = lo
+  }
+
+  /** @internal the `i`th block of the record being decoded (i counts from 0 without gaps). */
+  blockSlot(i: number): DecodedBlock {
+    const pool = this.#pool ??= []
+    if (i === pool.length) pool.push(new DecodedBlock())
+    return pool[i]!
+  }
+
+  /** @internal the first `n` block slots are the record's blocks. */
+  setBlockCount(n: number): void {
+    if (n === 0) {
+      this.blocks = NO_BLOCKS
+      return
+    }
+    const lists = this.#lists ??= []
+    this.blocks = lists[n] ??= this.#pool!.slice(0, n)
   }
 
   /** For JSON.stringify and debugging: the fields, LSNs as X/X (JSON has no bigint). */
@@ -166,19 +215,6 @@ class DecodedRecord implements WalRecord {
 export interface BufferOwner {
   readonly gen: number
 }
-
-/**
- * What DecodeXLogRecord learns from the fragment headers. One instance is reused for every record
- * (JavaScript runs one decode at a time): a fresh object per record showed up in the profile.
- */
-interface DecodedBody {
-  blocks: readonly BlockRef[]
-  origin: number | undefined
-  toplevelXid: number | undefined
-  mainLen: number
-  fpiLength: number
-}
-const body: DecodedBody = { blocks: [], origin: undefined, toplevelXid: undefined, mainLen: 0, fpiLength: 0 }
 
 function lsnText(hi: number, lo: number): string {
   return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`
@@ -214,8 +250,8 @@ export function isValidRmgrId(rmid: number, profile: VersionProfile): boolean {
  * main-data header, then the check that the payloads add up to exactly the rest of the record.
  * Returns the server's message on failure.
  */
-function decodeBody(buf: Buffer, start: number, totLen: number, profile: VersionProfile, blockSize: number,
-  lsnHi: number, lsnLo: number, available: number): DecodedBody | string {
+function decodeBody(rec: DecodedRecord, buf: Buffer, start: number, totLen: number, profile: VersionProfile, blockSize: number,
+  lsnHi: number, lsnLo: number, available: number): string | null {
   const end = start + totLen
   // Headers are read only from the `available` bytes; a record whose headers go further needs
   // gathering first (NEED_MORE), which the reader does.
@@ -226,7 +262,7 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
   let fpiLength = 0
   let origin: number | undefined
   let toplevelXid: number | undefined
-  let blocks: BlockRef[] | null = null
+  let nBlocks = 0
   let maxBlockId = -1
   let spcOid = 0
   let dbOid = 0
@@ -268,7 +304,8 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
       if (hasData && dataLength === 0) return `BKPBLOCK_HAS_DATA set, but no data included at ${lsnText(lsnHi, lsnLo)}`
       if (!hasData && dataLength !== 0) return `BKPBLOCK_HAS_DATA not set, but data length is ${dataLength} at ${lsnText(lsnHi, lsnLo)}`
       datatotal += dataLength
-      let image: BlockImage | undefined
+      const ref = rec.blockSlot(nBlocks++)
+      let image: DecodedImage | undefined
       let applyImage = false
       if ((forkFlags & BKPBLOCK_HAS_IMAGE) !== 0) {
         if (hdrEnd - p < 5) return short(hdrEnd, end, lsnHi, lsnLo)
@@ -303,15 +340,14 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
           return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen} at ${lsnText(lsnHi, lsnLo)}`
         }
         applyImage = (bimgInfo & bimg.APPLY) !== 0
-        image = {
-          bimg_len: bimgLen,
-          hole_offset: holeOffset,
-          hole_length: holeLength,
-          bimg_info: bimgInfo,
-          compression: !compressed ? 'none'
-            : (bimgInfo & bimg.COMPRESS_PGLZ) !== 0 ? 'pglz'
-              : (bimgInfo & bimg.COMPRESS_LZ4) !== 0 ? 'lz4' : 'zstd',
-        }
+        image = ref.imageSlot()
+        image.bimg_len = bimgLen
+        image.hole_offset = holeOffset
+        image.hole_length = holeLength
+        image.bimg_info = bimgInfo
+        image.compression = !compressed ? 'none'
+          : (bimgInfo & bimg.COMPRESS_PGLZ) !== 0 ? 'pglz'
+            : (bimgInfo & bimg.COMPRESS_LZ4) !== 0 ? 'lz4' : 'zstd'
       }
       if ((forkFlags & BKPBLOCK_SAME_REL) === 0) {
         if (hdrEnd - p < 12) return short(hdrEnd, end, lsnHi, lsnLo)
@@ -326,46 +362,43 @@ function decodeBody(buf: Buffer, start: number, totLen: number, profile: Version
       if (hdrEnd - p < 4) return short(hdrEnd, end, lsnHi, lsnLo)
       const blockNumber = u32(buf, p)
       p += 4
-      const ref: BlockRef = {
-        block_id: id,
-        fork_flags: forkFlags,
-        forkNumber: forkFlags & BKPBLOCK_FORK_MASK,
-        spcOid,
-        dbOid,
-        relNumber,
-        blockNumber,
-        hasImage: image !== undefined,
-        applyImage,
-        hasData,
-        willInit: (forkFlags & BKPBLOCK_WILL_INIT) !== 0,
-        data_length: dataLength,
-        image,
-      }
-      if (blocks === null) blocks = [ref]
-      else blocks.push(ref)
+      ref.block_id = id
+      ref.fork_flags = forkFlags
+      ref.forkNumber = forkFlags & BKPBLOCK_FORK_MASK
+      ref.spcOid = spcOid
+      ref.dbOid = dbOid
+      ref.relNumber = relNumber
+      ref.blockNumber = blockNumber
+      ref.hasImage = image !== undefined
+      ref.applyImage = applyImage
+      ref.hasData = hasData
+      ref.willInit = (forkFlags & BKPBLOCK_WILL_INIT) !== 0
+      ref.data_length = dataLength
+      ref.image = image
     } else {
       return `invalid block_id ${id} at ${lsnText(lsnHi, lsnLo)}`
     }
   }
   if (end - p !== datatotal) return shortData(lsnHi, lsnLo)
-  body.blocks = blocks ?? NO_BLOCKS
-  body.origin = origin
-  body.toplevelXid = toplevelXid
-  body.mainLen = mainLen
-  body.fpiLength = fpiLength
-  return body
+  rec.setBlockCount(nBlocks)
+  rec.origin = origin
+  rec.toplevelXid = toplevelXid
+  rec.main_data_len = mainLen
+  rec.fpiLength = fpiLength
+  return null
 }
 
 /**
  * @internal The reader's entry point: decodes the CRC-checked record of `totLen` bytes at `start`
- * of `buf`, whose header the caller has validated. `owner` is set when `buf` will be reused, so
- * that a late use of mainData fails loudly. Returns the server's message on failure.
+ * of `buf`, whose header the caller has validated, into `rec`. `owner` is set when `buf` will be
+ * reused, so that a late use of mainData fails loudly. Returns the server's message on failure.
  */
-export function decodeRecordAt(buf: Buffer, owner: BufferOwner | null, start: number, totLen: number, profile: VersionProfile,
-  blockSize: number, lsnHi: number, lsnLo: number): DecodedRecord | string {
-  const decoded = decodeBody(buf, start, totLen, profile, blockSize, lsnHi, lsnLo, totLen)
-  if (typeof decoded === 'string') return decoded
-  return new DecodedRecord(buf, start, lsnHi, lsnLo, decoded, buf, owner, start + totLen - decoded.mainLen)
+export function decodeRecordAt(rec: DecodedRecord, buf: Buffer, owner: BufferOwner | null, start: number, totLen: number,
+  profile: VersionProfile, blockSize: number, lsnHi: number, lsnLo: number): DecodedRecord | string {
+  const bad = decodeBody(rec, buf, start, totLen, profile, blockSize, lsnHi, lsnLo, totLen)
+  if (bad !== null) return bad
+  rec.setHeader(buf, start, lsnHi, lsnLo, buf, owner, start + totLen - rec.main_data_len)
+  return rec
 }
 
 /**
@@ -373,16 +406,17 @@ export function decodeRecordAt(buf: Buffer, owner: BufferOwner | null, start: nu
  * record across pages, not gathered): the headers must be within the first `available` bytes at
  * `start` (else NEED_MORE), and `mainAt` places the main data once its length is known.
  */
-export function decodeRecordSplit(buf: Buffer, start: number, available: number, totLen: number,
+export function decodeRecordSplit(rec: DecodedRecord, buf: Buffer, start: number, available: number, totLen: number,
   profile: VersionProfile, blockSize: number, lsnHi: number, lsnLo: number,
   mainAt: (mainLen: number) => { buf: Buffer; owner: BufferOwner | null; off: number }): DecodedRecord | string {
-  const decoded = decodeBody(buf, start, totLen, profile, blockSize, lsnHi, lsnLo, available)
-  if (typeof decoded === 'string') return decoded
-  const main = mainAt(decoded.mainLen)
-  return new DecodedRecord(buf, start, lsnHi, lsnLo, decoded, main.buf, main.owner, main.off)
+  const bad = decodeBody(rec, buf, start, totLen, profile, blockSize, lsnHi, lsnLo, available)
+  if (bad !== null) return bad
+  const main = mainAt(rec.main_data_len)
+  rec.setHeader(buf, start, lsnHi, lsnLo, main.buf, main.owner, main.off)
+  return rec
 }
 
-export type { DecodedRecord }
+export { DecodedRecord }
 
 /**
  * Decodes one whole record (`bytes` = exactly xl_tot_len bytes, page headers already removed) found
@@ -401,7 +435,7 @@ export function decodeRecord(bytes: Buffer, lsn: Lsn, profile: VersionProfile, e
   const rmid = bytes[XL_RMID]!
   if (!isValidRmgrId(rmid, profile)) throw fail(`invalid resource manager ID ${rmid} at ${lsnText(hi, lo)}`)
   if (!recordCrcMatches(bytes, 0, totLen)) throw fail(`incorrect resource manager data checksum in record at ${lsnText(hi, lo)}`)
-  const rec = decodeRecordAt(bytes, null, 0, totLen, profile, blockSize, hi, lo)
+  const rec = decodeRecordAt(new DecodedRecord(), bytes, null, 0, totLen, profile, blockSize, hi, lo)
   if (typeof rec === 'string') throw fail(rec)
   const end = endLsn ?? lsn + maxAlign(BigInt(totLen))
   rec.setEnd(Number(end >> 32n), Number(end & 0xffffffffn))
