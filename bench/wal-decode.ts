@@ -13,6 +13,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { formatLsn, parseLsn, type Lsn } from '../src/pg/lsn.js'
 import { PG15 } from '../src/pg/versions.js'
+import { walCrcMethod } from '../src/pg/crc32c-groups.js'
 import { WalReader } from '../src/pg/wal/reader.js'
 import { WalDirectory } from '../src/rewind/wal-source.js'
 import { Kit } from '../test/kit/index.js'
@@ -53,19 +54,22 @@ async function pgWaldump(walDir: string, start: Lsn, end: Lsn): Promise<void> {
   await run(path.join(DEBIAN_15, 'pg_waldump'), ['-q', '-p', walDir, '-s', formatLsn(start), '-e', formatLsn(end)])
 }
 
-/** Reads [start, end) with the reader; `mode` is the API: the callback one or the async iterator. */
-async function walrewind(walDir: string, start: Lsn, end: Lsn, mode: 'callback' | 'iterator'): Promise<{ records: number; blocks: number }> {
+/**
+ * Reads [start, end) with the reader; `mode` is the API: the callback with one reused record (as
+ * the rewind's scan reads), the callback with a record object each, or the async iterator.
+ */
+async function walrewind(walDir: string, start: Lsn, end: Lsn, mode: 'reused' | 'callback' | 'iterator'): Promise<{ records: number; blocks: number }> {
   const source = new WalDirectory({ dir: walDir, segSize: 16 * 1024 * 1024, timelineOf: () => 1 })
   const reader = new WalReader({ profile: PG15, segSize: 16 * 1024 * 1024, source })
   let records = 0
   let blocks = 0
   try {
     // As pg_rewind reads: up to the record that ends at `end`.
-    if (mode === 'callback') {
+    if (mode !== 'iterator') {
       await reader.forEachRecord(start, (r) => {
         records++
         blocks += r.blocks.length
-      }, { until: end })
+      }, { until: end, reuseRecord: mode === 'reused' })
     } else {
       for await (const r of reader.records(start, { until: end })) {
         records++
@@ -143,22 +147,24 @@ async function main(): Promise<void> {
       console.error(`${r.name}: ${formatLsn(r.start)}..${formatLsn(r.end)}, ${mb.toFixed(1)} MiB, ${counted.records} records`)
       const t = await race({
         waldump: () => pgWaldump(walDir, r.start, r.end),
+        reused: () => walrewind(walDir, r.start, r.end, 'reused'),
         callback: () => walrewind(walDir, r.start, r.end, 'callback'),
         iterator: () => walrewind(walDir, r.start, r.end, 'iterator'),
       }, runs)
-      results.push({ range: r.name, mib: mb, records: counted.records, blockRefs: counted.blocks, waldump: t['waldump']!, callback: t['callback']!, iterator: t['iterator']! })
+      results.push({ range: r.name, mib: mb, records: counted.records, blockRefs: counted.blocks, waldump: t['waldump']!, reused: t['reused']!, callback: t['callback']!, iterator: t['iterator']! })
     }
     const cpus = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*: (.*)$/m)?.[1] ?? 'unknown CPU'
     if (process.argv.includes('--json')) {
-      console.log(JSON.stringify({ node: process.version, cpus, scale, seconds, runs, results }, null, 2))
+      console.log(JSON.stringify({ node: process.version, cpus, walCrcMethod, scale, seconds, runs, results }, null, 2))
       return
     }
-    console.log(`${process.version}, ${cpus}, pgbench scale ${scale} + ${seconds} s, best (median) of ${runs} runs, MiB/s of WAL\n`)
-    console.log('| WAL | MiB | records | pg_waldump -q | walrewind (forEachRecord) | walrewind (records() iterator) |')
-    console.log('|---|---:|---:|---:|---:|---:|')
+    console.log(`${process.version}, ${cpus}, pgbench scale ${scale} + ${seconds} s, best (median) of ${runs} runs, MiB/s of WAL`)
+    console.log(`WAL records checked with: ${walCrcMethod}\n`)
+    console.log('| WAL | MiB | records | pg_waldump -q | walrewind forEachRecord, reused record | forEachRecord, a record each | records() iterator |')
+    console.log('|---|---:|---:|---:|---:|---:|---:|')
     const rate = (mib: number, t: Timing) => `${(mib / t.best).toFixed(0)} (${(mib / t.median).toFixed(0)})`
     for (const x of results) {
-      console.log(`| ${x.range} | ${x.mib.toFixed(1)} | ${x.records} | ${rate(x.mib, x.waldump)} | ${rate(x.mib, x.callback)} | ${rate(x.mib, x.iterator)} |`)
+      console.log(`| ${x.range} | ${x.mib.toFixed(1)} | ${x.records} | ${rate(x.mib, x.waldump)} | ${rate(x.mib, x.reused)} | ${rate(x.mib, x.callback)} | ${rate(x.mib, x.iterator)} |`)
     }
   } finally {
     await kit.cleanup()

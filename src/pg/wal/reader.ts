@@ -14,7 +14,7 @@ import {
 } from './page.js'
 import {
   decodeRecordAt, decodeRecordSplit, isValidRmgrId, NEED_MORE, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD,
-  DecodedRecord, type BufferOwner, type WalRecord,
+  DecodedRecord, word, type BufferOwner, type WalRecord,
 } from './record.js'
 import { CRC_GOOD, CRC_UNKNOWN, CrcAhead } from './crc-ahead.js'
 
@@ -175,6 +175,11 @@ export class WalReader {
   private endOff = 0
   private recHi = 0
   private recLo = 0
+  // The page fast() read its last record from (valid while the window keeps its generation).
+  private pageSlot: Slot | null = null
+  private pageGen = 0
+  private pageSeg = -1
+  private pageOff = -1
   // forEachRecord's reused record (reuseRecord), or null for a new object per record.
   private reused: DecodedRecord | null = null
   private spareRecord: DecodedRecord | null = null
@@ -587,7 +592,7 @@ export class WalReader {
   // --- records ---------------------------------------------------------------------------------
 
   /** ValidXLogRecordHeader: length, resource manager, and the prev-link (exact, or merely backwards). */
-  private checkHeader(buf: Buffer, start: number, totLen: number, rand: boolean, prevHi: number, prevLo: number,
+  private checkHeader(buf: Buffer, words: Uint32Array | null, start: number, totLen: number, rand: boolean, prevHi: number, prevLo: number,
     recSeg: number, recOff: number, reqSeg: number, reqOff: number): WalEnd | null {
     if (totLen < SIZE_OF_XLOG_RECORD) {
       return this.end(reqSeg, reqOff, totLen === 0 ? 'zero-length' : 'bad-record-header',
@@ -600,8 +605,8 @@ export class WalReader {
     if (!isValidRmgrId(rmid, this.profile)) {
       return this.end(reqSeg, reqOff, 'bad-record-header', `invalid resource manager ID ${rmid} at ${this.lsnText(recSeg, recOff)}`)
     }
-    const pHi = RecordHeader.prevHi(buf, start)
-    const pLo = RecordHeader.prevLo(buf, start)
+    const pHi = word(buf, words, start + 12)
+    const pLo = word(buf, words, start + 8)
     const recHi = this.hiOf(recSeg)
     const recLo = this.loOf(recSeg, recOff)
     // Read at random we can only check that the link points backwards; read in sequence it must
@@ -629,14 +634,14 @@ export class WalReader {
   }
 
   /** CRC verdict, decode, and the position of the next record. `nextOff` may be segSize. */
-  private finish(crcOk: boolean, buf: Buffer, owner: BufferOwner | null, start: number, totLen: number,
+  private finish(crcOk: boolean, buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, totLen: number,
     recSeg: number, recOff: number, nextSeg: number, nextOff: number, reqSeg: number, reqOff: number): DecodedRecord | WalEnd {
     if (!crcOk) {
       return this.end(reqSeg, reqOff, 'bad-crc', `incorrect resource manager data checksum in record at ${this.lsnText(recSeg, recOff)}`)
     }
     const recHi = this.hiOf(recSeg)
     const recLo = this.loOf(recSeg, recOff)
-    const rec = decodeRecordAt(this.reused ?? new DecodedRecord(), buf, owner, start, totLen, this.profile, this.blockSize, recHi, recLo)
+    const rec = decodeRecordAt(this.reused ?? new DecodedRecord(), buf, words, owner, start, totLen, this.profile, this.blockSize, recHi, recLo)
     if (typeof rec === 'string') return this.end(reqSeg, reqOff, 'bad-record', rec)
     return this.advance(rec, recHi, recLo, nextSeg, nextOff)
   }
@@ -667,8 +672,17 @@ export class WalReader {
   private fast(seg: number, off: number, rand: boolean, prevHi: number, prevLo: number): DecodedRecord | WalEnd | null {
     const inPage = off % B
     const pageOff = off - inPage
-    const w = this.pageNow(seg, pageOff, seg, off)
-    if (w === null || w instanceof WalEnd) return w
+    let w = this.pageSlot
+    // Most records are on the page of the one before: no page lookup, no validation again.
+    if (w === null || seg !== this.pageSeg || pageOff !== this.pageOff || w.gen !== this.pageGen || seg !== this.lastSeg) {
+      const found = this.pageNow(seg, pageOff, seg, off)
+      if (found === null || found instanceof WalEnd) return found
+      w = found
+      this.pageSlot = found
+      this.pageGen = found.gen
+      this.pageSeg = seg
+      this.pageOff = pageOff
+    }
     const pos = pageOff - w.start
     const buf = w.buf
     const info = pageInfo(buf, pos)
@@ -679,13 +693,13 @@ export class WalReader {
     if (recInPage > B - SIZE_OF_XLOG_RECORD) return null
     if ((info & XLP_FIRST_IS_CONTRECORD) !== 0 && recInPage === hdr) return null
     const start = pos + recInPage
-    const totLen = RecordHeader.totLen(buf, start)
+    const totLen = word(buf, w.words, start)
     const recOff = pageOff + recInPage
-    const bad = this.checkHeader(buf, start, totLen, rand, prevHi, prevLo, seg, recOff, seg, off)
+    const bad = this.checkHeader(buf, w.words, start, totLen, rand, prevHi, prevLo, seg, recOff, seg, off)
     if (bad !== null) return bad
     const owner = this.reuseBuffers ? w : null
     if (totLen > B - recInPage) return this.crossNow(buf, w.words, owner, start, B - recInPage, totLen, seg, pageOff, recOff, off)
-    return this.finish(this.crcMatches(w, start, totLen), buf, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
+    return this.finish(this.crcMatches(w, start, totLen), buf, w.words, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
   }
 
   /** The CRC check of a record wholly on a page of window `w`: computed ahead if it can be. */
@@ -752,7 +766,7 @@ export class WalReader {
     }
     const recHi = this.hiOf(seg)
     const recLo = this.loOf(seg, recOff)
-    const rec = decodeRecordSplit(this.reused ?? new DecodedRecord(), buf, start, firstLen, totLen, this.profile, this.blockSize, recHi, recLo, (mainLen) => this.mainData(n, totLen, mainLen))
+    const rec = decodeRecordSplit(this.reused ?? new DecodedRecord(), buf, words, start, firstLen, totLen, this.profile, this.blockSize, recHi, recLo, (mainLen) => this.mainData(n, totLen, mainLen))
     if (rec === NEED_MORE) return null
     if (typeof rec === 'string') return this.end(seg, reqOff, 'bad-record', rec)
     return this.advance(rec, recHi, recLo, pSeg, pOff + contHdr + maxAlign(remLen))
@@ -842,7 +856,7 @@ export class WalReader {
       const totLen = RecordHeader.totLen(pg.buf, start)
       let gotHeader = false
       if (recInPage <= B - SIZE_OF_XLOG_RECORD) {
-        const bad = this.checkHeader(pg.buf, start, totLen, rand, prevHi, prevLo, seg, recOff, reqSeg, reqOff)
+        const bad = this.checkHeader(pg.buf, pg.words, start, totLen, rand, prevHi, prevLo, seg, recOff, reqSeg, reqOff)
         if (bad !== null) return bad
         gotHeader = true
       } else if (totLen < SIZE_OF_XLOG_RECORD) {
@@ -851,7 +865,7 @@ export class WalReader {
       }
       const firstLen = B - recInPage
       if (totLen <= firstLen) {
-        return this.finish(this.crcMatches(pg, start, totLen), pg.buf, this.ownerOf(pg), start, totLen, seg, recOff, seg,
+        return this.finish(this.crcMatches(pg, start, totLen), pg.buf, pg.words, this.ownerOf(pg), start, totLen, seg, recOff, seg,
           recOff + maxAlign(totLen), reqSeg, reqOff)
       }
 
@@ -908,7 +922,7 @@ export class WalReader {
         np.buf.copy(asm, base + got, npos + contHdr, npos + contHdr + len)
         got += len
         if (!gotHeader) {
-          const bad = this.checkHeader(asm, base, totLen, rand, prevHi, prevLo, seg, recOff, reqSeg, reqOff)
+          const bad = this.checkHeader(asm, arena !== null ? arena.words : null, base, totLen, rand, prevHi, prevLo, seg, recOff, reqSeg, reqOff)
           if (bad !== null) return bad
           gotHeader = true
         }
@@ -918,7 +932,8 @@ export class WalReader {
         off = pOff
         continue
       }
-      const done = this.finish(recordCrcMatches(asm, base, totLen, arena !== null ? arena.words : wordsOf(asm)), asm, arena, base, totLen, seg, recOff, pSeg,
+      const asmWords = arena !== null ? arena.words : wordsOf(asm)
+      const done = this.finish(recordCrcMatches(asm, base, totLen, asmWords), asm, asmWords, arena, base, totLen, seg, recOff, pSeg,
         pOff + contHdr + maxAlign(remLen), reqSeg, reqOff)
       // Only a record that was read keeps its arena space.
       if (arena !== null && !(done instanceof WalEnd)) arena.used = base + maxAlign(totLen)

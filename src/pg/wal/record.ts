@@ -161,20 +161,21 @@ class DecodedRecord implements WalRecord {
   }
 
   /** @internal the header fields of the record at `start` of `buf`, and where its main data is. */
-  setHeader(buf: Buffer, start: number, lsnHi: number, lsnLo: number, mainBuf: Buffer, mainOwner: BufferOwner | null, mainOff: number): void {
-    this.xl_tot_len = u32(buf, start + XL_TOT_LEN)
-    this.xl_xid = u32(buf, start + XL_XID)
+  setHeader(buf: Buffer, words: Uint32Array | null, start: number, lsnHi: number, lsnLo: number, mainBuf: Buffer,
+    mainOwner: BufferOwner | null, mainOff: number): void {
+    this.xl_tot_len = word(buf, words, start + XL_TOT_LEN)
+    this.xl_xid = word(buf, words, start + XL_XID)
     this.xl_info = buf[start + XL_INFO]!
     this.xl_rmid = buf[start + XL_RMID]!
-    this.xl_crc = u32(buf, start + XL_CRC)
+    this.xl_crc = word(buf, words, start + XL_CRC)
     this.#buf = mainBuf
     this.#owner = mainOwner
     this.#gen = mainOwner === null ? 0 : mainOwner.gen
     this.#mainOff = mainOff
     this.#lsnHi = lsnHi
     this.#lsnLo = lsnLo
-    this.#prevLo = u32(buf, start + XL_PREV)
-    this.#prevHi = u32(buf, start + XL_PREV + 4)
+    this.#prevLo = word(buf, words, start + XL_PREV)
+    this.#prevHi = word(buf, words, start + XL_PREV + 4)
   }
 
   /** @internal set by whoever knows where the next record starts. */
@@ -214,6 +215,14 @@ class DecodedRecord implements WalRecord {
 /** @internal A reused buffer: its generation changes whenever it is refilled. */
 export interface BufferOwner {
   readonly gen: number
+}
+
+/**
+ * The uint32 at `i`, a multiple of 4 (record headers start MAXALIGNed): one load from `words`, a
+ * Uint32Array over the same memory as `buf`, when there is one.
+ */
+export function word(buf: Buffer, words: Uint32Array | null, i: number): number {
+  return words !== null ? words[i >>> 2]! : u32(buf, i)
 }
 
 function lsnText(hi: number, lo: number): string {
@@ -393,11 +402,11 @@ function decodeBody(rec: DecodedRecord, buf: Buffer, start: number, totLen: numb
  * of `buf`, whose header the caller has validated, into `rec`. `owner` is set when `buf` will be
  * reused, so that a late use of mainData fails loudly. Returns the server's message on failure.
  */
-export function decodeRecordAt(rec: DecodedRecord, buf: Buffer, owner: BufferOwner | null, start: number, totLen: number,
+export function decodeRecordAt(rec: DecodedRecord, buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, totLen: number,
   profile: VersionProfile, blockSize: number, lsnHi: number, lsnLo: number): DecodedRecord | string {
   const bad = decodeBody(rec, buf, start, totLen, profile, blockSize, lsnHi, lsnLo, totLen)
   if (bad !== null) return bad
-  rec.setHeader(buf, start, lsnHi, lsnLo, buf, owner, start + totLen - rec.main_data_len)
+  rec.setHeader(buf, words, start, lsnHi, lsnLo, buf, owner, start + totLen - rec.main_data_len)
   return rec
 }
 
@@ -406,13 +415,13 @@ export function decodeRecordAt(rec: DecodedRecord, buf: Buffer, owner: BufferOwn
  * record across pages, not gathered): the headers must be within the first `available` bytes at
  * `start` (else NEED_MORE), and `mainAt` places the main data once its length is known.
  */
-export function decodeRecordSplit(rec: DecodedRecord, buf: Buffer, start: number, available: number, totLen: number,
+export function decodeRecordSplit(rec: DecodedRecord, buf: Buffer, words: Uint32Array | null, start: number, available: number, totLen: number,
   profile: VersionProfile, blockSize: number, lsnHi: number, lsnLo: number,
   mainAt: (mainLen: number) => { buf: Buffer; owner: BufferOwner | null; off: number }): DecodedRecord | string {
   const bad = decodeBody(rec, buf, start, totLen, profile, blockSize, lsnHi, lsnLo, available)
   if (bad !== null) return bad
   const main = mainAt(rec.main_data_len)
-  rec.setHeader(buf, start, lsnHi, lsnLo, main.buf, main.owner, main.off)
+  rec.setHeader(buf, words, start, lsnHi, lsnLo, main.buf, main.owner, main.off)
   return rec
 }
 
@@ -435,7 +444,7 @@ export function decodeRecord(bytes: Buffer, lsn: Lsn, profile: VersionProfile, e
   const rmid = bytes[XL_RMID]!
   if (!isValidRmgrId(rmid, profile)) throw fail(`invalid resource manager ID ${rmid} at ${lsnText(hi, lo)}`)
   if (!recordCrcMatches(bytes, 0, totLen)) throw fail(`incorrect resource manager data checksum in record at ${lsnText(hi, lo)}`)
-  const rec = decodeRecordAt(new DecodedRecord(), bytes, null, 0, totLen, profile, blockSize, hi, lo)
+  const rec = decodeRecordAt(new DecodedRecord(), bytes, null, null, 0, totLen, profile, blockSize, hi, lo)
   if (typeof rec === 'string') throw fail(rec)
   const end = endLsn ?? lsn + maxAlign(BigInt(totLen))
   rec.setEnd(Number(end >> 32n), Number(end & 0xffffffffn))
