@@ -94,6 +94,15 @@ static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, vo
   return type == want;
 }
 
+/* Whether ranges [from, to) of `ranges` (pairs start, end) all lie inside a buffer of buf_len bytes. */
+static int ranges_inside(const int32_t *ranges, size_t from, size_t to, size_t buf_len) {
+  for (size_t r = from; r < to; r++) {
+    int32_t s = ranges[2 * r], e = ranges[2 * r + 1];
+    if (s < 0 || e < s || (size_t)e > buf_len) return 0;
+  }
+  return 1;
+}
+
 /*
  * Three ranges at once: the CRC instruction takes three cycles but can start every cycle, so
  * independent checksums interleaved go about three times as fast as one after the other. Each
@@ -142,10 +151,7 @@ __attribute__((target("sse4.2"))) static void crc_hw3(uint32_t c[3], const uint8
       len[live[k]] -= m;
     }
   }
-  for (int k = 0; k < 3; k++) {
-    c[k] = crc_hw(c[k], p[k], len[k]);
-    len[k] = 0;
-  }
+  for (int k = 0; k < 3; k++) c[k] = crc_hw(c[k], p[k], len[k]);
 }
 #define HAVE_HW3 1
 #endif
@@ -180,22 +186,12 @@ static napi_value crc32c_groups(napi_env env, napi_callback_info info) {
   for (; done < count; done++) {
     size_t last = (size_t)ends[done];
     if (last < first || 2 * last > ranges_len) break;
-    int ok = 1;
-    for (size_t r = first; r < last; r++) {
-      int32_t s = ranges[2 * r], e = ranges[2 * r + 1];
-      if (s < 0 || e < s || (size_t)e > buf_len) ok = 0;
-    }
-    if (!ok) break;
+    if (!ranges_inside(ranges, first, last, buf_len)) break;
 #ifdef HAVE_HW3
     /* Three groups of two ranges each (a WAL record on one page: body, then header) in step. */
     if (crc_update == crc_hw && done + 3 <= count && last - first == 2 && (size_t)ends[done + 1] == last + 2 &&
         (size_t)ends[done + 2] == last + 4 && 2 * (last + 4) <= ranges_len) {
-      int fine = 1;
-      for (size_t r = last; r < last + 4; r++) {
-        int32_t s = ranges[2 * r], e = ranges[2 * r + 1];
-        if (s < 0 || e < s || (size_t)e > buf_len) fine = 0;
-      }
-      if (fine) {
+      if (ranges_inside(ranges, last, last + 4, buf_len)) {
         uint32_t c[3];
         const uint8_t *p[3];
         size_t len[3];

@@ -7,13 +7,10 @@
 
 import { maxAlign } from '../lsn.js'
 import { crc32cGroups } from '../crc32c-groups.js'
-import { u32 } from './bytes.js'
-import { pageInfo, pageRemLen, SIZE_OF_XLOG_LONG_PHD, SIZE_OF_XLOG_SHORT_PHD, XLOG_BLCKSZ, XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER } from './page.js'
+import { firstRecordInPage, headerSizeForInfo, pageInfo, XLOG_BLCKSZ, XLP_FIRST_IS_CONTRECORD } from './page.js'
+import { RecordHeader, SIZE_OF_XLOG_RECORD } from './record.js'
 
 const B = XLOG_BLCKSZ
-/** SizeOfXLogRecord, and the header bytes the CRC covers (up to xl_crc). */
-const RECORD_HEADER = 24
-const CRC_COVERED_HEADER = 20
 /** Records per batch (a 128 KiB window of the smallest records holds 5461). */
 const MAX_RECORDS = 4096
 const MAX_RANGES = 3 * MAX_RECORDS
@@ -69,26 +66,26 @@ export class CrcAhead {
     let n = 0
     let r = 0
     let p = start
-    while (n < MAX_RECORDS && r + 2 * (len >> 13) + 4 <= MAX_RANGES && p + RECORD_HEADER <= len) {
+    while (n < MAX_RECORDS && r + 2 * Math.floor(len / B) + 4 <= MAX_RANGES && p + SIZE_OF_XLOG_RECORD <= len) {
       const inPage = p % B
-      if (inPage === 0 || inPage > B - RECORD_HEADER) {
+      if (inPage === 0 || inPage > B - SIZE_OF_XLOG_RECORD) {
         // At a page start, or a header that goes on past its page (the reader gathers those).
         p = firstRecordFrom(buf, len, p - inPage + (inPage === 0 ? 0 : B))
         if (p < 0) break
         continue
       }
-      const totLen = u32(buf, p)
-      if (totLen < RECORD_HEADER) break
+      const totLen = RecordHeader.totLen(buf, p)
+      if (totLen < SIZE_OF_XLOG_RECORD) break
       const at = p
       const first = r
       if (inPage + totLen <= B) {
-        ranges[2 * r] = p + RECORD_HEADER
+        ranges[2 * r] = p + SIZE_OF_XLOG_RECORD
         ranges[2 * r + 1] = p + totLen
         r++
         p += maxAlign(totLen)
       } else {
         // Across pages: the body piece by piece, as long as all of it is in this window.
-        ranges[2 * r] = p + RECORD_HEADER
+        ranges[2 * r] = p + SIZE_OF_XLOG_RECORD
         ranges[2 * r + 1] = p - inPage + B
         r++
         let got = B - inPage
@@ -99,7 +96,7 @@ export class CrcAhead {
           if (page + B > len) break
           const info = pageInfo(buf, page)
           if ((info & XLP_FIRST_IS_CONTRECORD) === 0 || (info & this.overwriteFlag) !== 0) break
-          const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+          const hdr = headerSizeForInfo(info)
           const piece = Math.min(B - hdr, totLen - got)
           ranges[2 * r] = page + hdr
           ranges[2 * r + 1] = page + hdr + piece
@@ -114,7 +111,7 @@ export class CrcAhead {
         p = after
       }
       ranges[2 * r] = at
-      ranges[2 * r + 1] = at + CRC_COVERED_HEADER
+      ranges[2 * r + 1] = at + RecordHeader.crcCoveredLength
       r++
       starts[n] = at
       ends[n++] = r
@@ -131,10 +128,8 @@ export class CrcAhead {
  */
 function firstRecordFrom(buf: Buffer, len: number, page: number): number {
   for (; page + B <= len; page += B) {
-    const info = pageInfo(buf, page)
-    const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
-    const rem = (info & XLP_FIRST_IS_CONTRECORD) !== 0 ? maxAlign(pageRemLen(buf, page)) : 0
-    if (hdr + rem < B) return page + hdr + rem
+    const first = firstRecordInPage(buf, page)
+    if (first < B) return page + first
   }
   return -1
 }

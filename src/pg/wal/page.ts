@@ -2,7 +2,7 @@
 // checks xlogreader's XLogReaderValidatePageHeader applies. The validator works on plain numbers at
 // an offset of a larger buffer so the reader can check every page without allocating.
 
-import { segmentFileName, type Lsn } from '../lsn.js'
+import { maxAlign, segmentFileName, type Lsn } from '../lsn.js'
 import type { VersionProfile } from '../versions.js'
 import { u16, u32 } from './bytes.js'
 
@@ -56,7 +56,12 @@ export function decodePageHeader(buf: Buffer, offset = 0): PageHeader {
 
 /** XLogPageHeaderSize: 40 with XLP_LONG_HEADER, else 24. */
 export function pageHeaderSize(buf: Buffer, offset = 0): number {
-  return (buf[offset + XLP_INFO]! & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+  return headerSizeForInfo(u16(buf, offset + XLP_INFO))
+}
+
+/** XLogPageHeaderSize from xlp_info already read (the reader has it at hand). */
+export function headerSizeForInfo(info: number): number {
+  return (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
 }
 
 export type PageProblem = 'bad-magic' | 'bad-pageaddr' | 'bad-page-header'
@@ -136,6 +141,16 @@ export function checkPageHeader(buf: Buffer, pos: number, segno: number, pageOff
 /** xlp_info of the page at `pos`. */
 export function pageInfo(buf: Buffer, pos: number): number {
   return u16(buf, pos + XLP_INFO)
+}
+
+/**
+ * Where the first record that starts on the page at `pos` would be, as an offset in the page: past
+ * the header and the (MAXALIGNed) part that continues an earlier record. XLOG_BLCKSZ or more when
+ * that continuation fills the page.
+ */
+export function firstRecordInPage(buf: Buffer, pos: number): number {
+  const info = pageInfo(buf, pos)
+  return headerSizeForInfo(info) + ((info & XLP_FIRST_IS_CONTRECORD) !== 0 ? maxAlign(pageRemLen(buf, pos)) : 0)
 }
 
 /** xlp_tli of the page at `pos`. */

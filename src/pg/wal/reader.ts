@@ -9,12 +9,12 @@ import { crc32cRange, wordsOf } from '../crc32c.js'
 import { maxAlign, segmentFileName, type Lsn } from '../lsn.js'
 import type { VersionProfile } from '../versions.js'
 import {
-  checkPageHeader, pageInfo, pageRemLen, pageTli, SIZE_OF_XLOG_LONG_PHD, SIZE_OF_XLOG_SHORT_PHD, XLOG_BLCKSZ,
-  XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER, type PageExpectation,
+  checkPageHeader, firstRecordInPage, headerSizeForInfo, pageInfo, pageRemLen, pageTli, XLOG_BLCKSZ, XLP_FIRST_IS_CONTRECORD,
+  type PageExpectation,
 } from './page.js'
 import {
   decodeRecordAt, decodeRecordSplit, isValidRmgrId, NEED_MORE, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD,
-  DecodedRecord, word, type BufferOwner, type WalRecord,
+  DecodedRecord, type BufferOwner, type WalRecord,
 } from './record.js'
 import { CRC_GOOD, CRC_UNKNOWN, CrcAhead } from './crc-ahead.js'
 
@@ -290,12 +290,9 @@ export class WalReader {
     for (;;) {
       const pg = await this.page(seg, pageOff, seg, off)
       if (pg instanceof WalEnd) return null
-      const pos = pageOff - pg.start
-      const info = pageInfo(pg.buf, pos)
-      const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
-      const rem = (info & XLP_FIRST_IS_CONTRECORD) !== 0 ? maxAlign(pageRemLen(pg.buf, pos)) : 0
-      if (rem < B - hdr) {
-        off = pageOff + hdr + rem
+      const first = firstRecordInPage(pg.buf, pageOff - pg.start)
+      if (first < B) {
+        off = pageOff + first
         break
       }
       pageOff += B
@@ -605,8 +602,8 @@ export class WalReader {
     if (!isValidRmgrId(rmid, this.profile)) {
       return this.end(reqSeg, reqOff, 'bad-record-header', `invalid resource manager ID ${rmid} at ${this.lsnText(recSeg, recOff)}`)
     }
-    const pHi = word(buf, words, start + 12)
-    const pLo = word(buf, words, start + 8)
+    const pHi = RecordHeader.prevHi(buf, start, words)
+    const pLo = RecordHeader.prevLo(buf, start, words)
     const recHi = this.hiOf(recSeg)
     const recLo = this.loOf(recSeg, recOff)
     // Read at random we can only check that the link points backwards; read in sequence it must
@@ -686,14 +683,14 @@ export class WalReader {
     const pos = pageOff - w.start
     const buf = w.buf
     const info = pageInfo(buf, pos)
-    const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+    const hdr = headerSizeForInfo(info)
     let recInPage = inPage
     if (recInPage === 0) recInPage = hdr
     else if (recInPage < hdr) return null
     if (recInPage > B - SIZE_OF_XLOG_RECORD) return null
     if ((info & XLP_FIRST_IS_CONTRECORD) !== 0 && recInPage === hdr) return null
     const start = pos + recInPage
-    const totLen = word(buf, w.words, start)
+    const totLen = RecordHeader.totLen(buf, start, w.words)
     const recOff = pageOff + recInPage
     const bad = this.checkHeader(buf, w.words, start, totLen, rand, prevHi, prevLo, seg, recOff, seg, off)
     if (bad !== null) return bad
@@ -747,7 +744,7 @@ export class WalReader {
       const bad = this.checkContinuation(np.buf, npos, info, totLen, got, seg, recOff, seg, reqOff)
       if (bad !== null) return bad
       remLen = pageRemLen(np.buf, npos)
-      contHdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+      contHdr = headerSizeForInfo(info)
       const len = Math.min(B - contHdr, remLen)
       const npOwner = this.ownerOf(np)
       fragBuf[n] = np.buf
@@ -840,7 +837,7 @@ export class WalReader {
       if (pg instanceof WalEnd) return pg
       const pos = pageOff - pg.start
       const info = pageInfo(pg.buf, pos)
-      const hdr = (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+      const hdr = headerSizeForInfo(info)
       let recInPage = inPage
       if (recInPage === 0) {
         recInPage = hdr
@@ -911,7 +908,7 @@ export class WalReader {
         const bad = this.checkContinuation(np.buf, npos, nInfo, totLen, got, seg, recOff, reqSeg, reqOff)
         if (bad !== null) return bad
         remLen = pageRemLen(np.buf, npos)
-        contHdr = (nInfo & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+        contHdr = headerSizeForInfo(nInfo)
         const len = Math.min(B - contHdr, remLen)
         if (got + len > cap) {
           cap = Math.min(totLen, Math.max(cap * 2, got + len))

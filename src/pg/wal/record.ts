@@ -221,7 +221,7 @@ export interface BufferOwner {
  * The uint32 at `i`, a multiple of 4 (record headers start MAXALIGNed): one load from `words`, a
  * Uint32Array over the same memory as `buf`, when there is one.
  */
-export function word(buf: Buffer, words: Uint32Array | null, i: number): number {
+function word(buf: Buffer, words: Uint32Array | null, i: number): number {
   return words !== null ? words[i >>> 2]! : u32(buf, i)
 }
 
@@ -451,12 +451,17 @@ export function decodeRecord(bytes: Buffer, lsn: Lsn, profile: VersionProfile, e
   return rec
 }
 
-/** Header fields straight from a buffer, for the reader's checks before the record is gathered. */
+/**
+ * Header fields straight from a buffer, for the reader's checks before the record is gathered.
+ * `words` (optional): a Uint32Array over the same memory, for one load per field (see word()).
+ */
 export const RecordHeader = Object.freeze({
-  totLen: (buf: Buffer, start: number): number => u32(buf, start + XL_TOT_LEN),
+  totLen: (buf: Buffer, start: number, words: Uint32Array | null = null): number => word(buf, words, start + XL_TOT_LEN),
   rmid: (buf: Buffer, start: number): number => buf[start + XL_RMID]!,
   info: (buf: Buffer, start: number): number => buf[start + XL_INFO]!,
-  prevLo: (buf: Buffer, start: number): number => u32(buf, start + XL_PREV),
-  prevHi: (buf: Buffer, start: number): number => u32(buf, start + XL_PREV + 4),
-  crc: (buf: Buffer, start: number): number => u32(buf, start + XL_CRC),
+  prevLo: (buf: Buffer, start: number, words: Uint32Array | null = null): number => word(buf, words, start + XL_PREV),
+  prevHi: (buf: Buffer, start: number, words: Uint32Array | null = null): number => word(buf, words, start + XL_PREV + 4),
+  crc: (buf: Buffer, start: number, words: Uint32Array | null = null): number => word(buf, words, start + XL_CRC),
+  /** How many header bytes the record CRC covers after the body: those before xl_crc. */
+  crcCoveredLength: XL_CRC,
 })
