@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "crc32c_groups",
-      "sources": ["native/crc32c-groups.c"],
+      "target_name": "walrewind_native",
+      "sources": ["native/addon.c", "native/crc32c.c", "native/wal-scan.c"],
       "cflags": ["-O2"]
     }
   ]

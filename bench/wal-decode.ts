@@ -13,7 +13,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { formatLsn, parseLsn, type Lsn } from '../src/pg/lsn.js'
 import { PG15 } from '../src/pg/versions.js'
-import { walCrcMethod } from '../src/pg/crc32c-groups.js'
+import { walScanMethod } from '../src/pg/native.js'
 import { WalReader } from '../src/pg/wal/reader.js'
 import { WalDirectory } from '../src/rewind/wal-source.js'
 import { Kit } from '../test/kit/index.js'
@@ -155,11 +155,11 @@ async function main(): Promise<void> {
     }
     const cpus = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*: (.*)$/m)?.[1] ?? 'unknown CPU'
     if (process.argv.includes('--json')) {
-      console.log(JSON.stringify({ node: process.version, cpus, walCrcMethod, scale, seconds, runs, results }, null, 2))
+      console.log(JSON.stringify({ node: process.version, cpus, walScanMethod, scale, seconds, runs, results }, null, 2))
       return
     }
     console.log(`${process.version}, ${cpus}, pgbench scale ${scale} + ${seconds} s, best (median) of ${runs} runs, MiB/s of WAL`)
-    console.log(`WAL records checked with: ${walCrcMethod}\n`)
+    console.log(`WAL records checked and decoded by: ${walScanMethod}\n`)
     console.log('| WAL | MiB | records | pg_waldump -q | walrewind forEachRecord, reused record | forEachRecord, a record each | records() iterator |')
     console.log('|---|---:|---:|---:|---:|---:|---:|')
     const rate = (mib: number, t: Timing) => `${(mib / t.best).toFixed(0)} (${(mib / t.median).toFixed(0)})`

@@ -24,7 +24,7 @@ import { plan as makePlan, type Plan } from './plan.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
 import { restoreWalSegment } from './restore.js'
 import { scanTargetWal } from './scan.js'
-import { walCrcMethod } from '../pg/crc32c-groups.js'
+import { walScanMethod } from '../pg/native.js'
 import { modesFromDataDirMode, TargetDir } from './target-dir.js'
 import { openDataDirWal } from './wal-source.js'
 
@@ -198,7 +198,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
         listDataDirectory(targetDir),
         scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size),
       ])
-      mark(`listing and scanning ${scan.records} WAL records (CRCs: ${walCrcMethod})`)
+      mark(`listing and scanning ${scan.records} WAL records (checked by: ${walScanMethod})`)
       forked = {
         divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint, keepWal, changedBlocks: scan.changedBlocks,
         sourceFiles, targetFiles, walRecords: scan.records, targetHistory,

@@ -52,7 +52,7 @@ interface ReadOptions {
   sync?: boolean
   generator?: boolean
   reuseRecord?: boolean
-  crcAhead?: boolean
+  nativeScan?: boolean
   systemIdentifier?: bigint
   profileMajor?: number
   start?: Lsn
@@ -66,7 +66,7 @@ function reader(f: Fixture, o: ReadOptions = {}): { reader: WalReader; source: W
     systemIdentifier: o.systemIdentifier ?? BigInt(f.json.systemIdentifier),
     source,
     ...(o.windowSize !== undefined ? { windowSize: o.windowSize } : {}),
-    ...(o.crcAhead !== undefined ? { crcAhead: o.crcAhead } : {}),
+    ...(o.nativeScan !== undefined ? { nativeScan: o.nativeScan } : {}),
   })
   return { reader: r, source }
 }
@@ -302,8 +302,8 @@ for (const major of fixtureMajors()) {
       const { records, end } = await fixtureWal(f)
       for (const o of [{ windowSize: 8192 }, { readInto: false }, { generator: true, windowSize: 65536 }, { sync: true },
         { sync: true, windowSize: 8192 }, { sync: true, windowSize: 16384 }, { sync: true, windowSize: 1 << 20 },
-        { reuseRecord: true }, { sync: true, reuseRecord: true, windowSize: 16384 }, { crcAhead: false },
-        { sync: true, crcAhead: false, reuseRecord: true }] as ReadOptions[]) {
+        { reuseRecord: true }, { sync: true, reuseRecord: true, windowSize: 16384 }, { nativeScan: false },
+        { sync: true, nativeScan: false, reuseRecord: true }] as ReadOptions[]) {
         const again = await readAll(f, o)
         assert.deepEqual(again.end, end)
         assert.equal(again.records.length, records.length)

@@ -16,7 +16,7 @@ import {
   decodeRecordAt, decodeRecordSplit, isValidRmgrId, NEED_MORE, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD,
   DecodedRecord, type BufferOwner, type WalRecord,
 } from './record.js'
-import { CRC_GOOD, CRC_UNKNOWN, CrcAhead } from './crc-ahead.js'
+import { WindowScan } from './window-scan.js'
 
 export interface WalSegmentSource {
   /** Bytes [offset, offset+length) of segment `segno`; fewer at EOF. Throws RewindError
@@ -84,10 +84,10 @@ export interface WalReaderOptions {
    */
   readonly windowSize?: number
   /**
-   * Check the CRCs of a window's records in one native call, computed ahead (default: when the
-   * native addon was built). Off, every record is checked in JavaScript, one by one.
+   * Check and decode the records of a window in one native call (default: when the native addon
+   * was built). Off, every record is checked and decoded in JavaScript, one by one.
    */
-  readonly crcAhead?: boolean
+  readonly nativeScan?: boolean
 }
 
 /** A read buffer holding one window of one segment; reused once it is the least recently used. */
@@ -183,8 +183,8 @@ export class WalReader {
   // forEachRecord's reused record (reuseRecord), or null for a new object per record.
   private reused: DecodedRecord | null = null
   private spareRecord: DecodedRecord | null = null
-  /** CRCs of the records of a window computed ahead in one native call; null without the addon. */
-  private readonly crcAhead: CrcAhead | null
+  /** The records of a window checked and decoded in one native call; null without the addon. */
+  private readonly scan: WindowScan | null
 
   constructor(opts: WalReaderOptions) {
     this.profile = opts.profile
@@ -206,7 +206,7 @@ export class WalReader {
     }
     this.switchInfo = opts.profile.codes.XLOG_SWITCH
     this.reuseBuffers = opts.source.readInto !== undefined
-    this.crcAhead = CrcAhead.available && opts.crcAhead !== false ? new CrcAhead(opts.profile.xlpFirstIsOverwriteContrecord) : null
+    this.scan = WindowScan.available && opts.nativeScan !== false ? new WindowScan(opts.profile, this.blockSize) : null
   }
 
   /** The record starting at `lsn` (if lsn is on a page boundary, after the page header). */
@@ -251,8 +251,10 @@ export class WalReader {
       while (!(r instanceof WalEnd)) {
         const { endSeg, endOff, recHi, recLo } = this
         if (visit(r) === false || this.reached(endSeg, endOff, untilHi, untilLo)) return null
+        if (this.restOfPage(visit, untilHi, untilLo, endSeg, endOff, recHi, recLo)) return null
         if (this.syncBytes >= YIELD_BYTES) await this.yieldNow()
-        r = this.fast(endSeg, endOff, false, recHi, recLo) ?? await this.slow(endSeg, endOff, false, recHi, recLo)
+        r = this.fast(this.endSeg, this.endOff, false, this.recHi, this.recLo) ??
+          await this.slow(this.endSeg, this.endOff, false, this.recHi, this.recLo)
       }
       return r
     } finally {
@@ -696,16 +698,72 @@ export class WalReader {
     if (bad !== null) return bad
     const owner = this.reuseBuffers ? w : null
     if (totLen > B - recInPage) return this.crossNow(buf, w.words, owner, start, B - recInPage, totLen, seg, pageOff, recOff, off)
-    return this.finish(this.crcMatches(w, start, totLen), buf, w.words, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
+    const row = this.scan !== null ? this.scan.find(w, buf, w.len, start) : -1
+    if (row >= 0 && this.scan!.decoded(row)) return this.scanned(row, w, start, totLen, seg, recOff)
+    const crcOk = row >= 0 ? this.scan!.crcOk(row) : recordCrcMatches(buf, start, totLen, w.words)
+    return this.finish(crcOk, buf, w.words, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
   }
 
-  /** The CRC check of a record wholly on a page of window `w`: computed ahead if it can be. */
-  private crcMatches(w: Slot, start: number, totLen: number): boolean {
-    if (this.crcAhead !== null) {
-      const known = this.crcAhead.check(w, w.buf, w.len, start, RecordHeader.crc(w.buf, start))
-      if (known !== CRC_UNKNOWN) return known === CRC_GOOD
+  /** The record of row `row` of the window scan, at `start` of `w` (recOff of segment seg). */
+  private scanned(row: number, w: Slot, start: number, totLen: number, seg: number, recOff: number): DecodedRecord {
+    const recHi = this.hiOf(seg)
+    const recLo = this.loOf(seg, recOff)
+    const rec = this.reused ?? new DecodedRecord()
+    this.scan!.fill(rec, row)
+    rec.setHeader(w.buf, w.words, start, recHi, recLo, w.buf, this.ownerOf(w), start + totLen - rec.main_data_len)
+    return this.advance(rec, recHi, recLo, seg, recOff + maxAlign(totLen))
+  }
+
+  /**
+   * forEachRecord's inner loop: the records after the one just read (which ended at seg/off, and
+   * started at prevHi/prevLo) while they lie on the same page and the window scan checked and
+   * decoded them. The first record not taken here (across a page, XLOG_SWITCH's segment end, or
+   * anything the scan did not accept) is left to fast() and slow(), which check it from the start
+   * and name any problem. Leaves the reader's position after the last record given. True when
+   * `visit` or `until` stopped.
+   */
+  private restOfPage(visit: (record: WalRecord) => boolean | void, untilHi: number, untilLo: number, seg: number, off: number,
+    prevHi: number, prevLo: number): boolean {
+    const w = this.pageSlot
+    const scan = this.scan
+    if (w === null || scan === null || w.words === null || w.gen !== this.pageGen || seg !== this.pageSeg || seg !== this.lastSeg) return false
+    const { buf, words, gen } = w
+    const pageOff = this.pageOff
+    const first = pageOff + headerSizeForInfo(pageInfo(buf, pageOff - w.start))
+    let stopped = false
+    while (off >= first && off <= pageOff + B - SIZE_OF_XLOG_RECORD) {
+      const start = off - w.start
+      const row = scan.find(w, buf, w.len, start)
+      if (row < 0 || !scan.decoded(row)) break
+      if (RecordHeader.prevLo(buf, start, words) !== prevLo || RecordHeader.prevHi(buf, start, words) !== prevHi) break
+      const rec = this.scanned(row, w, start, RecordHeader.totLen(buf, start, words), seg, off)
+      const { endSeg, endOff, recHi, recLo } = this
+      if (visit(rec) === false || this.reached(endSeg, endOff, untilHi, untilLo)) {
+        stopped = true
+        break
+      }
+      prevHi = recHi
+      prevLo = recLo
+      off = endOff
+      // A visitor that used this reader meanwhile, or XLOG_SWITCH: back to the general path.
+      if (endSeg !== seg || w.gen !== gen || this.pageSlot !== w || this.lastSeg !== seg) {
+        seg = endSeg
+        break
+      }
     }
-    return recordCrcMatches(w.buf, start, totLen, w.words)
+    if (!stopped) {
+      this.endSeg = seg
+      this.endOff = off
+      this.recHi = prevHi
+      this.recLo = prevLo
+    }
+    return stopped
+  }
+
+  /** The CRC check of a record wholly on a page of window `w`: from the window scan if it has it. */
+  private crcMatches(w: Slot, start: number, totLen: number): boolean {
+    const row = this.scan !== null ? this.scan.find(w, w.buf, w.len, start) : -1
+    return row >= 0 ? this.scan!.crcOk(row) : recordCrcMatches(w.buf, start, totLen, w.words)
   }
 
   /**
@@ -769,15 +827,15 @@ export class WalReader {
     return this.advance(rec, recHi, recLo, pSeg, pOff + contHdr + maxAlign(remLen))
   }
 
-  /** The CRC check of a record in the `n` pieces of crossNow: computed ahead if all are in one window. */
+  /** The CRC check of a record in the `n` pieces of crossNow: from the window scan if all are in one window. */
   private crossCrcMatches(buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, n: number): boolean {
     const { fragBuf, fragWords, fragPos, fragLen } = this
-    if (this.crcAhead !== null && owner instanceof Slot) {
+    if (this.scan !== null && owner instanceof Slot) {
       let oneWindow = true
       for (let i = 1; i < n; i++) if (fragBuf[i] !== buf) oneWindow = false
       if (oneWindow) {
-        const known = this.crcAhead.check(owner, buf, owner.len, start, RecordHeader.crc(buf, start))
-        if (known !== CRC_UNKNOWN) return known === CRC_GOOD
+        const row = this.scan.find(owner, buf, owner.len, start)
+        if (row >= 0) return this.scan.crcOk(row)
       }
     }
     // The body [24, tot_len) piece by piece, then the header (all on the first page).

@@ -7,7 +7,7 @@ import { RewindError } from '../../errors.js'
 import { crc32cRange } from '../crc32c.js'
 import { u16, u32 } from './bytes.js'
 import { maxAlign, type Lsn } from '../lsn.js'
-import type { Compression, VersionProfile } from '../versions.js'
+import type { BimgBits, Compression, VersionProfile } from '../versions.js'
 
 /** SizeOfXLogRecord. */
 export const SIZE_OF_XLOG_RECORD = 24
@@ -94,6 +94,16 @@ class DecodedImage implements BlockImage {
   hole_length = 0
   bimg_info = 0
   compression: Compression = 'none'
+
+  /** @internal */
+  set(bimgLen: number, holeOffset: number, holeLength: number, bimgInfo: number, bimg: BimgBits): void {
+    this.bimg_len = bimgLen
+    this.hole_offset = holeOffset
+    this.hole_length = holeLength
+    this.bimg_info = bimgInfo
+    this.compression = (bimgInfo & bimg.COMPRESS_PGLZ) !== 0 ? 'pglz'
+      : (bimgInfo & bimg.COMPRESS_LZ4) !== 0 ? 'lz4' : (bimgInfo & bimg.COMPRESS_ZSTD) !== 0 ? 'zstd' : 'none'
+  }
 }
 
 class DecodedBlock implements BlockRef {
@@ -113,8 +123,27 @@ class DecodedBlock implements BlockRef {
   /** Kept when the block is reused for a record without an image, for the next one that has one. */
   #spareImage: DecodedImage | null = null
 
+  /** @internal the image object to fill for this block (kept from record to record). */
   imageSlot(): DecodedImage {
     return this.#spareImage ??= new DecodedImage()
+  }
+
+  /** @internal `image` (from imageSlot) is undefined without BKPBLOCK_HAS_IMAGE. */
+  set(blockId: number, forkFlags: number, spcOid: number, dbOid: number, relNumber: number, blockNumber: number, dataLength: number,
+    image: DecodedImage | undefined, bimg: BimgBits): void {
+    this.block_id = blockId
+    this.fork_flags = forkFlags
+    this.forkNumber = forkFlags & BKPBLOCK_FORK_MASK
+    this.spcOid = spcOid
+    this.dbOid = dbOid
+    this.relNumber = relNumber
+    this.blockNumber = blockNumber
+    this.hasImage = image !== undefined
+    this.applyImage = image !== undefined && (image.bimg_info & bimg.APPLY) !== 0
+    this.hasData = (forkFlags & BKPBLOCK_HAS_DATA) !== 0
+    this.willInit = (forkFlags & BKPBLOCK_WILL_INIT) !== 0
+    this.data_length = dataLength
+    this.image = image
   }
 }
 
@@ -178,6 +207,15 @@ class DecodedRecord implements WalRecord {
     this.#prevHi = word(buf, words, start + XL_PREV + 4)
   }
 
+  /** @internal what DecodeXLogRecord finds after the header; the first `nBlocks` block slots are filled. */
+  setBody(nBlocks: number, origin: number | undefined, toplevelXid: number | undefined, mainLen: number, fpiLength: number): void {
+    this.setBlockCount(nBlocks)
+    this.origin = origin
+    this.toplevelXid = toplevelXid
+    this.main_data_len = mainLen
+    this.fpiLength = fpiLength
+  }
+
   /** @internal set by whoever knows where the next record starts. */
   setEnd(hi: number, lo: number): void {
     this.#endHi = hi
@@ -191,8 +229,7 @@ class DecodedRecord implements WalRecord {
     return pool[i]!
   }
 
-  /** @internal the first `n` block slots are the record's blocks. */
-  setBlockCount(n: number): void {
+  private setBlockCount(n: number): void {
     if (n === 0) {
       this.blocks = NO_BLOCKS
       return
@@ -315,7 +352,6 @@ function decodeBody(rec: DecodedRecord, buf: Buffer, start: number, totLen: numb
       datatotal += dataLength
       const ref = rec.blockSlot(nBlocks++)
       let image: DecodedImage | undefined
-      let applyImage = false
       if ((forkFlags & BKPBLOCK_HAS_IMAGE) !== 0) {
         if (hdrEnd - p < 5) return short(hdrEnd, end, lsnHi, lsnLo)
         const bimgLen = u16(buf, p)
@@ -348,15 +384,8 @@ function decodeBody(rec: DecodedRecord, buf: Buffer, start: number, totLen: numb
         if (!hasHole && !compressed && bimgLen !== blockSize) {
           return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen} at ${lsnText(lsnHi, lsnLo)}`
         }
-        applyImage = (bimgInfo & bimg.APPLY) !== 0
         image = ref.imageSlot()
-        image.bimg_len = bimgLen
-        image.hole_offset = holeOffset
-        image.hole_length = holeLength
-        image.bimg_info = bimgInfo
-        image.compression = !compressed ? 'none'
-          : (bimgInfo & bimg.COMPRESS_PGLZ) !== 0 ? 'pglz'
-            : (bimgInfo & bimg.COMPRESS_LZ4) !== 0 ? 'lz4' : 'zstd'
+        image.set(bimgLen, holeOffset, holeLength, bimgInfo, bimg)
       }
       if ((forkFlags & BKPBLOCK_SAME_REL) === 0) {
         if (hdrEnd - p < 12) return short(hdrEnd, end, lsnHi, lsnLo)
@@ -371,29 +400,13 @@ function decodeBody(rec: DecodedRecord, buf: Buffer, start: number, totLen: numb
       if (hdrEnd - p < 4) return short(hdrEnd, end, lsnHi, lsnLo)
       const blockNumber = u32(buf, p)
       p += 4
-      ref.block_id = id
-      ref.fork_flags = forkFlags
-      ref.forkNumber = forkFlags & BKPBLOCK_FORK_MASK
-      ref.spcOid = spcOid
-      ref.dbOid = dbOid
-      ref.relNumber = relNumber
-      ref.blockNumber = blockNumber
-      ref.hasImage = image !== undefined
-      ref.applyImage = applyImage
-      ref.hasData = hasData
-      ref.willInit = (forkFlags & BKPBLOCK_WILL_INIT) !== 0
-      ref.data_length = dataLength
-      ref.image = image
+      ref.set(id, forkFlags, spcOid, dbOid, relNumber, blockNumber, dataLength, image, bimg)
     } else {
       return `invalid block_id ${id} at ${lsnText(lsnHi, lsnLo)}`
     }
   }
   if (end - p !== datatotal) return shortData(lsnHi, lsnLo)
-  rec.setBlockCount(nBlocks)
-  rec.origin = origin
-  rec.toplevelXid = toplevelXid
-  rec.main_data_len = mainLen
-  rec.fpiLength = fpiLength
+  rec.setBody(nBlocks, origin, toplevelXid, mainLen, fpiLength)
   return null
 }
 

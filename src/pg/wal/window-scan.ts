@@ -1,0 +1,110 @@
+// The records of a read window checked and decoded in one native call (native/wal-scan.c; see
+// ../native.ts for why). The reader asks for the record it is at; on a miss, the window is scanned
+// from there: the records one after the other on a page, from page to page by the page headers,
+// across pages through the continuation headers, each with its CRC verdict and, when it lies on one
+// page, its block references. Nothing from the scan is trusted blindly: a row is used only for a
+// record at exactly that offset of the same window contents, after the reader's own position,
+// page and prev-link checks, and whatever the scan could not check or decode the reader does itself.
+
+import type { VersionProfile } from '../versions.js'
+import { scanWalWindow } from '../native.js'
+import type { DecodedRecord } from './record.js'
+
+// Row layouts of native/wal-scan.h.
+const SCAN_PARAMS = 8
+const REC_START = 0, REC_FLAGS = 1, REC_BLOCKS = 2, REC_FIRST_BLOCK = 3, REC_MAIN_LEN = 4, REC_FPI_LEN = 5, REC_ORIGIN = 6
+const REC_TOPLEVEL_XID = 7, REC_STRIDE = 8
+const REC_CRC_OK = 1, REC_DECODED = 2, REC_HAS_ORIGIN = 4, REC_HAS_TOPLEVEL_XID = 8
+const BLK_ID = 0, BLK_FORK_FLAGS = 1, BLK_DATA_LEN = 2, BLK_SPC = 3, BLK_DB = 4, BLK_REL = 5, BLK_NUMBER = 6, BLK_BIMG_LEN = 7
+const BLK_HOLE_OFFSET = 8, BLK_HOLE_LEN = 9, BLK_BIMG_INFO = 10, BLK_STRIDE = 11
+const BKPBLOCK_HAS_IMAGE = 0x10
+
+/** Records per scan (a 128 KiB window of the smallest records holds 5461; the rest is a second scan). */
+const MAX_RECORDS = 4096
+const MAX_BLOCKS = 2 * MAX_RECORDS
+
+/** A window buffer whose generation changes when it is refilled (the reader's Slot). */
+export interface WindowOwner {
+  readonly gen: number
+}
+
+export class WindowScan {
+  /** Whether scans are possible (the native addon is there). */
+  static readonly available = scanWalWindow !== null
+
+  private owner: WindowOwner | null = null
+  private gen = 0
+  private buf: Buffer | null = null
+  private count = 0
+  private next = 0
+  private readonly params = new Int32Array(SCAN_PARAMS)
+  private readonly recs = new Int32Array(MAX_RECORDS * REC_STRIDE)
+  private readonly blocks = new Int32Array(MAX_BLOCKS * BLK_STRIDE)
+
+  constructor(private readonly profile: VersionProfile, blockSize: number) {
+    const { bimg } = profile
+    this.params.set([profile.xlpFirstIsOverwriteContrecord, bimg.HAS_HOLE, bimg.APPLY, bimg.COMPRESS_PGLZ | bimg.COMPRESS_LZ4 | bimg.COMPRESS_ZSTD,
+      profile.hasToplevelXidBlock ? 1 : 0, profile.maxBuiltinRmgrId, profile.customRmgrs ? 1 : 0, blockSize])
+  }
+
+  /**
+   * The row of the record at `start` of the window (`len` bytes of `buf`, owned by `owner`),
+   * scanning the window from there unless the last scan has it next (or just gave it); -1 if the scan cannot
+   * reach a record there (the caller then checks it alone).
+   */
+  find(owner: WindowOwner, buf: Buffer, len: number, start: number): number {
+    const i = this.next
+    if (this.owner === owner && this.gen === owner.gen && this.buf === buf) {
+      if (i < this.count && this.recs[i * REC_STRIDE + REC_START] === start) {
+        this.next = i + 1
+        return i
+      }
+      // Asked again (a record the reader's general path takes over).
+      if (i > 0 && this.recs[(i - 1) * REC_STRIDE + REC_START] === start) return i - 1
+    }
+    this.owner = owner
+    this.gen = owner.gen
+    this.buf = buf
+    this.count = scanWalWindow!(buf, len, start, this.params, this.recs, this.blocks)
+    // The scan skips a record whose header goes on past its page; the records after it are kept.
+    const found = this.count > 0 && this.recs[REC_START] === start
+    this.next = found ? 1 : 0
+    return found ? 0 : -1
+  }
+
+  /** Whether the CRC of the record of row `i` holds. */
+  crcOk(i: number): boolean {
+    return (this.recs[i * REC_STRIDE + REC_FLAGS]! & REC_CRC_OK) !== 0
+  }
+
+  /**
+   * Whether row `i` was decoded: the record lies on one page, its length and resource manager are
+   * valid, its CRC holds and its block headers add up (everything but its position and prev link).
+   */
+  decoded(i: number): boolean {
+    return (this.recs[i * REC_STRIDE + REC_FLAGS]! & REC_DECODED) !== 0
+  }
+
+  /** What DecodeXLogRecord finds after the header, from decoded row `i`, into `rec`. */
+  fill(rec: DecodedRecord, i: number): void {
+    const { recs, blocks } = this
+    const { bimg } = this.profile
+    const r = i * REC_STRIDE
+    const flags = recs[r + REC_FLAGS]!
+    const n = recs[r + REC_BLOCKS]!
+    let b = recs[r + REC_FIRST_BLOCK]! * BLK_STRIDE
+    for (let k = 0; k < n; k++, b += BLK_STRIDE) {
+      const ref = rec.blockSlot(k)
+      const forkFlags = blocks[b + BLK_FORK_FLAGS]!
+      let image
+      if ((forkFlags & BKPBLOCK_HAS_IMAGE) !== 0) {
+        image = ref.imageSlot()
+        image.set(blocks[b + BLK_BIMG_LEN]!, blocks[b + BLK_HOLE_OFFSET]!, blocks[b + BLK_HOLE_LEN]!, blocks[b + BLK_BIMG_INFO]!, bimg)
+      }
+      ref.set(blocks[b + BLK_ID]!, forkFlags, blocks[b + BLK_SPC]! >>> 0, blocks[b + BLK_DB]! >>> 0, blocks[b + BLK_REL]! >>> 0,
+        blocks[b + BLK_NUMBER]! >>> 0, blocks[b + BLK_DATA_LEN]!, image, bimg)
+    }
+    rec.setBody(n, (flags & REC_HAS_ORIGIN) !== 0 ? recs[r + REC_ORIGIN]! : undefined,
+      (flags & REC_HAS_TOPLEVEL_XID) !== 0 ? recs[r + REC_TOPLEVEL_XID]! >>> 0 : undefined, recs[r + REC_MAIN_LEN]!, recs[r + REC_FPI_LEN]!)
+  }
+}
