@@ -17,6 +17,7 @@ import {
   DecodedRecord, type BufferOwner, type WalRecord,
 } from './record.js'
 import { WindowScan } from './window-scan.js'
+import { copyBytes } from './bytes.js'
 
 export interface WalSegmentSource {
   /** Bytes [offset, offset+length) of segment `segno`; fewer at EOF. Throws RewindError
@@ -645,10 +646,14 @@ export class WalReader {
     return this.advance(rec, recHi, recLo, nextSeg, nextOff)
   }
 
+  private isSwitch(rec: DecodedRecord): boolean {
+    return rec.xl_rmid === RM_XLOG_ID && (rec.xl_info & 0xf0) === this.switchInfo
+  }
+
   /** Sets where the record ends and the next one starts. */
   private advance(rec: DecodedRecord, recHi: number, recLo: number, nextSeg: number, nextOff: number): DecodedRecord {
     // XLOG_SWITCH: the rest of the segment is unused; the next record is in the next segment.
-    if (rec.xl_rmid === RM_XLOG_ID && (rec.xl_info & 0xf0) === this.switchInfo && nextOff !== 0) {
+    if (this.isSwitch(rec) && nextOff !== 0) {
       nextSeg += 1
       nextOff = 0
     }
@@ -730,26 +735,46 @@ export class WalReader {
     const { buf, words, gen } = w
     const pageOff = this.pageOff
     const first = pageOff + headerSizeForInfo(pageInfo(buf, pageOff - w.start))
+    const last = pageOff + B - SIZE_OF_XLOG_RECORD
+    const hi = this.hiOf(seg)
+    const loBase = this.loOf(seg, 0)
+    const owner = this.ownerOf(w)
     let stopped = false
-    while (off >= first && off <= pageOff + B - SIZE_OF_XLOG_RECORD) {
+    while (off >= first && off <= last) {
       const start = off - w.start
       const row = scan.find(w, buf, w.len, start)
       if (row < 0 || !scan.decoded(row)) break
       if (RecordHeader.prevLo(buf, start, words) !== prevLo || RecordHeader.prevHi(buf, start, words) !== prevHi) break
-      const rec = this.scanned(row, w, start, RecordHeader.totLen(buf, start, words), seg, off)
-      const { endSeg, endOff, recHi, recLo } = this
-      if (visit(rec) === false || this.reached(endSeg, endOff, untilHi, untilLo)) {
-        stopped = true
-        break
-      }
-      prevHi = recHi
-      prevLo = recLo
-      off = endOff
-      // A visitor that used this reader meanwhile, or XLOG_SWITCH: back to the general path.
-      if (endSeg !== seg || w.gen !== gen || this.pageSlot !== w || this.lastSeg !== seg) {
+      const lo = loBase + off
+      const totLen = RecordHeader.totLen(buf, start, words)
+      const next = off + maxAlign(totLen)
+      const rec = this.reused ?? new DecodedRecord()
+      scan.fill(rec, row)
+      rec.setHeader(buf, words, start, hi, lo, buf, owner, start + totLen - rec.main_data_len)
+      if (next >= this.segSize || this.isSwitch(rec)) {
+        // The next record is in the next segment: advance() knows where, the general path goes on.
+        this.advance(rec, hi, lo, seg, next)
+        const { endSeg, endOff } = this
+        stopped = visit(rec) === false || this.reached(endSeg, endOff, untilHi, untilLo)
         seg = endSeg
+        off = endOff
+        prevHi = hi
+        prevLo = lo
         break
       }
+      rec.setEnd(hi, loBase + next)
+      if (visit(rec) === false || hi > untilHi || (hi === untilHi && loBase + next >= untilLo)) {
+        this.endSeg = seg
+        this.endOff = next
+        this.recHi = hi
+        this.recLo = lo
+        return true
+      }
+      prevHi = hi
+      prevLo = lo
+      off = next
+      // A visitor that used this reader meanwhile: back to the general path.
+      if (w.gen !== gen || this.pageSlot !== w || this.lastSeg !== seg) break
     }
     if (!stopped) {
       this.endSeg = seg
@@ -875,7 +900,7 @@ export class WalReader {
       const len = fragLen[i]!
       if (v + len > mainStart) {
         const from = Math.max(mainStart - v, 0)
-        fragBuf[i]!.copy(out, base + w, fragPos[i]! + from, fragPos[i]! + len)
+        copyBytes(fragBuf[i]!, fragPos[i]! + from, fragPos[i]! + len, out, base + w)
         w += len - from
       }
       v += len
@@ -940,7 +965,7 @@ export class WalReader {
         asm = Buffer.allocUnsafe(cap)
         base = 0
       }
-      pg.buf.copy(asm, base, start, start + firstLen)
+      copyBytes(pg.buf, start, start + firstLen, asm, base)
       let got = firstLen
       let pSeg = seg
       let pOff = pageOff
@@ -974,7 +999,7 @@ export class WalReader {
           asm.copy(bigger, 0, 0, got)
           asm = bigger
         }
-        np.buf.copy(asm, base + got, npos + contHdr, npos + contHdr + len)
+        copyBytes(np.buf, npos + contHdr, npos + contHdr + len, asm, base + got)
         got += len
         if (!gotHeader) {
           const bad = this.checkHeader(asm, arena !== null ? arena.words : null, base, totLen, rand, prevHi, prevLo, seg, recOff, reqSeg, reqOff)

@@ -54,14 +54,18 @@ export class WindowScan {
    */
   find(owner: WindowOwner, buf: Buffer, len: number, start: number): number {
     const i = this.next
-    if (this.owner === owner && this.gen === owner.gen && this.buf === buf) {
-      if (i < this.count && this.recs[i * REC_STRIDE + REC_START] === start) {
-        this.next = i + 1
-        return i
-      }
-      // Asked again (a record the reader's general path takes over).
-      if (i > 0 && this.recs[(i - 1) * REC_STRIDE + REC_START] === start) return i - 1
+    if (i < this.count && this.recs[i * REC_STRIDE + REC_START] === start && this.owner === owner && this.gen === owner.gen && this.buf === buf) {
+      this.next = i + 1
+      return i
     }
+    return this.findAgain(owner, buf, len, start)
+  }
+
+  /** find() off the sequence: the row just given again (a record the reader's general path takes over), or a new scan. */
+  private findAgain(owner: WindowOwner, buf: Buffer, len: number, start: number): number {
+    const i = this.next
+    if (i > 0 && i <= this.count && this.recs[(i - 1) * REC_STRIDE + REC_START] === start && this.owner === owner && this.gen === owner.gen &&
+      this.buf === buf) return i - 1
     this.owner = owner
     this.gen = owner.gen
     this.buf = buf
