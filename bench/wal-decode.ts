@@ -89,7 +89,14 @@ interface Range { name: string; start: Lsn; end: Lsn }
  * A PostgreSQL 15 cluster's WAL from `pgbench -i` then `pgbench -T`, and the three ranges to read.
  * With `saveTo`, the WAL and the ranges are kept there (--wal-dir) for later runs on the same bytes.
  */
-async function makeWal(kit: Kit, scale: number, seconds: number, saveTo: string): Promise<{ walDir: string; ranges: Range[] }> {
+interface Wal {
+  walDir: string
+  ranges: Range[]
+  /** How it was made (for the report): pgbench scale and seconds. */
+  made: { scale: number; seconds: number }
+}
+
+async function makeWal(kit: Kit, scale: number, seconds: number, saveTo: string): Promise<Wal> {
   const node = await kit.initNode('pg15', 15, { conf: { max_wal_size: '4GB', wal_keep_size: '8GB', wal_compression: 'pglz' } })
   await node.start()
   const pgbench = async (args: string[]) => {
@@ -120,14 +127,17 @@ async function makeWal(kit: Kit, scale: number, seconds: number, saveTo: string)
     fs.mkdirSync(saveTo, { recursive: true })
     for (const f of fs.readdirSync(walDir)) if (/^[0-9A-F]{24}$/.test(f)) fs.copyFileSync(path.join(walDir, f), path.join(saveTo, f))
     fs.writeFileSync(path.join(saveTo, 'ranges.json'), JSON.stringify(ranges.map((r) => ({ ...r, start: formatLsn(r.start), end: formatLsn(r.end) }))))
+    fs.writeFileSync(path.join(saveTo, 'made.json'), JSON.stringify({ scale, seconds }))
     walDir = saveTo
   }
-  return { walDir, ranges }
+  return { walDir, ranges, made: { scale, seconds } }
 }
 
-function loadSaved(dir: string): { walDir: string; ranges: Range[] } {
+function loadSaved(dir: string): Wal {
   const raw = JSON.parse(fs.readFileSync(path.join(dir, 'ranges.json'), 'utf8')) as { name: string; start: string; end: string }[]
-  return { walDir: dir, ranges: raw.map((r) => ({ name: r.name, start: parseLsn(r.start), end: parseLsn(r.end) })) }
+  const madeFile = path.join(dir, 'made.json')
+  const made = fs.existsSync(madeFile) ? JSON.parse(fs.readFileSync(madeFile, 'utf8')) as Wal['made'] : { scale: NaN, seconds: NaN }
+  return { walDir: dir, ranges: raw.map((r) => ({ name: r.name, start: parseLsn(r.start), end: parseLsn(r.end) })), made }
 }
 
 async function main(): Promise<void> {
@@ -137,7 +147,7 @@ async function main(): Promise<void> {
   const saved = arg('wal-dir', '')
   const kit = await Kit.create('bench-wal-decode')
   try {
-    const { walDir, ranges } = saved !== '' && fs.existsSync(path.join(saved, 'ranges.json'))
+    const { walDir, ranges, made } = saved !== '' && fs.existsSync(path.join(saved, 'ranges.json'))
       ? loadSaved(saved)
       : await makeWal(kit, scale, seconds, saved)
     const results = []
@@ -155,10 +165,10 @@ async function main(): Promise<void> {
     }
     const cpus = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*: (.*)$/m)?.[1] ?? 'unknown CPU'
     if (process.argv.includes('--json')) {
-      console.log(JSON.stringify({ node: process.version, cpus, walScanMethod, scale, seconds, runs, results }, null, 2))
+      console.log(JSON.stringify({ node: process.version, cpus, walScanMethod, ...made, runs, results }, null, 2))
       return
     }
-    console.log(`${process.version}, ${cpus}, pgbench scale ${scale} + ${seconds} s, best (median) of ${runs} runs, MiB/s of WAL`)
+    console.log(`${process.version}, ${cpus}, pgbench scale ${made.scale} + ${made.seconds} s, best (median) of ${runs} runs, MiB/s of WAL`)
     console.log(`WAL records checked and decoded by: ${walScanMethod}\n`)
     console.log('| WAL | MiB | records | pg_waldump -q | walrewind forEachRecord, reused record | forEachRecord, a record each | records() iterator |')
     console.log('|---|---:|---:|---:|---:|---:|---:|')

@@ -13,7 +13,7 @@ import {
   type PageExpectation,
 } from './page.js'
 import {
-  decodeRecordAt, decodeRecordSplit, isValidRmgrId, NEED_MORE, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD,
+  decodeRecordAt, decodeRecordSplit, isValidRmgrId, NEED_MORE, prevLinkIs, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD,
   DecodedRecord, type BufferOwner, type WalRecord,
 } from './record.js'
 import { WindowScan } from './window-scan.js'
@@ -744,7 +744,7 @@ export class WalReader {
       const start = off - w.start
       const row = scan.find(w, buf, w.len, start)
       if (row < 0 || !scan.decoded(row)) break
-      if (RecordHeader.prevLo(buf, start, words) !== prevLo || RecordHeader.prevHi(buf, start, words) !== prevHi) break
+      if (!prevLinkIs(words, start, prevHi, prevLo)) break
       const lo = loBase + off
       const totLen = RecordHeader.totLen(buf, start, words)
       const next = off + maxAlign(totLen)

@@ -464,6 +464,12 @@ export function decodeRecord(bytes: Buffer, lsn: Lsn, profile: VersionProfile, e
   return rec
 }
 
+/** Whether the record at `start` (a multiple of 4) of the window whose words these are links back to hi/lo. */
+export function prevLinkIs(words: Uint32Array, start: number, hi: number, lo: number): boolean {
+  const i = (start + XL_PREV) >>> 2
+  return words[i] === lo && words[i + 1] === hi
+}
+
 /**
  * Header fields straight from a buffer, for the reader's checks before the record is gathered.
  * `words` (optional): a Uint32Array over the same memory, for one load per field (see word()).
