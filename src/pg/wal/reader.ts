@@ -709,14 +709,19 @@ export class WalReader {
     return this.finish(crcOk, buf, w.words, owner, start, totLen, seg, recOff, seg, recOff + maxAlign(totLen), seg, off)
   }
 
-  /** The record of row `row` of the window scan, at `start` of `w` (recOff of segment seg). */
+  /** The record of row `row` of the window scan, at `start` of `w` (recOff of segment seg), and the position after it. */
   private scanned(row: number, w: Slot, start: number, totLen: number, seg: number, recOff: number): DecodedRecord {
     const recHi = this.hiOf(seg)
     const recLo = this.loOf(seg, recOff)
+    return this.advance(this.fromScan(row, w, start, totLen, recHi, recLo), recHi, recLo, seg, recOff + maxAlign(totLen))
+  }
+
+  /** The record of row `row` of the window scan, at `start` of `w`, whose LSN is hi/lo. */
+  private fromScan(row: number, w: Slot, start: number, totLen: number, hi: number, lo: number): DecodedRecord {
     const rec = this.reused ?? new DecodedRecord()
     this.scan!.fill(rec, row)
-    rec.setHeader(w.buf, w.words, start, recHi, recLo, w.buf, this.ownerOf(w), start + totLen - rec.main_data_len)
-    return this.advance(rec, recHi, recLo, seg, recOff + maxAlign(totLen))
+    rec.setHeader(w.buf, w.words, start, hi, lo, w.buf, this.ownerOf(w), start + totLen - rec.main_data_len)
+    return rec
   }
 
   /**
@@ -738,7 +743,6 @@ export class WalReader {
     const last = pageOff + B - SIZE_OF_XLOG_RECORD
     const hi = this.hiOf(seg)
     const loBase = this.loOf(seg, 0)
-    const owner = this.ownerOf(w)
     let stopped = false
     while (off >= first && off <= last) {
       const start = off - w.start
@@ -748,9 +752,7 @@ export class WalReader {
       const lo = loBase + off
       const totLen = RecordHeader.totLen(buf, start, words)
       const next = off + maxAlign(totLen)
-      const rec = this.reused ?? new DecodedRecord()
-      scan.fill(rec, row)
-      rec.setHeader(buf, words, start, hi, lo, buf, owner, start + totLen - rec.main_data_len)
+      const rec = this.fromScan(row, w, start, totLen, hi, lo)
       if (next >= this.segSize || this.isSwitch(rec)) {
         // The next record is in the next segment: advance() knows where, the general path goes on.
         this.advance(rec, hi, lo, seg, next)
