@@ -5,13 +5,15 @@
 // identical and are not copied again.
 
 import { RewindError } from '../errors.js'
-import { formatLsn, parseSegmentFileName, segmentOf, type Lsn } from '../pg/lsn.js'
+import { formatLsn, parseSegmentFileName, segmentFileName, segmentOf, type Lsn } from '../pg/lsn.js'
 import { parseRelationDataFile } from '../pg/relpath.js'
+import type { TimelineEntry } from '../pg/timeline.js'
 import type { VersionProfile } from '../pg/versions.js'
 import type { FileEntry, FileType } from '../source/source.js'
 import type { BlockMap, BlockRange } from './block-map.js'
 import { checkRelativePath } from './target-dir.js'
 import { RESUME_FILE } from './resume.js'
+import { timelineChooser } from './wal-source.js'
 
 /** In execution order, as filemap.h: create before copy, remove last (children before parents). */
 export type Action = 'create' | 'copy' | 'copy-tail' | 'none' | 'truncate' | 'remove'
@@ -40,6 +42,12 @@ export interface Plan {
   /** Entries with work to do; unchanged files are only counted in totals. */
   readonly entries: readonly PlanEntry[]
   readonly totals: PlanTotals
+  /**
+   * WAL segments the rewound server must replay (from the fork to the source's WAL end) that the
+   * source no longer has: its checkpoints removed them. The server then needs them from an archive
+   * (restore_command); streaming from the source cannot give them.
+   */
+  readonly sourceWalMissing: readonly string[]
 }
 
 export interface PlanTotals {
@@ -70,6 +78,8 @@ export interface PlanInput {
    * stale contents: recovery never reads them, so they are not copied.
    */
   readonly sourceWalEnd?: Lsn | null
+  /** The source's timeline history: with sourceWalEnd, which WAL files it must still hold. */
+  readonly sourceHistory?: readonly TimelineEntry[]
   readonly debug?: (message: string) => void
 }
 
@@ -160,7 +170,24 @@ export function plan(input: PlanInput): Plan {
     checkpoint: { lsn: formatLsn(input.checkpoint.lsn), redo: formatLsn(input.checkpoint.redo), tli: input.checkpoint.tli },
     entries,
     totals: { fetchBytes, blockCount, sourceBytes, actions },
+    sourceWalMissing: missingSourceWal(input, sources),
   }
+}
+
+/**
+ * The segments from the one holding the fork to the one holding the source's WAL end, named on
+ * the source's timelines as recovery looks for them, that the source does not list.
+ */
+function missingSourceWal(input: PlanInput, sources: Map<string, FileEntry>): string[] {
+  if (!input.sourceWalEnd || !input.sourceHistory || input.sourceHistory.length === 0) return []
+  const timelineOf = timelineChooser(input.sourceHistory, input.walSegSize)
+  const last = segmentOf(input.sourceWalEnd - 1n, input.walSegSize)
+  const missing: string[] = []
+  for (let segno = segmentOf(input.divergence.lsn, input.walSegSize); segno <= last; segno++) {
+    const name = segmentFileName(timelineOf(segno), segno, input.walSegSize)
+    if (sources.get(`pg_wal/${name}`)?.type !== 'file') missing.push(name)
+  }
+  return missing
 }
 
 function decideAction(path: string, source: FileEntry | undefined, target: FileEntry | undefined, isRelFile: boolean,

@@ -209,7 +209,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     // plan
     const sourceWalEnd = await source.walEnd(sourceControl)
     const thePlan = makePlan({
-      sourceWalEnd: sourceWalEnd.lsn,
+      sourceWalEnd: sourceWalEnd.lsn, sourceHistory,
       profile, blockSize: targetControl.blcksz, relsegSize: targetControl.relseg_size, walSegSize: segSize,
       sourceDescription: source.description, sourceKind: source.kind, targetDir, sourceFiles: forked.sourceFiles, targetFiles: forked.targetFiles,
       changedBlocks: forked.changedBlocks, keepWal: forked.keepWal, divergence: forked.divergence, checkpoint,
@@ -217,6 +217,12 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     })
     for (const entry of thePlan.entries) emit({ type: 'debug', message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}` })
     emit({ type: 'step', message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)` })
+    const gone = thePlan.sourceWalMissing
+    if (gone.length > 0) {
+      emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `the source no longer has WAL segment ${gone[0]}${gone.length > 1 ? ` nor ${gone.length - 1} more after it` : ''}, ` +
+        `which the rewound server must replay (from the fork at ${thePlan.divergence.lsn} to the source's WAL end at ${formatLsn(sourceWalEnd.lsn)}): ` +
+        'it will reach a consistent state only if its restore_command can fetch that WAL from an archive' })
+    }
     mark('planning')
     const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: forked.walRecords }
     if (dryRun) {

@@ -177,9 +177,39 @@ async function recycledSegmentScenario(major: Major): Promise<void> {
   })
 }
 
+/**
+ * The source's checkpoints removed the WAL from the fork on (as with wal_keep_size = 0 and no
+ * slot): the rewind still works, says which segment the rewound node will need from an archive
+ * (streaming from the source cannot give it), and with that archive the node starts.
+ */
+async function sourceWalRemovedScenario(major: Major): Promise<void> {
+  await withKit(`rewind-wal-removed-${major}`, async (kit) => {
+    let forkSegment = ''
+    const { primary, standby } = await forkedPair(kit, major, {
+      afterPromotion: async (p, s) => {
+        forkSegment = String((await s.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!.f)
+        await sql(p, 'CREATE TABLE on_target (a int); INSERT INTO on_target VALUES (1)')
+        await sql(s, 'CREATE TABLE on_source (a int); INSERT INTO on_source VALUES (1)')
+        await sql(s, 'SELECT pg_switch_wal()')
+        await sql(s, 'INSERT INTO on_source VALUES (2)')
+        await sql(s, 'CHECKPOINT')
+        // What the checkpoint would have removed, kept in an archive instead.
+        await shell(kit, `mv "${path.join(s.dataDir, 'pg_wal', forkSegment)}" "${s.archiveDir}/"`)
+      },
+    })
+    const run = await runRewind(kit, primary, standby, 'local')
+    assertRewindOk(run, { sourceWalMissing: true })
+    assert.match(run.stderr, new RegExp(`warning: the source no longer has WAL segment ${forkSegment}, which the rewound server must replay .*restore_command`))
+    await primary.setConf({ restore_command: `cp "${standby.archiveDir}/%f" "%p"` })
+    await startAsStandbyAndCompare(primary, standby, 'local')
+    assert.deepEqual(await column(primary, 'SELECT a FROM on_source ORDER BY a'), ['1', '2'])
+  })
+}
+
 for (const major of majorsUnderTest()) {
   describe(`PostgreSQL ${major}: edge cases, local`, () => {
     test('a recycled WAL segment on the source', () => recycledSegmentScenario(major))
+    test('WAL from the fork on removed from the source', () => sourceWalRemovedScenario(major))
     test('two nodes on timeline 2 from different forks', () => sameTimelineNumberScenario(major))
     test('009 growing source file', () => growingFileScenario(major))
     test('010 recycled WAL kept', () => keepRecycledWalScenario(major))

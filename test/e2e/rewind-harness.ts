@@ -113,8 +113,10 @@ async function moveWalToArchive(kit: Kit, target: Node): Promise<void> {
   await target.setConf({ restore_command: `cp "${target.archiveDir}/%f" "%p"` })
 }
 
-export function assertRewindOk(run: RewindRun): void {
+export function assertRewindOk(run: RewindRun, opts: { sourceWalMissing?: boolean } = {}): void {
   assert.equal(run.code, 0, `walrewind ${run.args.join(' ')} failed (exit ${run.code}):\n${run.stderr}\n${run.stdout}`)
+  // The source keeps the WAL the rewound node needs, unless a scenario removes it on purpose.
+  if (opts.sourceWalMissing !== true) assert.doesNotMatch(run.stderr, /the source no longer has WAL segment/)
 }
 
 /**

@@ -80,6 +80,26 @@ describe('plan', () => {
     assert.equal(byPath.get('pg_wal/000000020000000000000006'), 'remove', 'past the end, on both: the target copy goes')
   })
 
+  test('names the WAL from the fork to the source\'s end that the source no longer has, on the source\'s timelines', () => {
+    const seg = (name: string) => file(`pg_wal/${name}`, 16 * MB)
+    // Timeline 2 forked off 1 at 0/3000100 (segment 3); the source's WAL ends in segment 6.
+    const sourceHistory = [{ tli: 1, begin: 0n, end: 0x3000100n }, { tli: 2, begin: 0x3000100n, end: null }]
+    const extra = { sourceHistory, sourceWalEnd: 0x6000200n }
+    const all = [seg('000000010000000000000002'), seg('000000010000000000000003'), seg('000000020000000000000003'), seg('000000020000000000000004'),
+      seg('000000020000000000000005'), seg('000000020000000000000006')]
+    assert.deepEqual(plan(input([...common, ...all], common, extra)).sourceWalMissing, [])
+    // Its checkpoints removed segments 3 and 4 of timeline 2 (the timeline-1 copy of 3 does not count).
+    const removed = all.filter((e) => !/0000000200000000000000(03|04)$/.test(e.path))
+    assert.deepEqual(plan(input([...common, ...removed], common, extra)).sourceWalMissing,
+      ['000000020000000000000003', '000000020000000000000004'])
+    // A WAL end exactly at a segment boundary does not need the segment after it.
+    assert.deepEqual(plan(input([...common, ...all], common, { sourceHistory, sourceWalEnd: 0x7000000n })).sourceWalMissing, [])
+    assert.deepEqual(plan(input([...common, ...all], common, { sourceHistory, sourceWalEnd: 0x7000028n })).sourceWalMissing,
+      ['000000020000000000000007'])
+    // Without the history or the end there is nothing to say.
+    assert.deepEqual(plan(input([...common], common)).sourceWalMissing, [])
+  })
+
   test('excluded directories keep the directory but not its contents', () => {
     const p = plan(input([...common, dir('pg_replslot'), dir('pg_replslot/s'), file('pg_replslot/s/state', 200)],
       [...common, dir('pg_replslot'), dir('pg_replslot/old'), file('pg_replslot/old/state', 200)]))
