@@ -224,6 +224,7 @@ uint32_t wal_scan_window(const uint8_t *buf, size_t len, size_t start, const int
       p += max_align(tot_len);
     } else {
       /* Across pages: the body piece by piece, as long as all of it is in this window. */
+      if (p - in_page + PAGE > len) break;
       uint32_t crc = crc32c_update(0xFFFFFFFFu, rec + RECORD_HEADER, PAGE - in_page - RECORD_HEADER);
       uint64_t got = PAGE - in_page;
       uint64_t page = p - in_page;

@@ -23,6 +23,16 @@ const BKPBLOCK_HAS_IMAGE = 0x10
 const MAX_RECORDS = 4096
 const MAX_BLOCKS = 2 * MAX_RECORDS
 
+/** The scan's params[] (native/wal-scan.h): what differs between majors. */
+export function scanParams(profile: VersionProfile, blockSize: number): Int32Array {
+  const { bimg } = profile
+  const params = Int32Array.from([profile.xlpFirstIsOverwriteContrecord, bimg.HAS_HOLE, bimg.APPLY,
+    bimg.COMPRESS_PGLZ | bimg.COMPRESS_LZ4 | bimg.COMPRESS_ZSTD, profile.hasToplevelXidBlock ? 1 : 0, profile.maxBuiltinRmgrId,
+    profile.customRmgrs ? 1 : 0, blockSize])
+  if (params.length !== SCAN_PARAMS) throw new Error('scan params out of step with native/wal-scan.h')
+  return params
+}
+
 /** A window buffer whose generation changes when it is refilled (the reader's Slot). */
 export interface WindowOwner {
   readonly gen: number
@@ -37,14 +47,13 @@ export class WindowScan {
   private buf: Buffer | null = null
   private count = 0
   private next = 0
-  private readonly params = new Int32Array(SCAN_PARAMS)
   private readonly recs = new Int32Array(MAX_RECORDS * REC_STRIDE)
   private readonly blocks = new Int32Array(MAX_BLOCKS * BLK_STRIDE)
 
+  private readonly params: Int32Array
+
   constructor(private readonly profile: VersionProfile, blockSize: number) {
-    const { bimg } = profile
-    this.params.set([profile.xlpFirstIsOverwriteContrecord, bimg.HAS_HOLE, bimg.APPLY, bimg.COMPRESS_PGLZ | bimg.COMPRESS_LZ4 | bimg.COMPRESS_ZSTD,
-      profile.hasToplevelXidBlock ? 1 : 0, profile.maxBuiltinRmgrId, profile.customRmgrs ? 1 : 0, blockSize])
+    this.params = scanParams(profile, blockSize)
   }
 
   /**
