@@ -49,7 +49,6 @@ export class WindowScan {
   private next = 0
   private readonly recs = new Int32Array(MAX_RECORDS * REC_STRIDE)
   private readonly blocks = new Int32Array(MAX_BLOCKS * BLK_STRIDE)
-
   private readonly params: Int32Array
 
   constructor(private readonly profile: VersionProfile, blockSize: number) {
@@ -58,8 +57,8 @@ export class WindowScan {
 
   /**
    * The row of the record at `start` of the window (`len` bytes of `buf`, owned by `owner`),
-   * scanning the window from there unless the last scan has it next (or just gave it); -1 if the scan cannot
-   * reach a record there (the caller then checks it alone).
+   * scanning the window from there unless the last scan has it next (or just gave it); -1 if the
+   * scan cannot reach a record there (the caller then checks it alone).
    */
   find(owner: WindowOwner, buf: Buffer, len: number, start: number): number {
     const i = this.next
