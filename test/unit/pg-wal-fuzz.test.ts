@@ -63,7 +63,7 @@ async function target(major: number): Promise<Target> {
   return { fixture, start, used, inPage }
 }
 
-/** A running FNV-1a hash of the records' fields, to compare two readings without keeping them. */
+/** An FNV-1a-style hash chained over the records (fields and main data), to compare two readings without keeping them. */
 function fold(h: number, text: string): number {
   h ^= 0x811c9dc5
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619)
