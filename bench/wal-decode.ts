@@ -59,8 +59,8 @@ async function pgWaldump(walDir: string, start: Lsn, end: Lsn): Promise<void> {
  * the rewind's scan reads), the callback with a record object each, or the async iterator.
  */
 async function walrewind(walDir: string, start: Lsn, end: Lsn, mode: 'reused' | 'callback' | 'iterator'): Promise<{ records: number; blocks: number }> {
-  const source = new WalDirectory({ dir: walDir, segSize: 16 * 1024 * 1024, timelineOf: () => 1 })
-  const reader = new WalReader({ profile: PG15, segSize: 16 * 1024 * 1024, source })
+  const source = new WalDirectory({ dir: walDir, segSize: SEG, timelineOf: () => 1 })
+  const reader = new WalReader({ profile: PG15, segSize: SEG, source })
   let records = 0
   let blocks = 0
   try {
@@ -85,10 +85,6 @@ async function walrewind(walDir: string, start: Lsn, end: Lsn, mode: 'reused' | 
 
 interface Range { name: string; start: Lsn; end: Lsn }
 
-/**
- * A PostgreSQL 15 cluster's WAL from `pgbench -i` then `pgbench -T`, and the three ranges to read.
- * With `saveTo`, the WAL and the ranges are kept there (--wal-dir) for later runs on the same bytes.
- */
 interface Wal {
   walDir: string
   ranges: Range[]
@@ -96,6 +92,10 @@ interface Wal {
   made: { scale: number; seconds: number }
 }
 
+/**
+ * A PostgreSQL 15 cluster's WAL from `pgbench -i` then `pgbench -T`, and the three ranges to read.
+ * With `saveTo`, the WAL and the ranges are kept there (--wal-dir) for later runs on the same bytes.
+ */
 async function makeWal(kit: Kit, scale: number, seconds: number, saveTo: string): Promise<Wal> {
   const node = await kit.initNode('pg15', 15, { conf: { max_wal_size: '4GB', wal_keep_size: '8GB', wal_compression: 'pglz' } })
   await node.start()

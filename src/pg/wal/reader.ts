@@ -765,6 +765,7 @@ export class WalReader {
         break
       }
       rec.setEnd(hi, loBase + next)
+      // reached(), with the page's LSN halves at hand: calling it here measured 1–2% slower.
       if (visit(rec) === false || hi > untilHi || (hi === untilHi && loBase + next >= untilLo)) {
         this.endSeg = seg
         this.endOff = next
