@@ -20,6 +20,11 @@ export type RewindCode =
   | 'NO_COMMON_ANCESTOR'
   | 'CRASH_RECOVERY_FAILED'
   | 'POSTGRES_NOT_FOUND'
+  | 'TARGET_NO_SPACE'
+  | 'TARGET_NOT_WRITABLE'
+  // an interrupted rewind's journal that cannot be resumed
+  | 'JOURNAL_INVALID'
+  | 'JOURNAL_CONFLICT'
   | 'RESTORE_COMMAND'
   // WAL could not be read (target untouched)
   | 'WAL_MISSING'
@@ -58,6 +63,14 @@ export class RewindError extends Error {
   /** Set by the pipeline once it has started writing the target (the point of no return). */
   targetModified = false
 
+  /**
+   * Whether running the same command again can finish the rewind: the target was modified, and
+   * its journal says how to go on. A journal that cannot be used leaves only a new copy.
+   */
+  get rerun(): boolean {
+    return this.targetModified && this.code !== 'JOURNAL_INVALID' && this.code !== 'JOURNAL_CONFLICT' && this.code !== 'USAGE'
+  }
+
   constructor(code: RewindCode, message: string, info: RewindErrorInfo = {}, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'RewindError'
@@ -87,6 +100,10 @@ const EXIT_STATUS: Record<RewindCode, number> = {
   NO_COMMON_ANCESTOR: 3,
   CRASH_RECOVERY_FAILED: 3,
   POSTGRES_NOT_FOUND: 3,
+  TARGET_NO_SPACE: 3,
+  TARGET_NOT_WRITABLE: 3,
+  JOURNAL_INVALID: 3,
+  JOURNAL_CONFLICT: 3,
   RESTORE_COMMAND: 4,
   WAL_MISSING: 4,
   WAL_INVALID: 4,

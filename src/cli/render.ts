@@ -40,13 +40,15 @@ export function formatError(err: RewindError, programName: string): string {
   if (err.info.detail) for (const d of err.info.detail.split('\n')) text += `${programName}: detail: ${d}\n`
   if (err.info.hint) text += `${programName}: hint: ${err.info.hint}\n`
   if (err.code !== 'USAGE') {
-    text += err.targetModified
-      ? `${programName}: the target data directory was modified and is not usable as it is: run the rewind again, or restore it from a base backup\n`
-      : `${programName}: the target data directory was not modified\n`
+    text += err.rerun
+      ? `${programName}: the target data directory was modified and cannot be started until the rewind is finished: run the same command again to finish it (the rewind resumes from walrewind.resume in the target)\n`
+      : err.targetModified
+        ? `${programName}: the target data directory was modified and is not usable as it is: restore it from a base backup or a new copy of the source\n`
+        : `${programName}: the target data directory was not modified\n`
   }
   return text
 }
 
 export function errorJson(err: RewindError): Record<string, unknown> {
-  return { code: err.code, message: err.message, ...err.info, targetModified: err.targetModified }
+  return { code: err.code, message: err.message, ...err.info, targetModified: err.targetModified, rerun: err.rerun }
 }

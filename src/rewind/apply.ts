@@ -1,12 +1,15 @@
 // Executes a Plan against the target: the point of no return. Entries run in the Plan's order
-// (create, copy, copy-tail, blocks, truncate, remove); data is queued with the source and fetched
-// in large batches, then written at its offset. Every action is safe to repeat, so running the
-// same plan again after an interruption gives the same result.
+// (create, copy, copy-tail, blocks, truncate, remove), in groups: a group's file actions are done,
+// its data is queued with the source and fetched in large batches, written at its offsets, synced,
+// and only then recorded as done in the journal's progress log. Every action is safe to redo
+// (a copy starts from an empty file, a range is written at its offset, a removal of what is gone
+// is nothing), so a rerun redoes whatever was not recorded and gets the same result.
 
 import type { ChunkSink, Source } from '../source/source.js'
 import type { BlockRange } from './block-map.js'
 import type { Emit } from './events.js'
-import type { Plan } from './plan.js'
+import { faultPoint, type FaultPoint } from './fault.js'
+import type { Plan, PlanEntry } from './plan.js'
 import type { TargetDir } from './target-dir.js'
 
 /**
@@ -15,6 +18,10 @@ import type { TargetDir } from './target-dir.js'
  * base backup does, and replay from the last common checkpoint makes them consistent.
  */
 const MAX_GAP_BLOCKS = 4
+
+/** A group ends once it fetches this much or holds this many entries: the unit of progress. */
+const GROUP_BYTES = 256 * 1024 * 1024
+const GROUP_ENTRIES = 4096
 
 export function coalesce(blocks: readonly BlockRange[]): BlockRange[] {
   const out: Array<[number, number]> = []
@@ -26,15 +33,58 @@ export function coalesce(blocks: readonly BlockRange[]): BlockRange[] {
   return out
 }
 
+/** Plan entry indices in groups, in plan order, leaving out those already done. */
+export function groupEntries(plan: Plan, done: ReadonlySet<number>): number[][] {
+  const groups: number[][] = []
+  let group: number[] = []
+  let bytes = 0
+  plan.entries.forEach((entry, index) => {
+    if (done.has(index)) return
+    group.push(index)
+    bytes += entry.bytes
+    if (bytes >= GROUP_BYTES || group.length >= GROUP_ENTRIES) {
+      groups.push(group)
+      group = []
+      bytes = 0
+    }
+  })
+  if (group.length > 0) groups.push(group)
+  return groups
+}
+
+export interface ApplyOptions {
+  readonly plan: Plan
+  readonly source: Source
+  readonly target: TargetDir
+  readonly blockSize: number
+  readonly emit: Emit
+  /** Entries a previous run recorded as done. */
+  readonly done: ReadonlySet<number>
+  /** Makes a group's writes durable before it is recorded (null: --no-sync). */
+  readonly syncGroup: (() => Promise<void>) | null
+  /** Records a group as done, durably. */
+  readonly recordDone: (indices: readonly number[]) => Promise<void>
+  /** Runs after a group's data was written, before it is synced. */
+  readonly afterGroup?: (entries: readonly PlanEntry[]) => Promise<void>
+}
+
 export interface ApplyResult {
   readonly fetchedBytes: number
 }
 
-/** Runs `plan` with data from `source`, writing only through `target`. */
-export async function applyPlan(plan: Plan, source: Source, target: TargetDir, blockSize: number, emit: Emit): Promise<ApplyResult> {
+/** Which fault point a chunk of `entry` at `offset` passes. */
+function chunkPoint(entry: PlanEntry | undefined, offset: number): FaultPoint {
+  if (entry?.action === 'copy') return 'chunk-copy'
+  if (entry?.action === 'copy-tail' && offset >= (entry.target?.size ?? 0)) return 'chunk-copy-tail'
+  return 'chunk-blocks'
+}
+
+/** Runs what is left of `plan` with data from `source`, writing only through `target`. */
+export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
+  const { plan, source, target, blockSize, emit } = opts
   let fetchedBytes = 0
   let lastReport = 0
-  const total = plan.totals.fetchBytes
+  const total = plan.entries.reduce((n, entry, index) => (opts.done.has(index) ? n : n + entry.bytes), 0)
   const report = (final: boolean) => {
     const now = Date.now()
     if (!final && now - lastReport < 1000) return
@@ -42,52 +92,78 @@ export async function applyPlan(plan: Plan, source: Source, target: TargetDir, b
     emit({ type: 'progress', done: fetchedBytes, total })
   }
 
-  for (const entry of plan.entries) {
-    for (const [start, count] of coalesce(entry.blocks)) source.queueRange(entry.path, start * blockSize, count * blockSize)
-    switch (entry.action) {
-      case 'none':
-        break
-      case 'create':
-        if (entry.source!.type === 'symlink') await target.createSymlink(entry.path, entry.source!.linkTarget!)
-        else await target.createDirectory(entry.path)
-        break
-      case 'copy':
-        await target.truncateForCopy(entry.path)
-        source.queueFile(entry.path, entry.source!.size)
-        break
-      case 'copy-tail':
-        source.queueRange(entry.path, entry.target!.size, entry.source!.size - entry.target!.size)
-        break
-      case 'truncate':
-        await target.truncate(entry.path, entry.source!.size)
-        break
-      case 'remove':
-        await target.remove(entry.path, entry.target!.type)
-        break
-    }
-  }
-
+  let byPath = new Map<string, PlanEntry>()
   const sink: ChunkSink = {
     chunk: async (path, offset, data) => {
       await target.writeAt(path, offset, data)
       fetchedBytes += data.length
       report(false)
+      await faultPoint(chunkPoint(byPath.get(path), offset))
     },
-    // The file went away on a running source while we fetched it: WAL replay recreates it if it
-    // matters, exactly as pg_rewind does.
     copyWholeFile: async (path, absSource) => {
       const copied = await target.copyFileFrom(path, absSource)
       fetchedBytes += copied
       report(false)
+      await faultPoint('file-copied')
       return copied
     },
+    // The file went away on a running source while we fetched it: WAL replay recreates it if it
+    // matters, exactly as pg_rewind does.
     missing: async (path) => {
       emit({ type: 'debug', message: `received null value for chunk for file "${path}", file has been deleted` })
       await target.remove(path, 'file')
     },
   }
-  await source.flush(sink)
-  await target.closeAll()
+
+  try {
+    for (const group of groupEntries(plan, opts.done)) {
+      const entries = group.map((index) => plan.entries[index]!)
+      byPath = new Map(entries.map((entry) => [entry.path, entry]))
+      for (const entry of entries) await startEntry(entry, source, target, blockSize)
+      await source.flush(sink)
+      await target.closeAll()
+      await opts.afterGroup?.(entries)
+      await faultPoint('group-flushed')
+      if (opts.syncGroup !== null) {
+        await opts.syncGroup()
+        await faultPoint('group-synced')
+      }
+      await opts.recordDone(group)
+      await faultPoint('progress-recorded')
+    }
+  } finally {
+    await target.closeAll().catch(() => {})
+  }
   report(true)
   return { fetchedBytes }
+}
+
+/** Does an entry's file action and queues the data it needs. */
+async function startEntry(entry: PlanEntry, source: Source, target: TargetDir, blockSize: number): Promise<void> {
+  for (const [start, count] of coalesce(entry.blocks)) source.queueRange(entry.path, start * blockSize, count * blockSize)
+  switch (entry.action) {
+    case 'none':
+      return
+    case 'create':
+      if (entry.source!.type === 'symlink') await target.createSymlink(entry.path, entry.source!.linkTarget!)
+      else await target.createDirectory(entry.path)
+      await faultPoint('action-create')
+      return
+    case 'copy':
+      await target.truncateForCopy(entry.path)
+      await faultPoint('action-copy-truncated')
+      source.queueFile(entry.path, entry.source!.size)
+      return
+    case 'copy-tail':
+      source.queueRange(entry.path, entry.target!.size, entry.source!.size - entry.target!.size)
+      return
+    case 'truncate':
+      await target.truncate(entry.path, entry.source!.size)
+      await faultPoint('action-truncate')
+      return
+    case 'remove':
+      await target.remove(entry.path, entry.target!.type)
+      await faultPoint('action-remove')
+      return
+  }
 }

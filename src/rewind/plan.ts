@@ -12,7 +12,7 @@ import type { VersionProfile } from '../pg/versions.js'
 import type { FileEntry, FileType } from '../source/source.js'
 import type { BlockMap, BlockRange } from './block-map.js'
 import { checkRelativePath } from './target-dir.js'
-import { RESUME_FILE } from './resume.js'
+import { JOURNAL_FILE, PROGRESS_FILE } from './journal.js'
 import { timelineChooser } from './wal-source.js'
 
 /** In execution order, as filemap.h: create before copy, remove last (children before parents). */
@@ -96,6 +96,7 @@ export function exclusionReason(path: string): string | null {
   for (const dir of EXCLUDED_DIR_CONTENTS) if (path.startsWith(`${dir}/`)) return `contents of ${dir}`
   if (EXCLUDED_FILE_NAMES.has(base)) return base
   if (base.startsWith('pg_internal.init')) return 'relation cache init file'
+  if (base.endsWith('.walrewind-tmp')) return 'walrewind temporary file'
   return null
 }
 
@@ -175,17 +176,18 @@ export function plan(input: PlanInput): Plan {
 }
 
 /**
- * The segments from the one holding the fork to the one holding the source's WAL end, named on
- * the source's timelines as recovery looks for them, that the source does not list.
+ * The segments replay needs, from the one holding the last common checkpoint's redo point to the
+ * one holding the source's WAL end, named on the source's timelines as recovery looks for them,
+ * that neither the source lists nor the target keeps (before the fork both hold the same WAL).
  */
 function missingSourceWal(input: PlanInput, sources: Map<string, FileEntry>): string[] {
   if (!input.sourceWalEnd || !input.sourceHistory || input.sourceHistory.length === 0) return []
   const timelineOf = timelineChooser(input.sourceHistory, input.walSegSize)
   const last = segmentOf(input.sourceWalEnd - 1n, input.walSegSize)
   const missing: string[] = []
-  for (let segno = segmentOf(input.divergence.lsn, input.walSegSize); segno <= last; segno++) {
+  for (let segno = segmentOf(input.checkpoint.redo, input.walSegSize); segno <= last; segno++) {
     const name = segmentFileName(timelineOf(segno), segno, input.walSegSize)
-    if (sources.get(`pg_wal/${name}`)?.type !== 'file') missing.push(name)
+    if (sources.get(`pg_wal/${name}`)?.type !== 'file' && !input.keepWal.has(`pg_wal/${name}`)) missing.push(name)
   }
   return missing
 }
@@ -197,7 +199,7 @@ function decideAction(path: string, source: FileEntry | undefined, target: FileE
   // macOS Finder litter: neither copied nor removed (pg_rewind 18).
   if (path.endsWith('.DS_Store')) return 'none'
   // walrewind's own journal of this rewind stays until the rewind is complete.
-  if (path === RESUME_FILE) return 'none'
+  if (path === JOURNAL_FILE || path === PROGRESS_FILE) return 'none'
   const excluded = exclusionReason(path)
   if (excluded !== null) {
     input.debug?.(`entry "${path}" excluded from source file list`)

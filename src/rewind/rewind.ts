@@ -1,27 +1,34 @@
 // A rewind from start to end, read top to bottom like pg_rewind.c main(): inspect -> diverge ->
-// ("no rewind required") -> scan -> plan -> apply -> finish. Each step is one call. Nothing is
-// written to the target before the point of no return, except the crash recovery the target's
-// own server does when it was not shut down cleanly (after every check that does not depend on it).
+// ("no rewind required") -> scan -> plan -> preflight -> journal -> apply -> finish. Each step is
+// one call. Nothing is written to the target before the journal, except the crash recovery the
+// target's own server does when it was not shut down cleanly (after every check that does not
+// depend on it). From the journal on, an interruption is finished by running the same command
+// again: rewind() then finds the journal and resumes its plan (resumeRewind).
 
 import path from 'node:path'
 import fs from 'node:fs/promises'
 import { RewindError } from '../errors.js'
 import { decodeControlFile, type ControlFile } from '../pg/control.js'
-import { formatLsn, historyFileName, type Lsn } from '../pg/lsn.js'
+import { formatLsn, historyFileName, segmentFileName, segmentOf, type Lsn } from '../pg/lsn.js'
 import type { TimelineEntry } from '../pg/timeline.js'
+import type { VersionProfile } from '../pg/versions.js'
 import { LocalSource } from '../source/local.js'
-import type { FileEntry, Source } from '../source/source.js'
-import type { BlockMap } from './block-map.js'
-import { encodeResumeState, readResumeState, RESUME_FILE } from './resume.js'
+import type { Source } from '../source/source.js'
 import { findCommonAncestor } from '../pg/timeline.js'
-import { listDataDirectory } from '../source/walk.js'
+import { errText, isNotFound, listDataDirectory } from '../source/walk.js'
 import { applyPlan } from './apply.js'
-import { currentTimeline, findDivergence, findLastCommonCheckpoint, historyOf, type LastCheckpoint } from './diverge.js'
+import { currentTimeline, findDivergence, findLastCommonCheckpoint, historyOf } from './diverge.js'
 import type { Emit } from './events.js'
-import { newControlFile, replayStart, writeBackupLabel, writeControlFile, writeRecoveryConfig } from './finish.js'
-import { checkSameCluster, checkShutdownStates, isCleanlyShutDown, readTargetControl, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
+import { faultPoint } from './fault.js'
+import { CONTROL_FILE, finishRewind, NEW_CONTROL_FILE, writeRecoveryConfig } from './finish.js'
+import { checkSameCluster, checkShutdownStates, isCleanlyShutDown, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
+import { addInterruptedMarker, AUTO_CONF } from './interrupted-marker.js'
+import {
+  controlFileOf, encodeJournal, JOURNAL_FILE, journalState, readJournal, readProgress, recordProgress, type Journal,
+} from './journal.js'
 import { plan as makePlan, type Plan } from './plan.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
+import { checkFreeSpace, checkWritable } from './preflight.js'
 import { restoreWalSegment } from './restore.js'
 import { scanTargetWal } from './scan.js'
 import { walScanMethod } from '../pg/native.js'
@@ -49,21 +56,11 @@ export interface RewindOptions {
   readonly emit?: Emit
 }
 
-/** What the fork left to undo: found in the target's WAL, or saved by an interrupted run. */
-interface Forked {
-  readonly divergence: { readonly lsn: Lsn; readonly tli: number }
-  readonly checkpoint: LastCheckpoint
-  readonly keepWal: ReadonlySet<string>
-  readonly changedBlocks: BlockMap
-  readonly targetHistory: TimelineEntry[]
-  readonly sourceFiles: FileEntry[]
-  readonly targetFiles: FileEntry[]
-  readonly walRecords: number
-}
-
 export interface RewindResult {
   readonly outcome: 'rewound' | 'no-rewind-required' | 'dry-run'
-  readonly reason?: 'same-timeline' | 'target-is-ancestor'
+  readonly reason?: 'same-timeline' | 'target-is-ancestor' | 'already-rewound'
+  /** The run finished a rewind an earlier run had begun (from its journal). */
+  readonly resumed?: boolean
   readonly major: number
   readonly divergence?: { readonly lsn: string; readonly tli: number }
   readonly checkpoint?: { readonly lsn: string; readonly redo: string; readonly tli: number }
@@ -99,12 +96,19 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
   const targetDir = path.resolve(options.targetPgdata)
   const dryRun = options.dryRun ?? false
 
-  // inspect: the target
+  // inspect: the target, and whether a rewind of it was interrupted
   const dirMode = await readTargetDirMode(targetDir)
   const profile = await readTargetProfile(targetDir)
-  let targetControl = await readTargetControl(targetDir)
+  const journal = await readJournal(targetDir)
+  if (journal !== null) return resumeRewind({ options, journal, targetDir, dirMode, profile, env, emit, started })
+  if (await completeControlFileRename(targetDir, dirMode, dryRun, emit)) {
+    return { outcome: 'rewound', resumed: true, major: profile.major, millis: Date.now() - started }
+  }
+  let targetControlBytes = await readTargetControlBytes(targetDir)
+  let targetControl = decodeControlFile(targetControlBytes)
+  const rewoundLabel = await hasRewindBackupLabel(targetDir)
   let postgres: PostgresBinary | null = null
-  const needsCrashRecovery = !isCleanlyShutDown(targetControl) && (options.ensureShutdown ?? true)
+  const needsCrashRecovery = !isCleanlyShutDown(targetControl) && (options.ensureShutdown ?? true) && !rewoundLabel
   if (needsCrashRecovery || options.restoreTargetWal) {
     postgres = await findPostgres(profile.major, options.postgresBindir ?? null, env)
     emit({ type: 'debug', message: `using "${postgres.path}" (PostgreSQL ${postgres.version}, found via ${postgres.foundVia})` })
@@ -113,16 +117,25 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
   if (restoreCommand !== null) emit({ type: 'debug', message: `using for rewind restore_command = '${restoreCommand}'` })
 
   // inspect: the source
-  const source = 'listFiles' in options.source ? options.source
-    : await openSource(options.source, { env, jobs: options.jobs ?? null, timeoutSeconds: options.timeoutSeconds ?? null, emit })
+  const source = await sourceOf(options, env, emit)
   let wal: ReturnType<typeof targetWal> | null = null
   try {
     if (source.kind === 'server') emit({ type: 'step', message: 'connected to server' })
-    const sourceControlBytes = await source.readFile('global/pg_control')
+    const sourceControlBytes = await source.readFile(CONTROL_FILE)
     const sourceControl = decodeControlFile(sourceControlBytes)
 
     // Every check that does not depend on shutdown states, before crash recovery writes.
     checkSameCluster(targetControl, profile, sourceControl)
+    const sourceTli = currentTimeline(sourceControl)
+    const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
+    if (rewoundLabel && !isCleanlyShutDown(targetControl)) {
+      // A finished rewind that was never started: its recovery must run in a server that enforces
+      // minRecoveryPoint, never in single-user crash recovery.
+      checkAlreadyRewound(targetControl, sourceHistory, source.description)
+      emit({ type: 'info', message: 'the target was rewound already and has not been started since: no rewind required' })
+      if (options.writeRecoveryConf && !dryRun) await writeStandbySettings(source, new TargetDir(targetDir, modesFromDataDirMode(dirMode)))
+      return { outcome: 'no-rewind-required', reason: 'already-rewound', major: profile.major, millis: Date.now() - started }
+    }
     if (needsCrashRecovery) {
       const pid = await runningPostmasterPid(targetDir)
       if (pid !== null) {
@@ -132,156 +145,311 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       emit({ type: 'info', message: `executing "${postgres!.path}" for target server to complete crash recovery` })
       if (!dryRun) {
         await runCrashRecovery(postgres!, targetDir, options.configFile ?? null)
-        targetControl = await readTargetControl(targetDir)
+        targetControlBytes = await readTargetControlBytes(targetDir)
+        targetControl = decodeControlFile(targetControlBytes)
       }
     }
     checkShutdownStates(targetControl, sourceControl, source.kind)
 
-    // diverge: from the target's WAL, or from what an interrupted run saved of it
+    // diverge: from the target's WAL
     const segSize = targetControl.xlog_seg_size
-    const sourceTli = currentTimeline(sourceControl)
-    const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
-    const resumed = await readResumeState(targetDir, targetControl)
-    if (resumed === 'stale') emit({ type: 'warning', code: 'STALE_RESUME_FILE', message: `ignoring ${RESUME_FILE}: it was written for another state of this data directory` })
-    let forked: Forked
-    if (resumed !== null && resumed !== 'stale') {
-      emit({ type: 'info', message: `resuming the rewind interrupted after it began at ${resumed.startedAt}` })
-      const common = findCommonAncestor(sourceHistory, resumed.targetHistory)
-      if (common === null || common.lsn !== resumed.divergence.lsn) {
-        throw new RewindError('SOURCE_CHANGED', `the source's timeline history no longer matches the interrupted rewind (which diverged at ${formatLsn(resumed.divergence.lsn)})`,
-          { hint: 'Rewind against the source the interrupted run used, or restore the target from a base backup.' })
-      }
-      emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(resumed.divergence.lsn)} on timeline ${resumed.divergence.tli}` })
-      emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(resumed.checkpoint.lsn)} on timeline ${resumed.checkpoint.tli}` })
-      emit({ type: 'step', message: 'reading source file list' })
-      const sourceFiles = await source.listFiles()
-      emit({ type: 'step', message: 'reading target file list' })
-      const targetFiles = await listDataDirectory(targetDir)
-      forked = { ...resumed, sourceFiles, targetFiles, walRecords: 0, targetHistory: [...resumed.targetHistory] }
-    } else {
-      const targetTli = currentTimeline(targetControl)
-      const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
-      const keepWal = new Set<string>()
-      const targetWalReader = targetWal(targetDir, targetHistory, targetControl, restoreCommand, keepWal)
-      wal = targetWalReader
-      const divergence = await findDivergence({
-        source: sourceControl, target: targetControl, sourceHistory, targetHistory,
-        readTargetRecord: async (lsn) => {
-          const result = await targetWalReader.reader.readRecord(lsn)
-          if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(lsn)}: ${result.end.message}`, { lsn: formatLsn(lsn) })
-          return result.record
-        },
-      })
-      if (divergence.kind === 'same-timeline') emit({ type: 'info', message: 'source and target cluster are on the same timeline' })
-      else emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(divergence.lsn)} on timeline ${divergence.tli}` })
-      if (divergence.kind !== 'rewind') {
-        emit({ type: 'info', message: 'no rewind required' })
-        if (options.writeRecoveryConf && !dryRun) await writeStandbySettings(source, new TargetDir(targetDir, modesFromDataDirMode(dirMode)))
-        return {
-          outcome: 'no-rewind-required', reason: divergence.kind === 'same-timeline' ? 'same-timeline' : 'target-is-ancestor', major: profile.major,
-          ...(divergence.kind === 'no-rewind' ? { divergence: { lsn: formatLsn(divergence.lsn), tli: divergence.tli } } : {}),
-          millis: Date.now() - started,
-        }
-      }
-      await targetWalReader.recordOpened(true)
-      const checkpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
-      await targetWalReader.recordOpened(false)
-      emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(checkpoint.lsn)} on timeline ${checkpoint.tli}` })
-
-      // scan; the three reads are independent, so they run at once
-      mark('inspect and diverge')
-      emit({ type: 'step', message: 'reading source file list' })
-      emit({ type: 'step', message: 'reading target file list' })
-      emit({ type: 'step', message: 'reading WAL in target' })
-      const [sourceFiles, targetFiles, scan] = await Promise.all([
-        source.listFiles(),
-        listDataDirectory(targetDir),
-        scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size),
-      ])
-      mark(`listing and scanning ${scan.records} WAL records (checked by: ${walScanMethod})`)
-      forked = {
-        divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint, keepWal, changedBlocks: scan.changedBlocks,
-        sourceFiles, targetFiles, walRecords: scan.records, targetHistory,
+    const targetTli = currentTimeline(targetControl)
+    const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
+    const targetWalReader = targetWal(targetDir, targetHistory, targetControl, restoreCommand)
+    wal = targetWalReader
+    const divergence = await findDivergence({
+      source: sourceControl, target: targetControl, sourceHistory, targetHistory,
+      readTargetRecord: async (lsn) => {
+        const result = await targetWalReader.reader.readRecord(lsn)
+        if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(lsn)}: ${result.end.message}`, { lsn: formatLsn(lsn) })
+        return result.record
+      },
+    })
+    if (divergence.kind === 'same-timeline') emit({ type: 'info', message: 'source and target cluster are on the same timeline' })
+    else emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(divergence.lsn)} on timeline ${divergence.tli}` })
+    if (divergence.kind !== 'rewind') {
+      emit({ type: 'info', message: 'no rewind required' })
+      if (options.writeRecoveryConf && !dryRun) await writeStandbySettings(source, new TargetDir(targetDir, modesFromDataDirMode(dirMode)))
+      return {
+        outcome: 'no-rewind-required', reason: divergence.kind === 'same-timeline' ? 'same-timeline' : 'target-is-ancestor', major: profile.major,
+        ...(divergence.kind === 'no-rewind' ? { divergence: { lsn: formatLsn(divergence.lsn), tli: divergence.tli } } : {}),
+        millis: Date.now() - started,
       }
     }
-    const { checkpoint } = forked
+    const checkpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
+    emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(checkpoint.lsn)} on timeline ${checkpoint.tli}` })
+
+    // scan; the three reads are independent, so they run at once
+    mark('inspect and diverge')
+    emit({ type: 'step', message: 'reading source file list' })
+    emit({ type: 'step', message: 'reading target file list' })
+    emit({ type: 'step', message: 'reading WAL in target' })
+    const [sourceFiles, targetFiles, scan] = await Promise.all([
+      source.listFiles(),
+      listDataDirectory(targetDir),
+      scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size),
+    ])
+    mark(`listing and scanning ${scan.records} WAL records (checked by: ${walScanMethod})`)
 
     // plan
     const sourceWalEnd = await source.walEnd(sourceControl)
     const thePlan = makePlan({
       sourceWalEnd: sourceWalEnd.lsn, sourceHistory,
       profile, blockSize: targetControl.blcksz, relsegSize: targetControl.relseg_size, walSegSize: segSize,
-      sourceDescription: source.description, sourceKind: source.kind, targetDir, sourceFiles: forked.sourceFiles, targetFiles: forked.targetFiles,
-      changedBlocks: forked.changedBlocks, keepWal: forked.keepWal, divergence: forked.divergence, checkpoint,
+      sourceDescription: source.description, sourceKind: source.kind, targetDir, sourceFiles, targetFiles,
+      changedBlocks: scan.changedBlocks, keepWal: replayWalOfTarget(checkpoint.redo, divergence.lsn, segSize, targetWalReader.tliOf),
+      divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint,
       debug: (message) => emit({ type: 'debug', message }),
     })
-    for (const entry of thePlan.entries) emit({ type: 'debug', message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}` })
-    emit({ type: 'step', message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)` })
-    const gone = thePlan.sourceWalMissing
-    if (gone.length > 0) {
-      emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `the source no longer has WAL segment ${gone[0]}${gone.length > 1 ? ` nor ${gone.length - 1} more after it` : ''}, ` +
-        `which the rewound server must replay (from the fork at ${thePlan.divergence.lsn} to the source's WAL end at ${formatLsn(sourceWalEnd.lsn)}): ` +
-        'it will reach a consistent state only if its restore_command can fetch that WAL from an archive' })
-    }
+    reportPlan(thePlan, sourceWalEnd.lsn, emit)
     mark('planning')
-    const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: forked.walRecords }
+    const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: scan.records }
     if (dryRun) {
       emit({ type: 'info', message: 'Done!' })
       return { outcome: 'dry-run', ...summary, millis: Date.now() - started }
     }
 
-    await checkNewTablespaceLocations(thePlan)
+    const theJournal: Journal = {
+      startedAt: new Date().toISOString(), targetControl: targetControlBytes, sourceControl: sourceControlBytes, targetHistory,
+      divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint, planWalEnd: sourceWalEnd.lsn, plan: thePlan,
+    }
+    const journalText = encodeJournal(theJournal)
+    await checkBeforeFirstWrite(targetDir, thePlan, null, journalText.length)
+    await wal.close()
+    wal = null
 
     // This is the point of no return. Once we start copying things, there is no turning back!
     const target = new TargetDir(targetDir, modesFromDataDirMode(dirMode))
-    if (!(resumed !== null && resumed !== 'stale')) {
-      await target.writeFileDurably(RESUME_FILE, encodeResumeState({ ...forked, startedAt: new Date().toISOString() }, targetControl))
-    }
-    try {
-      const applied = await applyPlan(thePlan, source, target, targetControl.blcksz, emit)
-      mark(`copying ${applied.fetchedBytes} bytes`)
-      await finish(source, target, sourceControlBytes, sourceControl, checkpoint, segSize, options, emit)
-      await target.remove(RESUME_FILE, 'file')
-      mark('finishing (control file, sync)')
-      emit({ type: 'info', message: 'Done!' })
-      return { outcome: 'rewound', ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
-    } catch (err) {
-      if (err instanceof RewindError) err.targetModified = true
-      else if (err instanceof Error) throw Object.assign(new RewindError('INTERNAL', err.message, {}, { cause: err }), { targetModified: true })
-      throw err
-    }
+    await writeStage(async () => {
+      await target.replaceFileDurably(JOURNAL_FILE, journalText)
+      await faultPoint('journal-written')
+    })
+    const applied = await runJournaled({ journal: theJournal, done: new Set(), target, source, segSize, options, emit, mark })
+    return { outcome: 'rewound', ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
   } finally {
     await wal?.close()
     await source.close()
   }
 }
 
-async function finish(source: Source, target: TargetDir, sourceControlBytes: Buffer, sourceControl: ControlFile, checkpoint: LastCheckpoint,
-  segSize: number, options: RewindOptions, emit: Emit): Promise<void> {
-  // The source's control file is fetched last, so minRecoveryPoint covers everything copied.
-  const afterBytes = await source.readFile('global/pg_control')
-  const after = decodeControlFile(afterBytes)
-  if (source.kind === 'local' && !afterBytes.equals(sourceControlBytes)) {
-    throw new RewindError('SOURCE_CHANGED', 'source system was modified while pg_rewind was running')
+/** Errors from here on leave a modified target, which the same command finishes. */
+async function writeStage<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step()
+  } catch (err) {
+    throw modified(err)
   }
-  emit({ type: 'step', message: 'creating backup label and updating control file' })
-  await writeBackupLabel(target, replayStart(checkpoint, sourceControl), segSize, new Date())
-  const end = await source.walEnd(after)
-  await writeControlFile(target, newControlFile(afterBytes, end))
-  if (options.sync ?? true) {
-    emit({ type: 'step', message: 'syncing target data directory' })
-    await target.sync(options.syncMethod ?? 'fsync')
+}
+
+function modified(err: unknown): unknown {
+  if (err instanceof RewindError) {
+    err.targetModified = true
+    return err
   }
-  if (options.writeRecoveryConf) await writeStandbySettings(source, target)
+  if (err instanceof Error) return Object.assign(new RewindError('INTERNAL', err.message, {}, { cause: err }), { targetModified: true })
+  return err
+}
+
+interface JournaledRun {
+  readonly journal: Journal
+  readonly done: ReadonlySet<number>
+  readonly target: TargetDir
+  readonly source: Source
+  readonly segSize: number
+  readonly options: RewindOptions
+  readonly emit: Emit
+  readonly mark: (stage: string) => void
+}
+
+/**
+ * Everything after the journal: the target's pg_control off its path, the plan's entries not yet
+ * done, and the finish. The same for a first run and for a resumed one.
+ */
+async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }> {
+  const { journal, target, source, options, emit } = run
+  const sync = options.sync ?? true
+  const syncMethod = options.syncMethod ?? 'fsync'
+  return writeStage(async () => {
+    const primaryConninfo = options.writeRecoveryConf ? source.recoveryConninfo() : null
+    if (options.writeRecoveryConf && primaryConninfo === null) {
+      throw new RewindError('USAGE', 'no source server information (--source-server) specified for --write-recovery-conf')
+    }
+    await addInterruptedMarker(target)
+    await faultPoint('marker-written')
+    await target.removeDurably(CONTROL_FILE)
+    await faultPoint('control-removed')
+    const applied = await applyPlan({
+      plan: journal.plan, source, target, blockSize: controlFileOf(journal).blcksz, emit, done: run.done,
+      syncGroup: sync ? () => target.sync(syncMethod) : null,
+      recordDone: (indices) => recordProgress(target, indices, sync),
+      afterGroup: async (entries) => {
+        // The copy of the source's postgresql.auto.conf dropped the marker: put it back.
+        if (entries.some((entry) => entry.path === AUTO_CONF)) await addInterruptedMarker(target)
+      },
+    })
+    run.mark(`copying ${applied.fetchedBytes} bytes`)
+    const finished = await finishRewind({ source, target, journal, segSize: run.segSize, sync, syncMethod, primaryConninfo, emit })
+    run.mark('finishing (control file, sync)')
+    emit({ type: 'info', message: 'Done!' })
+    return { fetchedBytes: applied.fetchedBytes + finished.catchUpBytes }
+  })
+}
+
+interface ResumeInput {
+  readonly options: RewindOptions
+  readonly journal: Journal
+  readonly targetDir: string
+  readonly dirMode: number
+  readonly profile: VersionProfile
+  readonly env: NodeJS.ProcessEnv
+  readonly emit: Emit
+  readonly started: number
+}
+
+/** Finishes the plan of an interrupted rewind, as its journal recorded it. */
+async function resumeRewind(input: ResumeInput): Promise<RewindResult> {
+  const { options, journal, targetDir, profile, emit, started } = input
+  const dryRun = options.dryRun ?? false
+  const state = journalState(journal, await readFileIfExists(path.join(targetDir, CONTROL_FILE)))
+  if (state === 'conflict') {
+    throw modified(new RewindError('JOURNAL_CONFLICT', `a rewind of "${targetDir}" was interrupted, and a global/pg_control has been put in place since`, {
+      path: path.join(targetDir, CONTROL_FILE),
+      detail: `The data directory is partly rewound (see ${JOURNAL_FILE}); its pg_control is neither the one it had nor one the rewind wrote.`,
+      hint: 'Restore the data directory from a base backup or a new copy of the source.',
+    }))
+  }
+  const targetControl = controlFileOf(journal)
+  emit({ type: 'info', message: `resuming the rewind interrupted after it began at ${journal.startedAt}` })
+  const source = await writeStage(() => sourceOf(options, input.env, emit))
+  try {
+    return await writeStage(async () => {
+      if (source.kind === 'server') emit({ type: 'step', message: 'connected to server' })
+      const sourceControl = decodeControlFile(await source.readFile(CONTROL_FILE))
+      checkSameCluster(targetControl, profile, sourceControl)
+      checkShutdownStates(targetControl, sourceControl, source.kind)
+      const sourceTli = currentTimeline(sourceControl)
+      const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
+      const common = findCommonAncestor(sourceHistory, journal.targetHistory)
+      if (common === null || common.lsn !== journal.divergence.lsn) {
+        throw new RewindError('SOURCE_CHANGED', `the source's timeline history no longer matches the interrupted rewind (which diverged at ${formatLsn(journal.divergence.lsn)})`,
+          { hint: 'Rewind against the source the interrupted run used, or restore the target from a base backup.' })
+      }
+      emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(journal.divergence.lsn)} on timeline ${journal.divergence.tli}` })
+      emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(journal.checkpoint.lsn)} on timeline ${journal.checkpoint.tli}` })
+      const plan = journal.plan
+      const done = await readProgress(targetDir, plan.entries.length)
+      emit({ type: 'info', message: `${done.size} of ${plan.entries.length} planned actions were done already` })
+      const summary = { major: profile.major, divergence: plan.divergence, checkpoint: plan.checkpoint, plan, resumed: true }
+      if (dryRun) {
+        emit({ type: 'info', message: 'Done!' })
+        return { outcome: 'dry-run' as const, ...summary, millis: Date.now() - started }
+      }
+      const pending = new Set(plan.entries.map((_, index) => index).filter((index) => !done.has(index)))
+      await checkBeforeFirstWrite(targetDir, plan, pending, 0)
+      const target = new TargetDir(targetDir, modesFromDataDirMode(input.dirMode))
+      const applied = await runJournaled({
+        journal, done, target, source, segSize: targetControl.xlog_seg_size, options, emit, mark: (stage) => emit({ type: 'debug', message: stage }),
+      })
+      return { outcome: 'rewound' as const, ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
+    })
+  } finally {
+    await source.close()
+  }
+}
+
+/**
+ * The journal was removed and the new pg_control was waiting beside its place when the last run
+ * ended: the rewind was complete but for that rename, which is done here.
+ */
+async function completeControlFileRename(targetDir: string, dirMode: number, dryRun: boolean, emit: Emit): Promise<boolean> {
+  if (await readFileIfExists(path.join(targetDir, CONTROL_FILE)) !== null) return false
+  const waiting = await readFileIfExists(path.join(targetDir, NEW_CONTROL_FILE))
+  if (waiting === null) return false
+  decodeControlFile(waiting)
+  emit({ type: 'info', message: 'the interrupted rewind was complete but for putting its new control file in place' })
+  if (!dryRun) {
+    await writeStage(() => new TargetDir(targetDir, modesFromDataDirMode(dirMode)).renameDurably(NEW_CONTROL_FILE, CONTROL_FILE))
+  }
+  emit({ type: 'info', message: 'Done!' })
+  return true
+}
+
+/** A finished rewind is "no rewind required" only if it was a rewind onto this source's history. */
+function checkAlreadyRewound(target: ControlFile, sourceHistory: readonly TimelineEntry[], sourceDescription: string): void {
+  const end = target.minRecoveryPoint
+  const onHistory = sourceHistory.some((entry) => entry.tli === target.minRecoveryPointTLI && entry.begin <= end && (entry.end === null || end <= entry.end))
+  if (!onHistory) {
+    throw new RewindError('TARGET_NOT_SHUT_DOWN', 'target server must be shut down cleanly', {
+      detail: `The target was rewound (it has a rewind's backup_label) to follow another history than that of ${sourceDescription}, and was never started since.`,
+      hint: 'Start it once so that it finishes that recovery, stop it, then rewind it again.',
+    })
+  }
+}
+
+async function hasRewindBackupLabel(targetDir: string): Promise<boolean> {
+  const text = await readFileIfExists(path.join(targetDir, 'backup_label'))
+  return text !== null && /^BACKUP METHOD: pg_rewind$/m.test(text.toString('utf8'))
+}
+
+/** Space, permissions and tablespace locations: the checks that need the plan, before any write. */
+async function checkBeforeFirstWrite(targetDir: string, plan: Plan, pending: ReadonlySet<number> | null, journalBytes: number): Promise<void> {
+  await checkNewTablespaceLocations(plan, pending)
+  await checkWritable(targetDir, plan, pending)
+  await checkFreeSpace(targetDir, plan, pending, journalBytes)
+}
+
+function reportPlan(thePlan: Plan, sourceWalEnd: Lsn, emit: Emit): void {
+  for (const entry of thePlan.entries) emit({ type: 'debug', message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}` })
+  emit({ type: 'step', message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)` })
+  const gone = thePlan.sourceWalMissing
+  if (gone.length > 0) {
+    emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `the source no longer has WAL segment ${gone[0]}${gone.length > 1 ? ` nor ${gone.length - 1} more after it` : ''}, ` +
+      `which the rewound server must replay (from the last common checkpoint's redo point at ${thePlan.checkpoint.redo} to the source's WAL end at ${formatLsn(sourceWalEnd)}): ` +
+      'it will reach a consistent state only if its restore_command can fetch that WAL from an archive' })
+  }
+}
+
+/** The target's WAL segments replay needs before the fork, from the last common checkpoint's redo point: never removed. */
+function replayWalOfTarget(redo: Lsn, divergence: Lsn, segSize: number, tliOf: (segno: bigint) => number): Set<string> {
+  const keep = new Set<string>()
+  for (let segno = segmentOf(redo, segSize); segno <= segmentOf(divergence, segSize); segno++) {
+    keep.add(`pg_wal/${segmentFileName(tliOf(segno), segno, segSize)}`)
+  }
+  return keep
+}
+
+async function sourceOf(options: RewindOptions, env: NodeJS.ProcessEnv, emit: Emit): Promise<Source> {
+  if ('listFiles' in options.source) return options.source
+  return openSource(options.source, { env, jobs: options.jobs ?? null, timeoutSeconds: options.timeoutSeconds ?? null, emit })
+}
+
+async function readTargetControlBytes(dir: string): Promise<Buffer> {
+  const file = path.join(dir, CONTROL_FILE)
+  try {
+    return await fs.readFile(file)
+  } catch (err) {
+    throw new RewindError('TARGET_DIR', `could not open file "${file}" for reading: ${errText(err)}`, { path: file }, { cause: err })
+  }
+}
+
+async function readFileIfExists(file: string): Promise<Buffer | null> {
+  try {
+    return await fs.readFile(file)
+  } catch (err) {
+    if (isNotFound(err)) return null
+    throw new RewindError('TARGET_DIR', `could not read file "${file}": ${errText(err)}`, { path: file }, { cause: err })
+  }
 }
 
 /**
  * A tablespace the target gets from the source is linked to the source's location. If a non-empty
  * directory is already there, it is someone's data: on one machine, the source's own tablespace,
- * which the copy would overwrite while reading it. Refused before any write.
+ * which the copy would overwrite while reading it. Refused before any write. (A resumed run made
+ * the link and may have filled the location itself: only entries not done yet are checked.)
  */
-async function checkNewTablespaceLocations(plan: Plan): Promise<void> {
-  for (const entry of plan.entries) {
+async function checkNewTablespaceLocations(plan: Plan, pending: ReadonlySet<number> | null): Promise<void> {
+  for (const [index, entry] of plan.entries.entries()) {
+    if (pending !== null && !pending.has(index)) continue
     if (entry.action !== 'create' || entry.source?.type !== 'symlink' || !entry.path.startsWith('pg_tblspc/')) continue
     const location = entry.source.linkTarget!
     const names = await fs.readdir(location).catch(() => null)
@@ -307,18 +475,11 @@ async function readHistory(source: Source, tli: number): Promise<string | null> 
 }
 
 /** The target's WAL, following its own history, restoring missing segments if asked (into pg_wal, as pg_rewind). */
-function targetWal(targetDir: string, history: TimelineEntry[], control: ControlFile, restoreCommand: string | null, keepWal: Set<string>) {
-  let recording = false
+function targetWal(targetDir: string, history: TimelineEntry[], control: ControlFile, restoreCommand: string | null) {
   const { reader, dir, timelineOf: tliOf } = openDataDirWal(targetDir, control, history, {
     ...(restoreCommand !== null
       ? { restore: (fileName: string, destPath: string) => restoreWalSegment(restoreCommand, fileName, destPath, control.xlog_seg_size) }
       : {}),
-    onSegmentOpened: (fileName: string) => { if (recording) keepWal.add(`pg_wal/${fileName}`) },
   })
-  return {
-    reader, tliOf, close: () => dir.close(),
-    /** While on, every segment opened is one the target needs to replay from the last common checkpoint. */
-    recordOpened: async (on: boolean) => { await dir.close(); recording = on },
-  }
+  return { reader, tliOf, close: () => dir.close() }
 }
-

@@ -85,8 +85,11 @@ export class TargetDir {
       if (rel.startsWith('pg_tblspc/')) await fs.mkdir(linkTarget, { recursive: true, mode: this.modes.dirMode })
       await fs.symlink(linkTarget, this.abs(rel))
     } catch (err) {
-      throw ioError('could not create symbolic link at', this.abs(rel), err)
+      // Made by an interrupted run of the same plan: the same link is already there.
+      const existing = (err as NodeJS.ErrnoException).code === 'EEXIST' ? await fs.readlink(this.abs(rel)).catch(() => null) : null
+      if (existing !== linkTarget) throw ioError('could not create symbolic link at', this.abs(rel), err)
     }
+    this.touched.add(rel)
   }
 
   /** Creates or empties `rel`, ready for a whole-file copy. */
@@ -97,6 +100,11 @@ export class TargetDir {
     } catch (err) {
       throw ioError('could not truncate file', this.abs(rel), err)
     }
+  }
+
+  /** Creates `rel` empty if it does not exist; leaves its contents otherwise. */
+  async ensureFile(rel: string): Promise<void> {
+    await this.open(rel, true)
   }
 
   async writeAt(rel: string, offset: number, data: Buffer): Promise<void> {
@@ -177,23 +185,62 @@ export class TargetDir {
     this.touched.add(rel)
   }
 
-  /** Writes a small file and makes it and its directory entry durable before returning. */
-  async writeFileDurably(rel: string, data: Buffer | string): Promise<void> {
-    await this.writeFile(rel, data)
-    await fsyncPath(this.abs(rel))
+  /**
+   * Replaces a small file atomically and durably: a temporary file beside it is written and
+   * synced, renamed over `rel`, and the directory synced. A crash leaves the old or the new file,
+   * never a torn or empty one. `beforeRename` runs once the new contents are durable.
+   */
+  async replaceFileDurably(rel: string, data: Buffer | string, beforeRename?: () => Promise<void>): Promise<void> {
+    const tmp = `${rel}.walrewind-tmp`
+    await this.writeFile(tmp, data)
+    await fsyncPath(this.abs(tmp))
+    await beforeRename?.()
+    await this.renameDurably(tmp, rel)
+  }
+
+  /** Renames `from` to `to` (same directory) and syncs the directory. */
+  async renameDurably(from: string, to: string): Promise<void> {
+    checkRelativePath(from)
+    checkRelativePath(to)
+    await this.checkParents(to)
+    try {
+      await fs.rename(this.abs(from), this.abs(to))
+    } catch (err) {
+      throw ioError('could not rename file', this.abs(from), err)
+    }
+    this.touched.delete(from)
+    await fsyncPath(path.dirname(this.abs(to)))
+  }
+
+  /** Removes a file and makes the removal durable. */
+  async removeDurably(rel: string): Promise<void> {
+    await this.remove(rel, 'file')
     await fsyncPath(path.dirname(this.abs(rel)))
   }
 
-  async appendFile(rel: string, data: string): Promise<void> {
+  /** Appends to a file; `durable` syncs the file (and a new file's directory entry) before returning. */
+  async appendFile(rel: string, data: string, opts: { durable?: boolean } = {}): Promise<void> {
     checkRelativePath(rel)
     await this.checkParents(rel)
     await this.closeHandle(rel)
+    let handle
     try {
-      await fs.appendFile(this.abs(rel), data, { mode: this.modes.fileMode })
+      handle = await fs.open(this.abs(rel), fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, this.modes.fileMode)
+    } catch (err) {
+      throw ioError('could not open file', this.abs(rel), err)
+    }
+    let created = false
+    try {
+      created = (await handle.stat()).size === 0
+      await handle.writeFile(data)
+      if (opts.durable) await handle.sync()
     } catch (err) {
       throw ioError('could not write to file', this.abs(rel), err)
+    } finally {
+      await handle.close()
     }
-    this.touched.add(rel)
+    if (opts.durable && created) await fsyncPath(path.dirname(this.abs(rel)))
+    if (!opts.durable) this.touched.add(rel)
   }
 
   private async open(rel: string, create: boolean): Promise<fs.FileHandle> {
@@ -233,20 +280,18 @@ export class TargetDir {
     for (const rel of [...this.handles.keys()]) await this.closeHandle(rel)
   }
 
-  /** Paths written so far (files and directories), relative. */
-  get touchedPaths(): ReadonlySet<string> {
-    return this.touched
-  }
-
   /**
-   * Makes what this run wrote durable: fsync of every touched file and of their directories, or
-   * with 'syncfs' one syncfs per file system (through coreutils `sync -f`).
+   * Makes what was written since the last sync durable: fsync of every touched file and of their
+   * directories, or with 'syncfs' one syncfs per file system (through coreutils `sync -f`).
    */
-  async sync(method: 'fsync' | 'syncfs', jobs = 8): Promise<void> {
+  async sync(method: 'fsync' | 'syncfs', opts: { jobs?: number; onFile?: () => Promise<void> } = {}): Promise<void> {
     await this.closeAll()
+    const jobs = opts.jobs ?? 8
+    const touched = [...this.touched]
+    this.touched.clear()
     if (method === 'syncfs') {
       const roots = new Set<string>([this.root])
-      for (const rel of this.touched) {
+      for (const rel of touched) {
         const top = rel.split('/').slice(0, rel.startsWith('pg_tblspc/') ? 2 : 1).join('/')
         if (top === 'pg_wal' || top.startsWith('pg_tblspc/')) roots.add(this.abs(top) + '/')
       }
@@ -255,7 +300,7 @@ export class TargetDir {
     }
     const files = new Set<string>()
     const dirs = new Set<string>([''])
-    for (const rel of this.touched) {
+    for (const rel of touched) {
       files.add(rel)
       let dir = path.posix.dirname(rel)
       while (dir !== '.' && !dirs.has(dir)) {
@@ -266,7 +311,10 @@ export class TargetDir {
     const all = [...files, ...[...dirs].filter((d) => !files.has(d))]
     let next = 0
     const worker = async () => {
-      while (next < all.length) await fsyncPath(this.abs(all[next++]!))
+      while (next < all.length) {
+        await fsyncPath(this.abs(all[next++]!))
+        await opts.onFile?.()
+      }
     }
     await Promise.all(Array.from({ length: Math.min(jobs, Math.max(1, all.length)) }, worker))
   }

@@ -27,6 +27,22 @@ export class LocalSource implements Source {
     return listDataDirectory(this.root)
   }
 
+  async listWalFiles(): Promise<FileEntry[]> {
+    const dir = path.join(this.root, 'pg_wal')
+    let names: string[]
+    try {
+      names = await fs.readdir(dir)
+    } catch (err) {
+      throw new RewindError('FILE_IO', `could not open directory "${dir}": ${errText(err)}`, { path: dir }, { cause: err })
+    }
+    const entries: FileEntry[] = []
+    for (const name of names.sort()) {
+      const st = await fs.lstat(path.join(dir, name)).catch(() => null)
+      if (st?.isFile()) entries.push({ path: `pg_wal/${name}`, type: 'file', size: st.size })
+    }
+    return entries
+  }
+
   async readFile(rel: string): Promise<Buffer> {
     const data = await this.readFileIfExists(rel)
     if (data === null) {
@@ -92,14 +108,21 @@ export class LocalSource implements Source {
       }
     }
     let next = 0
-    const worker = async () => {
-      while (next < work.length) await work[next++]!()
+    // Every worker stops before the handles are closed: one failing must not leave the others
+    // opening files nobody closes.
+    let failed = false
+    const guarded = async () => {
+      try {
+        while (!failed && next < work.length) await work[next++]!()
+      } catch (err) {
+        failed = true
+        throw err
+      }
     }
-    try {
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(this.jobs, work.length)) }, worker))
-    } finally {
-      for (const h of handles.values()) await h.then((fh) => fh.close(), () => {})
-    }
+    const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(this.jobs, work.length)) }, guarded))
+    for (const h of handles.values()) await h.then((fh) => fh.close(), () => {})
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (rejected !== undefined) throw rejected.reason
   }
 
   private async copyWhole(rel: string, expected: number, sink: ChunkSink): Promise<void> {

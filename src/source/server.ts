@@ -64,6 +64,9 @@ const LIST_FILES_SQL =
   '       END AS link_target\n' +
   'FROM files\n'
 
+const LIST_WAL_SQL =
+  "SELECT fn, this.size, this.isdir FROM pg_ls_dir('pg_wal', true, false) AS fn, pg_stat_file('pg_wal/' || fn, true) AS this"
+
 /** SQLSTATE undefined_file: pg_read_binary_file on a file that is not there. */
 const UNDEFINED_FILE = '58P01'
 
@@ -229,6 +232,28 @@ export class ServerSource implements Source {
     // The recursive query yields a level at a time; sorted, a parent still precedes its children.
     entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
     return entries
+  }
+
+  async listWalFiles(): Promise<FileEntry[]> {
+    this.check()
+    const conn = this.conns[0]!
+    let res
+    try {
+      res = await conn.query(LIST_WAL_SQL)
+    } catch (err) {
+      throw this.fail(sourceError('could not fetch the WAL file list', err, conn, this.timeoutMs))
+    }
+    const entries: FileEntry[] = []
+    for (const row of res.rows) {
+      const [name, size, isdir] = row as [string, string | null, boolean | null]
+      if (size === null || isdir !== false) continue
+      const bytes = Number(size)
+      if (!Number.isSafeInteger(bytes) || bytes < 0 || name.includes('/')) {
+        throw this.fail(new RewindError('SOURCE_FILE_LIST', `unexpected entry "${name}" (size ${size}) in source WAL file list`, { path: name }))
+      }
+      entries.push({ path: `pg_wal/${name}`, type: 'file', size: bytes })
+    }
+    return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   }
 
   async readFile(file: string): Promise<Buffer> {

@@ -43,6 +43,8 @@ export interface Source {
   readonly description: string
   /** Every file, directory and symlink of the data directory, following pg_wal and tablespaces. */
   listFiles(): Promise<FileEntry[]>
+  /** The files in pg_wal now (not its subdirectories): WAL written since listFiles. */
+  listWalFiles(): Promise<FileEntry[]>
   /** A whole small file (pg_control, PG_VERSION, timeline history); throws FILE_IO if absent. */
   readFile(path: string): Promise<Buffer>
   /** Reads a small file, or returns null if the source does not have it. */
