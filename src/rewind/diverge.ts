@@ -69,26 +69,23 @@ export interface LastCheckpoint { readonly lsn: Lsn; readonly redo: Lsn; readonl
 
 /**
  * Walks back from the divergence point along xl_prev to the last checkpoint record before it.
- * The segments it reads are the ones the target needs to replay from there (keepwal).
  */
 export async function findLastCommonCheckpoint(reader: WalReader, divergence: Lsn, profile: VersionProfile,
   segSize: number, tliOf: (segno: bigint) => number): Promise<LastCheckpoint> {
-  let lsn = divergence
-  for (;;) {
-    const result = await reader.readRecord(lsn)
-    if ('end' in result) {
-      const segment = segmentFileName(tliOf(segmentOf(lsn, segSize)), segmentOf(lsn, segSize), segSize)
-      throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(lsn)}: ${result.end.message}`,
-        { lsn: formatLsn(lsn), segment })
-    }
-    const record = result.record
-    if (record.lsn < divergence && isCheckpointRecord(record, profile)) {
-      const checkpoint = decodeCheckpoint(record.mainData, profile)
-      return { lsn: record.lsn, redo: checkpoint.redo, tli: checkpoint.ThisTimeLineID }
-    }
-    if (record.xl_prev === 0n || record.xl_prev >= record.lsn) {
-      throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(record.lsn)}: invalid xl_prev`, { lsn: formatLsn(record.lsn) })
-    }
-    lsn = record.xl_prev
+  let found: LastCheckpoint | null = null
+  const stopped = await reader.walkBack(divergence, (record) => {
+    if (!isCheckpointRecord(record, profile) || record.lsn >= divergence) return true
+    const checkpoint = decodeCheckpoint(record.mainData, profile)
+    found = { lsn: record.lsn, redo: checkpoint.redo, tli: checkpoint.ThisTimeLineID }
+    return false
+  })
+  if (stopped !== null && 'badPrev' in stopped) {
+    throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(stopped.badPrev)}: invalid xl_prev`, { lsn: formatLsn(stopped.badPrev) })
   }
+  if (stopped !== null) {
+    const segno = segmentOf(stopped.lsn, segSize)
+    throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(stopped.lsn)}: ${stopped.end.message}`,
+      { lsn: formatLsn(stopped.lsn), segment: segmentFileName(tliOf(segno), segno, segSize) })
+  }
+  return found!
 }

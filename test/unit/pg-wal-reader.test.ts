@@ -146,6 +146,21 @@ for (const major of fixtureMajors()) {
       }
     })
 
+    it('walks back along xl_prev over the same records, in reverse, with and without the native scan, any window size', async () => {
+      const { records } = await fixtureWal(f)
+      for (const opts of [{}, { nativeScan: false }, { windowSize: 8192 }, { windowSize: 65536, readInto: false }]) {
+        const { reader: r } = reader(f, opts)
+        const back: Seen[] = []
+        let stoppedEarly = 0
+        assert.equal(await r.walkBack(records[records.length - 1]!.lsn, () => ++stoppedEarly < 3), null)
+        assert.equal(stoppedEarly, 3)
+        // The walk ends at the first record, whose predecessor is in a segment the fixture does not hold.
+        await assert.rejects(r.walkBack(records[records.length - 1]!.lsn, (rec) => { back.push(seen(rec)); return true }),
+          (err: unknown) => err instanceof RewindError && /could not open file "pg_wal\/[0-9A-F]{24}"/.test(err.message))
+        assert.deepEqual(back.map((x) => x.lsn), records.map((x) => x.lsn).reverse(), JSON.stringify(opts))
+        assert.deepEqual(back, [...records].reverse(), JSON.stringify(opts))
+      }
+    })
     it('starts the newest timeline with END_OF_RECOVERY at the history switchpoint', async () => {
       const { records } = await fixtureWal(f)
       // The switchpoint is the end of the last replayed record (after the page header if on a boundary).

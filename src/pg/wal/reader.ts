@@ -219,6 +219,34 @@ export class WalReader {
   }
 
   /**
+   * Reads the record at `start` and walks back along xl_prev while `visit` returns true. The
+   * result: null when visit stopped, the record whose xl_prev does not point before it, or the
+   * end of WAL where a record could not be read. One record object is reused, and records in the
+   * windows read are taken without an await in between: a walk back costs about what reading the
+   * same WAL forwards does.
+   */
+  async walkBack(start: Lsn, visit: (record: WalRecord) => boolean): Promise<{ end: EndOfWal; lsn: Lsn } | { badPrev: Lsn } | null> {
+    const segSize = this.segSize
+    const segsPerHi = 0x100000000 / segSize
+    let seg = Number(start / BigInt(segSize))
+    let off = Number(start % BigInt(segSize))
+    this.reused = this.spareRecord ??= new DecodedRecord()
+    try {
+      for (;;) {
+        const r = this.fast(seg, off, true, 0, 0) ?? await this.slow(seg, off, true, 0, 0)
+        if (r instanceof WalEnd) return { end: r, lsn: BigInt(seg) * BigInt(segSize) + BigInt(off) }
+        if (!visit(r)) return null
+        if (!r.prevIsBefore()) return { badPrev: r.lsn }
+        const lo = r.prevLo
+        seg = r.prevHi * segsPerHi + Math.floor(lo / segSize)
+        off = lo % segSize
+      }
+    } finally {
+      this.reused = null
+    }
+  }
+
+  /**
    * Records from `start` (a record start) to the end of valid WAL, checking xl_prev links. With
    * `until`, the last record given is the first whose endLsn reaches it (pg_rewind reads while
    * EndRecPtr < endpoint), and the result is null instead of the end of WAL.

@@ -181,6 +181,17 @@ class DecodedRecord implements WalRecord {
   get lsn(): Lsn { return big(this.#lsnHi, this.#lsnLo) }
   get endLsn(): Lsn { return big(this.#endHi, this.#endLo) }
   get xl_prev(): Lsn { return big(this.#prevHi, this.#prevLo) }
+  /**
+   * @internal Whether xl_prev points before this record (and is not 0), and where, as halves:
+   * the reader's walk back needs no bigint per record.
+   */
+  prevIsBefore(): boolean {
+    const hi = this.#prevHi
+    const lo = this.#prevLo
+    return (hi !== 0 || lo !== 0) && (hi < this.#lsnHi || (hi === this.#lsnHi && lo < this.#lsnLo))
+  }
+  /** @internal */ get prevHi(): number { return this.#prevHi }
+  /** @internal */ get prevLo(): number { return this.#prevLo }
   get mainData(): Buffer {
     if (this.#owner !== null && this.#owner.gen !== this.#gen) {
       throw new RewindError('INTERNAL', `the data of the WAL record at ${lsnText(this.#lsnHi, this.#lsnLo)} was released: ` +

@@ -8,6 +8,7 @@
 
 import type { VersionProfile } from '../versions.js'
 import { scanWalWindow } from '../native.js'
+import { firstRecordInPage, XLOG_BLCKSZ } from './page.js'
 import type { DecodedRecord } from './record.js'
 
 // Row layouts of native/wal-scan.h.
@@ -69,19 +70,61 @@ export class WindowScan {
     return this.findAgain(owner, buf, len, start)
   }
 
-  /** find() off the sequence: the row just given again (a record the reader's general path takes over), or a new scan. */
+  /**
+   * find() off the sequence: the row just given again (a record the reader's general path takes
+   * over), any other row of the last scan (a reader walking back over records it scanned), or a
+   * new scan. A walk backwards along xl_prev (the search for the last common checkpoint) would
+   * rescan the window for every record; instead the new scan starts at the first record of the
+   * page of `start` and ends with that page, so each record of a window is scanned about once,
+   * whichever way the reader goes.
+   */
   private findAgain(owner: WindowOwner, buf: Buffer, len: number, start: number): number {
     const i = this.next
-    if (i > 0 && i <= this.count && this.recs[(i - 1) * REC_STRIDE + REC_START] === start && this.owner === owner && this.gen === owner.gen &&
-      this.buf === buf) return i - 1
+    const same = this.owner === owner && this.gen === owner.gen && this.buf === buf
+    if (same && i > 0 && i <= this.count && this.recs[(i - 1) * REC_STRIDE + REC_START] === start) return i - 1
+    // The record before the one just given: the next step of a walk back.
+    if (same && i > 1 && i <= this.count && this.recs[(i - 2) * REC_STRIDE + REC_START] === start) {
+      this.next = i - 1
+      return i - 2
+    }
+    if (same) {
+      const row = this.rowOf(start)
+      if (row >= 0) {
+        this.next = row + 1
+        return row
+      }
+    }
+    let from = start
+    let until = len
+    const lastStart = this.count > 0 ? this.recs[REC_START]! : -1
+    if (same && start < lastStart) {
+      const page = start - (start % XLOG_BLCKSZ)
+      const first = page + firstRecordInPage(buf, page)
+      if (first <= start) from = first
+      until = Math.min(len, page + XLOG_BLCKSZ)
+    }
     this.owner = owner
     this.gen = owner.gen
     this.buf = buf
-    this.count = scanWalWindow!(buf, len, start, this.params, this.recs, this.blocks)
-    // The scan skips a record whose header goes on past its page; the records after it are kept.
-    const found = this.count > 0 && this.recs[REC_START] === start
-    this.next = found ? 1 : 0
-    return found ? 0 : -1
+    this.count = scanWalWindow!(buf, until, from, this.params, this.recs, this.blocks)
+    const row = this.rowOf(start)
+    this.next = row + 1
+    return row
+  }
+
+  /** The row of the record at `start` in the last scan (rows are in ascending order), or -1. */
+  private rowOf(start: number): number {
+    const recs = this.recs
+    let lo = 0
+    let hi = this.count - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const at = recs[mid * REC_STRIDE + REC_START]!
+      if (at === start) return mid
+      if (at < start) lo = mid + 1
+      else hi = mid - 1
+    }
+    return -1
   }
 
   /** Whether the CRC of the record of row `i` holds. */
