@@ -13,9 +13,9 @@ import type { Plan, PlanEntry } from './plan.js'
 import type { TargetDir } from './target-dir.js'
 
 /**
- * Changed blocks close together are fetched as one run, gaps included: fewer, larger reads. The
- * blocks in a gap were not changed by the target; taking the source's version of them is what a
- * base backup does, and replay from the last common checkpoint makes them consistent.
+ * Changed blocks close together are fetched as one run, gaps included: fewer, larger reads. Only
+ * the changed blocks of a run are written (see changedParts): the target's blocks in a gap stay
+ * as they are, and the rewind writes no more than pg_rewind does.
  */
 const MAX_GAP_BLOCKS = 4
 
@@ -31,6 +31,39 @@ export function coalesce(blocks: readonly BlockRange[]): BlockRange[] {
     else out.push([start, count])
   }
   return out
+}
+
+/**
+ * The parts of a fetched chunk (`offset`, `length` bytes) of `entry` to write: all of it for a
+ * whole-file copy and for a copy-tail's tail, else only where it covers changed blocks.
+ */
+export function changedParts(entry: PlanEntry, blockSize: number, offset: number, length: number): Array<[offset: number, length: number]> {
+  if (entry.action === 'copy') return [[offset, length]]
+  const end = offset + length
+  const tail = entry.action === 'copy-tail' ? entry.target!.size : Infinity
+  const parts: Array<[number, number]> = []
+  const blocks = entry.blocks
+  // The first changed run that ends after the chunk begins.
+  let lo = 0
+  let hi = blocks.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((blocks[mid]![0] + blocks[mid]![1]) * blockSize <= offset) lo = mid + 1
+    else hi = mid
+  }
+  for (let i = lo; i < blocks.length; i++) {
+    const from = Math.max(offset, blocks[i]![0] * blockSize)
+    const to = Math.min(end, tail, (blocks[i]![0] + blocks[i]![1]) * blockSize)
+    if (from >= Math.min(end, tail)) break
+    if (to > from) parts.push([from, to - from])
+  }
+  if (end > tail) {
+    const from = Math.max(offset, tail)
+    const last = parts[parts.length - 1]
+    if (last !== undefined && last[0] + last[1] === from) last[1] += end - from
+    else parts.push([from, end - from])
+  }
+  return parts
 }
 
 /** Plan entry indices in groups, in plan order, leaving out those already done. */
@@ -95,10 +128,17 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
   let byPath = new Map<string, PlanEntry>()
   const sink: ChunkSink = {
     chunk: async (path, offset, data) => {
-      await target.writeAt(path, offset, data)
+      const entry = byPath.get(path)
+      if (entry === undefined) {
+        await target.writeAt(path, offset, data)
+      } else {
+        for (const [at, length] of changedParts(entry, blockSize, offset, data.length)) {
+          await target.writeAt(path, at, data.subarray(at - offset, at - offset + length))
+        }
+      }
       fetchedBytes += data.length
       report(false)
-      await faultPoint(chunkPoint(byPath.get(path), offset))
+      await faultPoint(chunkPoint(entry, offset))
     },
     copyWholeFile: async (path, absSource) => {
       const copied = await target.copyFileFrom(path, absSource)
