@@ -22,6 +22,8 @@ export type RewindCode =
   | 'POSTGRES_NOT_FOUND'
   | 'TARGET_NO_SPACE'
   | 'TARGET_NOT_WRITABLE'
+  // --require-source-wal: the source no longer has WAL the rewound node must replay
+  | 'SOURCE_WAL_MISSING'
   // an interrupted rewind's journal that cannot be resumed
   | 'JOURNAL_INVALID'
   | 'JOURNAL_CONFLICT'
@@ -102,6 +104,7 @@ const EXIT_STATUS: Record<RewindCode, number> = {
   POSTGRES_NOT_FOUND: 3,
   TARGET_NO_SPACE: 3,
   TARGET_NOT_WRITABLE: 3,
+  SOURCE_WAL_MISSING: 3,
   JOURNAL_INVALID: 3,
   JOURNAL_CONFLICT: 3,
   RESTORE_COMMAND: 4,

@@ -7,5 +7,8 @@ export interface CliIo {
   readonly env: NodeJS.ProcessEnv
 }
 
-/** A subcommand: gets the arguments after its name, returns the exit status. */
-export type Command = (args: string[], io: CliIo, programName: string) => Promise<number>
+/**
+ * A subcommand: gets the arguments after its name, returns the exit status. `argv1` is the path
+ * the program was invoked by (process.argv[1]).
+ */
+export type Command = (args: string[], io: CliIo, programName: string, argv1?: string) => Promise<number>

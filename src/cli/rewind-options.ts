@@ -27,8 +27,15 @@ export interface RewindOptions {
   jobs: number | null
   /** --source-timeout=SECONDS: a source silent that long fails; 0 = never; null = the default. */
   timeoutSeconds: number | null
-  /** --postgres-bindir=DIR; null = the caller looks at env PG_BINDIR, then PATH. */
+  /** --postgres-bindir=DIR; null = not given (postgres is looked for next to the program, then $PG_BINDIR, then PATH). */
   postgresBindir: string | null
+  /**
+   * Copy the source's postgresql.conf, pg_hba.conf, pg_ident.conf and postgresql.auto.conf over the
+   * target's: always as pg_rewind (its behaviour), with --copy-config-files as walrewind.
+   */
+  copyConfigFiles: boolean
+  /** --require-source-wal: refuse, before any write, when the source no longer has WAL the node needs. */
+  requireSourceWal: boolean
 }
 
 export type ParsedArgs =
@@ -58,7 +65,7 @@ export interface ParseContext {
 type OptionId =
   | 'c' | 'D' | 'n' | 'N' | 'P' | 'R' | '?' | 'V'
   | 'source-pgdata' | 'source-server' | 'debug' | 'no-ensure-shutdown' | 'config-file' | 'sync-method'
-  | 'json' | 'jobs' | 'source-timeout' | 'postgres-bindir'
+  | 'json' | 'jobs' | 'source-timeout' | 'postgres-bindir' | 'copy-config-files' | 'require-source-wal'
 
 interface LongOption {
   readonly name: string
@@ -90,6 +97,8 @@ export const WALREWIND_LONG_OPTIONS: readonly LongOption[] = [
   { name: 'jobs', hasArg: true, id: 'jobs' },
   { name: 'source-timeout', hasArg: true, id: 'source-timeout' },
   { name: 'postgres-bindir', hasArg: true, id: 'postgres-bindir' },
+  { name: 'copy-config-files', hasArg: false, id: 'copy-config-files' },
+  { name: 'require-source-wal', hasArg: false, id: 'require-source-wal' },
 ]
 
 export const PG_REWIND_LONG_OPTION_NAMES: readonly string[] = PG_REWIND_LONG_OPTIONS.map((o) => o.name)
@@ -132,6 +141,8 @@ export function parseRewindArgs(argv: readonly string[], programName: 'pg_rewind
       dryRun: false, noSync: false, progress: false, debug: false, restoreTargetWal: false,
       ensureShutdown: true, writeRecoveryConf: false, configFile: null, syncMethod: 'fsync',
       json: false, jobs: null, timeoutSeconds: null, postgresBindir: null,
+      // pg_rewind copies the source's configuration files; walrewind keeps the target's own.
+      copyConfigFiles: programName === 'pg_rewind', requireSourceWal: false,
     },
   }
   // Operands in the order getopt's permutation leaves them: pg_rewind only reports the first.
@@ -299,6 +310,12 @@ function applyOption(draft: Draft, id: OptionId, value: string | null, platform:
     }
     case 'postgres-bindir':
       options.postgresBindir = value!
+      break
+    case 'copy-config-files':
+      options.copyConfigFiles = true
+      break
+    case 'require-source-wal':
+      options.requireSourceWal = true
       break
     // getopt_long returned '?' or 'V' for --help/--version after the first argument, silently;
     // pg_rewind's default case then prints only the hint.

@@ -16,6 +16,9 @@ export const PG_REWIND_COMPAT_VERSION = '18.4'
 /** The PostgreSQL majors whose clusters walrewind can rewind. */
 export const SUPPORTED_MAJORS = '13-18'
 
+/** package.json's fields, defined by scripts/build-exe.js in the single executable; undefined otherwise. */
+declare const WALREWIND_PACKAGE_JSON: string | undefined
+
 export interface PackageInfo {
   version: string
   homepage: string | null
@@ -29,7 +32,9 @@ export interface PackageInfo {
 export function readPackageInfo(): PackageInfo {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   while (true) {
-    const pkg = readJson(path.join(dir, 'package.json'))
+    // The single executable has no package.json beside it: its bundler puts the fields here.
+    const pkg = typeof WALREWIND_PACKAGE_JSON === 'string' ? JSON.parse(WALREWIND_PACKAGE_JSON) as Record<string, unknown>
+      : readJson(path.join(dir, 'package.json'))
     if (pkg !== null && pkg['name'] === 'walrewind') {
       const bugs = pkg['bugs']
       return {
@@ -74,6 +79,17 @@ export function formatUsage(programName: 'pg_rewind' | 'walrewind', pkg: Package
     '',
     'Usage:',
     `  ${programName} [OPTION]...`,
+    ...(programName === 'walrewind'
+      ? ['  walrewind COMMAND [ARGUMENT]...', '',
+        'Without a COMMAND, walrewind rewinds a data directory, with pg_rewind\'s options below.', '',
+        'Commands (walrewind COMMAND --help for each):',
+        '  timelines                      the timeline graph of a cluster family, and',
+        '                                 which nodes need a rewind',
+        '  controldata                    what pg_controldata shows, for PostgreSQL 13-18',
+        '  waldump                        decode WAL records, as pg_waldump does',
+        '  demo                           a 4-node cluster family, forked and rewound',
+        '                                 on real PostgreSQL clusters']
+      : []),
     '',
     'Options:',
     '  -c, --restore-target-wal       use "restore_command" in target configuration to',
@@ -102,7 +118,17 @@ export function formatUsage(programName: 'pg_rewind' | 'walrewind', pkg: Package
     '      --source-timeout=SECONDS   fail when the source sends nothing for SECONDS',
     '                                 (0 waits forever)',
     '      --postgres-bindir=DIR      where the target\'s "postgres" program is',
-    '                                 (default: $PG_BINDIR, then PATH)',
+    '                                 (default: next to this program, then',
+    '                                 $PG_BINDIR, then PATH)',
+    '      --require-source-wal       fail before writing anything if the source',
+    '                                 no longer has WAL the rewound node needs',
+    '                                 (default: a warning)',
+    ...(programName === 'walrewind'
+      ? ['      --copy-config-files        copy the source\'s postgresql.conf, pg_hba.conf,',
+        '                                 pg_ident.conf, postgresql.auto.conf as pg_rewind',
+        '                                 does (default: keep the target\'s own)']
+      : ['      --copy-config-files        copy the source\'s configuration files (the',
+        '                                 default as pg_rewind)']),
   ]
   // pg_rewind's bug-report lines name PostgreSQL's list; walrewind's name its own tracker.
   if (pkg.bugs !== null || pkg.homepage !== null) lines.push('')

@@ -97,8 +97,8 @@ export interface ApplyOptions {
   readonly syncGroup: (() => Promise<void>) | null
   /** Records a group as done, durably. */
   readonly recordDone: (indices: readonly number[]) => Promise<void>
-  /** Runs after a group's data was written, before it is synced. */
-  readonly afterGroup?: (entries: readonly PlanEntry[]) => Promise<void>
+  /** Entries left to someone else (finish writes postgresql.auto.conf): recorded done, not run. */
+  readonly deferred?: (entry: PlanEntry) => boolean
 }
 
 export interface ApplyResult {
@@ -159,10 +159,9 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
     for (const group of groupEntries(plan, opts.done)) {
       const entries = group.map((index) => plan.entries[index]!)
       byPath = new Map(entries.map((entry) => [entry.path, entry]))
-      for (const entry of entries) await startEntry(entry, source, target, blockSize)
+      for (const entry of entries) if (opts.deferred?.(entry) !== true) await startEntry(entry, source, target, blockSize)
       await source.flush(sink)
       await target.closeAll()
-      await opts.afterGroup?.(entries)
       await faultPoint('group-flushed')
       if (opts.syncGroup !== null) {
         await opts.syncGroup()

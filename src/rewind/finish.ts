@@ -1,7 +1,8 @@
 // The last writes of a rewind, in an order that survives a crash at any point:
 //
 //   1. WAL the source wrote while the copy ran (a running source): fetched up to its end now
-//   2. backup_label (where replay starts), standby settings (-R), the interrupted-marker removed
+//   2. backup_label (where replay starts), the interrupted-marker removed (or the source's
+//      postgresql.auto.conf copied over it, when the plan copies it), standby settings (-R)
 //   3. everything written synced
 //   4. the new pg_control written beside its place and synced
 //   5. the journal removed (durably)
@@ -20,7 +21,7 @@ import { isNotFound } from '../source/walk.js'
 import type { LastCheckpoint } from './diverge.js'
 import type { Emit } from './events.js'
 import { faultPoint } from './fault.js'
-import { removeInterruptedMarker } from './interrupted-marker.js'
+import { AUTO_CONF, removeInterruptedMarker } from './interrupted-marker.js'
 import { JOURNAL_FILE, PROGRESS_FILE, type Journal } from './journal.js'
 import type { TargetDir } from './target-dir.js'
 
@@ -81,6 +82,8 @@ export interface FinishInput {
   readonly syncMethod: 'fsync' | 'syncfs'
   /** primary_conninfo for -R, or null. */
   readonly primaryConninfo: string | null
+  /** The plan copies the source's postgresql.auto.conf: done here, where it replaces the marker. */
+  readonly copyAutoConf?: boolean
   readonly emit: Emit
 }
 
@@ -105,12 +108,18 @@ export async function finishRewind(input: FinishInput): Promise<FinishResult> {
   const sourceBefore = decodeControlFile(journal.sourceControl)
   await writeBackupLabel(target, replayStart(journal.checkpoint, sourceBefore), input.segSize, new Date())
   await faultPoint('backup-label-written')
+  if (input.copyAutoConf === true) {
+    const copy = await source.readFileIfExists(AUTO_CONF)
+    if (copy === null) await target.removeDurably(AUTO_CONF)
+    else await target.replaceFileDurably(AUTO_CONF, copy)
+  } else {
+    await removeInterruptedMarker(target)
+  }
+  await faultPoint('marker-removed')
   if (input.primaryConninfo !== null) {
     await writeRecoveryConfig(target, input.primaryConninfo)
     await faultPoint('standby-settings-written')
   }
-  await removeInterruptedMarker(target)
-  await faultPoint('marker-removed')
   if (input.sync) {
     emit({ type: 'step', message: 'syncing target data directory' })
     await target.sync(input.syncMethod, { onFile: () => faultPoint('sync-file') })
@@ -165,8 +174,11 @@ async function catchUpWal(input: FinishInput, end: SourceWalEnd): Promise<number
       chunk: (path, offset, data) => target.writeAt(path, offset, data),
       missing: async (path) => emit({ type: 'debug', message: `WAL file "${path}" was removed from the source during the copy` }),
     }
-    await source.flush(sink)
-    await target.closeAll()
+    try {
+      await source.flush(sink)
+    } finally {
+      await target.closeAll()
+    }
     await faultPoint('wal-catchup')
   }
   const missing: string[] = []

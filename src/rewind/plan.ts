@@ -80,8 +80,17 @@ export interface PlanInput {
   readonly sourceWalEnd?: Lsn | null
   /** The source's timeline history: with sourceWalEnd, which WAL files it must still hold. */
   readonly sourceHistory?: readonly TimelineEntry[]
+  /**
+   * Leave the target's own postgresql.conf, pg_hba.conf, pg_ident.conf and postgresql.auto.conf
+   * (top level of the data directory) as they are: walrewind's default. pg_rewind copies the
+   * source's over them (false).
+   */
+  readonly keepTargetConfig?: boolean
   readonly debug?: (message: string) => void
 }
+
+/** The configuration files pg_rewind copies from the source and walrewind leaves alone by default. */
+export const TARGET_CONFIG_FILES: ReadonlySet<string> = new Set(['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf', 'postgresql.auto.conf'])
 
 // Directories whose contents are never copied (pg_rewind's excludeDirContents).
 const EXCLUDED_DIR_CONTENTS = ['pg_stat_tmp', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_subtrans']
@@ -200,6 +209,11 @@ function decideAction(path: string, source: FileEntry | undefined, target: FileE
   if (path.endsWith('.DS_Store')) return 'none'
   // walrewind's own journal of this rewind stays until the rewind is complete.
   if (path === JOURNAL_FILE || path === PROGRESS_FILE) return 'none'
+  // The target's own configuration, unless asked to copy the source's as pg_rewind does.
+  if (input.keepTargetConfig === true && TARGET_CONFIG_FILES.has(path)) {
+    input.debug?.(`"${path}" is the target's own configuration: kept`)
+    return 'none'
+  }
   const excluded = exclusionReason(path)
   if (excluded !== null) {
     input.debug?.(`entry "${path}" excluded from source file list`)

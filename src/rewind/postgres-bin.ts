@@ -1,9 +1,12 @@
 // The target's own `postgres` binary, for what only the server can do: finish crash recovery in
 // single-user mode, and tell the effective restore_command (-C). It must be of the target's major
-// version; it is looked for in --postgres-bindir, then $PG_BINDIR, then the PATH, and the caller
-// is told which one was used.
+// version. It is looked for as pg_rewind's find_other_exec() looks for it, next to the program
+// itself: in the directory of the path walrewind was invoked by (a symlink such as
+// /usr/lib/postgresql/15/bin/pg_rewind -> walrewind), then in that of the path with its symlinks
+// resolved; then in --postgres-bindir, $PG_BINDIR and the PATH. The caller is told which was used.
 
 import { spawn } from 'node:child_process'
+import fsSync from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { RewindError } from '../errors.js'
@@ -32,14 +35,73 @@ async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-/** Finds a postgres of `major`; throws POSTGRES_NOT_FOUND listing what was tried. */
-export async function findPostgres(major: number, bindirOption: string | null, env: NodeJS.ProcessEnv): Promise<PostgresBinary> {
-  const candidates: Array<{ dir: string; via: string }> = []
-  if (bindirOption) candidates.push({ dir: bindirOption, via: '--postgres-bindir' })
-  if (env['PG_BINDIR']) candidates.push({ dir: env['PG_BINDIR'], via: 'PG_BINDIR' })
-  for (const dir of (env['PATH'] ?? '').split(':')) if (dir) candidates.push({ dir, via: 'PATH' })
+export interface FindPostgresOptions {
+  /** --postgres-bindir; null when not given. */
+  readonly bindir?: string | null
+  /**
+   * The path the running program was invoked by (process.argv[1] of the CLI: absolute, symlinks
+   * not resolved; a bare name is looked up on the PATH); null for a library caller, which has no
+   * executable of its own.
+   */
+  readonly programPath?: string | null
+  /** Name for messages (pg_rewind or walrewind). */
+  readonly programName?: string
+}
+
+interface Candidate { readonly dir: string; readonly via: string; readonly explicit: boolean }
+
+/** Where to look, in order, without duplicates (the first mention of a directory wins). */
+export function postgresCandidates(opts: FindPostgresOptions, env: NodeJS.ProcessEnv, realpath: (p: string) => string | null = realpathOrNull): Candidate[] {
+  const list: Candidate[] = []
+  const add = (dir: string, via: string, explicit: boolean) => {
+    const resolved = path.resolve(dir)
+    if (!list.some((c) => c.dir === resolved)) list.push({ dir: resolved, via, explicit })
+  }
+  // A bare name (no slash) is the one found on the PATH, as find_my_exec() reads it.
+  const given = opts.programPath ?? null
+  const program = given !== null && given !== '' && !given.includes('/') ? onPath(given, env) : given
+  if (program) {
+    add(path.dirname(path.resolve(program)), 'the directory of the program', false)
+    const real = realpath(program)
+    if (real !== null) add(path.dirname(real), 'the directory of the program with symlinks resolved', false)
+  }
+  if (opts.bindir) add(opts.bindir, '--postgres-bindir', true)
+  if (env['PG_BINDIR']) add(env['PG_BINDIR'], 'PG_BINDIR', true)
+  for (const dir of (env['PATH'] ?? '').split(':')) if (dir) add(dir, 'PATH', false)
+  return list
+}
+
+/** The first executable file called `name` in a directory of $PATH, or null. */
+function onPath(name: string, env: NodeJS.ProcessEnv): string | null {
+  for (const dir of (env['PATH'] ?? '').split(':')) {
+    if (!dir) continue
+    const file = path.join(dir, name)
+    try {
+      fsSync.accessSync(file, fsSync.constants.X_OK)
+      if (fsSync.statSync(file).isFile()) return file
+    } catch {
+      // not here
+    }
+  }
+  return null
+}
+
+function realpathOrNull(file: string): string | null {
+  try {
+    return fsSync.realpathSync(file)
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Finds a postgres of `major`; throws POSTGRES_NOT_FOUND listing what was tried. One of another
+ * major next to the program is passed over (walrewind serves every major; pg_rewind, which serves
+ * one, would refuse), one in a directory named by --postgres-bindir or $PG_BINDIR is refused.
+ */
+export async function findPostgres(major: number, opts: FindPostgresOptions, env: NodeJS.ProcessEnv): Promise<PostgresBinary> {
   const tried: string[] = []
-  for (const { dir, via } of candidates) {
+  for (const { dir, via, explicit } of postgresCandidates(opts, env)) {
     const file = path.join(dir, 'postgres')
     if (!(await isExecutable(file))) continue
     const { stdout } = await runProgram(file, ['-V']).catch(() => ({ stdout: '' }))
@@ -47,13 +109,15 @@ export async function findPostgres(major: number, bindirOption: string | null, e
     tried.push(`${file} (${version ? version[1] + (version[2] ?? '') : 'unknown version'})`)
     if (version && Number(version[1]) === major) return { path: file, version: version[1]! + (version[2] ?? ''), foundVia: via }
     // An explicit directory with the wrong version is a mistake worth stopping for.
-    if (via !== 'PATH') {
+    if (explicit) {
       throw new RewindError('POSTGRES_NOT_FOUND', `program "postgres" found in ${via} ("${file}") is version ${version?.[1] ?? 'unknown'}, but the target cluster is PostgreSQL ${major}`,
         { path: file })
     }
   }
-  throw new RewindError('POSTGRES_NOT_FOUND', `program "postgres" of PostgreSQL ${major} is needed but was not found`,
-    { hint: `Use --postgres-bindir or PG_BINDIR to name the directory of the target's postgres.${tried.length ? ` Tried: ${tried.join(', ')}.` : ''}` })
+  const prog = opts.programName ?? 'walrewind'
+  const beside = opts.programPath ? ` in the same directory as "${opts.programPath}",` : ''
+  throw new RewindError('POSTGRES_NOT_FOUND', `program "postgres" of PostgreSQL ${major} is needed by ${prog} but was not found${beside} in --postgres-bindir, $PG_BINDIR or the PATH`,
+    { hint: `Install walrewind next to the target's postgres (e.g. as pg_rewind in its bin directory), or name that directory with --postgres-bindir or PG_BINDIR.${tried.length ? ` Tried: ${tried.join(', ')}.` : ''}` })
 }
 
 function configArgs(configFile: string | null): string[] {

@@ -14,11 +14,23 @@ import type { Plan, PlanEntry } from './plan.js'
 export const SPACE_MARGIN_BYTES = 16 * 1024 * 1024
 export const SPACE_MARGIN_FRACTION = 0.02
 
-/** Bytes by which an entry can make its file grow, at worst, while it runs. */
-export function growthOf(entry: PlanEntry): number {
-  const before = entry.target?.type === 'file' ? entry.target.size : 0
+/**
+ * Bytes by which an entry can make its file grow, at worst, while it runs, from `before` bytes
+ * (the size the plan saw; for a resumed run, the size now: an interrupted copy already took room).
+ */
+export function growthOf(entry: PlanEntry, before = entry.target?.type === 'file' ? entry.target.size : 0): number {
   if (entry.action === 'copy' || entry.action === 'copy-tail') return Math.max(0, (entry.source?.size ?? 0) - before)
   return 0
+}
+
+async function sizeNow(abs: string): Promise<number> {
+  try {
+    const st = await fs.lstat(abs)
+    return st.isFile() ? st.size : 0
+  } catch (err) {
+    if (isNotFound(err)) return 0
+    throw new RewindError('TARGET_DIR', `could not stat "${abs}": ${errText(err)}`, { path: abs }, { cause: err })
+  }
 }
 
 /**
@@ -51,7 +63,10 @@ async function existingAncestor(dir: string): Promise<string> {
 
 interface FileSystemNeed { dir: string; bytes: number }
 
-/** Free space per file system against what the plan writes there; throws TARGET_NO_SPACE. */
+/**
+ * Free space per file system against what the plan writes there; throws TARGET_NO_SPACE.
+ * `pending`: for a resumed run, the entries not done yet (their files' sizes are read now).
+ */
 export async function checkFreeSpace(targetDir: string, plan: Plan, pending: ReadonlySet<number> | null, extraBytes: number): Promise<void> {
   const newTablespaces = new Map<string, string>()
   for (const entry of plan.entries) {
@@ -74,7 +89,8 @@ export async function checkFreeSpace(targetDir: string, plan: Plan, pending: Rea
   await add(targetDir, extraBytes)
   for (const [index, entry] of plan.entries.entries()) {
     if (pending !== null && !pending.has(index)) continue
-    const growth = growthOf(entry)
+    if (entry.action !== 'copy' && entry.action !== 'copy-tail') continue
+    const growth = pending === null ? growthOf(entry) : growthOf(entry, await sizeNow(path.join(targetDir, entry.path)))
     if (growth > 0) await add(storageDirOf(targetDir, entry.path, newTablespaces), growth)
   }
   for (const { dir, bytes } of byDevice.values()) {

@@ -49,6 +49,20 @@ export interface RewindOptions {
   readonly writeRecoveryConf?: boolean
   readonly configFile?: string | null
   readonly postgresBindir?: string | null
+  /**
+   * The path the program was invoked by (the CLI's process.argv[1]): postgres is looked for next to
+   * it first, as pg_rewind does. Null or absent for a library caller.
+   */
+  readonly programPath?: string | null
+  /** Name for messages about the program (default walrewind). */
+  readonly programName?: string
+  /**
+   * Copy the source's postgresql.conf, pg_hba.conf, pg_ident.conf and postgresql.auto.conf over the
+   * target's, as pg_rewind does. Default false: the target keeps its own (walrewind's behaviour).
+   */
+  readonly copyConfigFiles?: boolean
+  /** Refuse (SOURCE_WAL_MISSING) instead of warning when the source no longer has WAL the rewound node needs. */
+  readonly requireSourceWal?: boolean
   /** Parallel readers / connections. */
   readonly jobs?: number | null
   readonly timeoutSeconds?: number | null
@@ -110,7 +124,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
   let postgres: PostgresBinary | null = null
   const needsCrashRecovery = !isCleanlyShutDown(targetControl) && (options.ensureShutdown ?? true) && !rewoundLabel
   if (needsCrashRecovery || options.restoreTargetWal) {
-    postgres = await findPostgres(profile.major, options.postgresBindir ?? null, env)
+    postgres = await findPostgres(profile.major, { bindir: options.postgresBindir ?? null, programPath: options.programPath ?? null, programName: options.programName ?? 'walrewind' }, env)
     emit({ type: 'debug', message: `using "${postgres.path}" (PostgreSQL ${postgres.version}, found via ${postgres.foundVia})` })
   }
   const restoreCommand = options.restoreTargetWal ? await readRestoreCommand(postgres!, targetDir, options.configFile ?? null) : null
@@ -199,9 +213,10 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       sourceDescription: source.description, sourceKind: source.kind, targetDir, sourceFiles, targetFiles,
       changedBlocks: scan.changedBlocks, keepWal: replayWalOfTarget(checkpoint.redo, divergence.lsn, segSize, targetWalReader.tliOf),
       divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint,
+      keepTargetConfig: !(options.copyConfigFiles ?? false),
       debug: (message) => emit({ type: 'debug', message }),
     })
-    reportPlan(thePlan, sourceWalEnd.lsn, emit)
+    reportPlan(thePlan, sourceWalEnd.lsn, emit, options.requireSourceWal ?? false)
     mark('planning')
     const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: scan.records }
     if (dryRun) {
@@ -282,13 +297,12 @@ async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }
       plan: journal.plan, source, target, blockSize: controlFileOf(journal).blcksz, emit, done: run.done,
       syncGroup: sync ? () => target.sync(syncMethod) : null,
       recordDone: (indices) => recordProgress(target, indices, sync),
-      afterGroup: async (entries) => {
-        // The copy of the source's postgresql.auto.conf dropped the marker: put it back.
-        if (entries.some((entry) => entry.path === AUTO_CONF)) await addInterruptedMarker(target)
-      },
+      // Copied at the end instead: emptied for the copy, it would lose the marker until then.
+      deferred: (entry) => entry.path === AUTO_CONF && entry.action === 'copy',
     })
     run.mark(`copying ${applied.fetchedBytes} bytes`)
-    const finished = await finishRewind({ source, target, journal, segSize: run.segSize, sync, syncMethod, primaryConninfo, emit })
+    const copyAutoConf = journal.plan.entries.some((entry) => entry.path === AUTO_CONF && entry.action === 'copy')
+    const finished = await finishRewind({ source, target, journal, segSize: run.segSize, sync, syncMethod, primaryConninfo, copyAutoConf, emit })
     run.mark('finishing (control file, sync)')
     emit({ type: 'info', message: 'Done!' })
     return { fetchedBytes: applied.fetchedBytes + finished.catchUpBytes }
@@ -324,9 +338,17 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult> {
   try {
     return await writeStage(async () => {
       if (source.kind === 'server') emit({ type: 'step', message: 'connected to server' })
-      const sourceControl = decodeControlFile(await source.readFile(CONTROL_FILE))
+      const sourceControlBytes = await source.readFile(CONTROL_FILE)
+      const sourceControl = decodeControlFile(sourceControlBytes)
       checkSameCluster(targetControl, profile, sourceControl)
       checkShutdownStates(targetControl, sourceControl, source.kind)
+      if (source.kind === 'local' && !sourceControlBytes.equals(journal.sourceControl)) {
+        // The journal's sizes and WAL end are those of the stopped source as it was: a directory
+        // that ran since does not match them. A running server is read as it is, so it can.
+        throw new RewindError('SOURCE_CHANGED', `source data directory "${source.description}" was started since the interrupted rewind began`, {
+          hint: 'Start the source and finish the rewind against it as a running server (--source-server), or restore the target from a base backup.',
+        })
+      }
       const sourceTli = currentTimeline(sourceControl)
       const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
       const common = findCommonAncestor(sourceHistory, journal.targetHistory)
@@ -398,14 +420,20 @@ async function checkBeforeFirstWrite(targetDir: string, plan: Plan, pending: Rea
   await checkFreeSpace(targetDir, plan, pending, journalBytes)
 }
 
-function reportPlan(thePlan: Plan, sourceWalEnd: Lsn, emit: Emit): void {
+function reportPlan(thePlan: Plan, sourceWalEnd: Lsn, emit: Emit, requireSourceWal: boolean): void {
   for (const entry of thePlan.entries) emit({ type: 'debug', message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}` })
   emit({ type: 'step', message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)` })
   const gone = thePlan.sourceWalMissing
   if (gone.length > 0) {
-    emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `the source no longer has WAL segment ${gone[0]}${gone.length > 1 ? ` nor ${gone.length - 1} more after it` : ''}, ` +
-      `which the rewound server must replay (from the last common checkpoint's redo point at ${thePlan.checkpoint.redo} to the source's WAL end at ${formatLsn(sourceWalEnd)}): ` +
-      'it will reach a consistent state only if its restore_command can fetch that WAL from an archive' })
+    const missing = `the source no longer has WAL segment ${gone[0]}${gone.length > 1 ? ` nor ${gone.length - 1} more after it` : ''}, ` +
+      `which the rewound server must replay (from the last common checkpoint's redo point at ${thePlan.checkpoint.redo} to the source's WAL end at ${formatLsn(sourceWalEnd)})`
+    if (requireSourceWal) {
+      throw new RewindError('SOURCE_WAL_MISSING', missing, {
+        segment: gone[0]!,
+        hint: 'Rewind against a source that still has this WAL (a replication slot or a larger wal_keep_size keeps it), or make it available to the rewound server through a restore_command and run without --require-source-wal.',
+      })
+    }
+    emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `${missing}: it will reach a consistent state only if its restore_command can fetch that WAL from an archive` })
   }
 }
 

@@ -1,8 +1,10 @@
 // libpq connection strings for --source-server: both syntaxes (keyword=value and postgresql://
 // URIs), the service file, PG* environment variables, compiled-in defaults and the password
 // file, resolved the way libpq resolves them, then mapped onto node-postgres options. The one rule:
-// a setting walrewind cannot honour (GSS encryption, direct TLS, peer checks...) is refused with
-// a message naming it, never silently weakened.
+// a setting walrewind cannot honour (GSS encryption, direct TLS, peer checks, TCP options Node.js
+// cannot set...) is refused with a message naming it and saying why, never silently weakened.
+// What happens on the wire during authentication (channel_binding=require, a server asking for
+// GSSAPI) is checked in server-session.ts. README "Connection options" lists every keyword.
 
 import fs from 'node:fs'
 import net from 'node:net'
@@ -305,10 +307,17 @@ export interface ResolveOptions {
   readonly defaultConnectTimeoutMs?: number
 }
 
+export type ChannelBinding = 'disable' | 'prefer' | 'require'
+
 /** One way to reach one host: TLS or not (sslmode allow and prefer give two, tried in order). */
 export interface ConnectAttempt {
   readonly ssl: boolean
   readonly config: ClientConfig
+  /**
+   * channel_binding: with 'require' the session checks, as libpq does, that the server
+   * authenticated with SCRAM-SHA-256-PLUS over TLS (see server-session.ts).
+   */
+  readonly channelBinding?: ChannelBinding
 }
 
 export interface ResolvedEndpoint {
@@ -419,6 +428,18 @@ function defaultSocketDirFor(port: string): string {
   return '/tmp'
 }
 
+/** stat() as libpq's initialize_SSL uses it: missing (ENOENT, ENOTDIR) is false, other errors are errors. */
+function certFileExists(file: string): boolean {
+  try {
+    fs.statSync(file)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false
+    throw connError(`could not open certificate file "${file}": ${(err as Error).message}`)
+  }
+}
+
 function readSecretFile(kind: string, file: string): Buffer {
   try {
     return fs.readFileSync(file)
@@ -491,11 +512,15 @@ function tlsSettings(params: ConninfoParams, home: string, hostForIdentity: () =
 
   const certMode = params['sslcertmode'] ?? 'allow'
   checkChoice('sslcertmode', certMode, ['disable', 'allow', 'require'])
-  if (certMode === 'require') throw connError('sslcertmode value "require" is not supported by walrewind')
+  if (certMode === 'require') {
+    throw connError('sslcertmode value "require" is not supported by walrewind: Node.js does not tell whether the server asked for a client certificate')
+  }
   if (certMode !== 'disable') {
     const cert = params['sslcert'] ?? ''
     const certFile = cert !== '' ? cert : path.join(pgDir, 'postgresql.crt')
-    if (fs.existsSync(certFile)) {
+    // As libpq's initialize_SSL: a certificate file that is not there (named or the default one)
+    // means no client certificate, and the server may or may not accept the connection.
+    if (certFileExists(certFile)) {
       const key = params['sslkey'] ?? ''
       const keyFile = key !== '' ? key : path.join(pgDir, 'postgresql.key')
       checkKeyFile(keyFile)
@@ -503,8 +528,6 @@ function tlsSettings(params: ConninfoParams, home: string, hostForIdentity: () =
       options.key = readSecretFile('private key', keyFile)
       const passphrase = params['sslpassword'] ?? ''
       if (passphrase !== '') options.passphrase = passphrase
-    } else if (cert !== '') {
-      throw connError(`could not open certificate file "${certFile}": No such file or directory`)
     }
   }
 
@@ -526,6 +549,25 @@ function tlsSettings(params: ConninfoParams, home: string, hostForIdentity: () =
   return { mode, options }
 }
 
+/** Keywords walrewind refuses whenever they have a value, and why. */
+const UNSUPPORTED: Readonly<Record<string, string>> = {
+  requirepeer: 'Node.js cannot read the credentials of the server process at the other end of a Unix socket (SO_PEERCRED)',
+  require_auth: 'walrewind does not restrict the authentication methods the server may ask for',
+  scram_client_key: 'node-postgres authenticates with SCRAM from a password only',
+  scram_server_key: 'node-postgres authenticates with SCRAM from a password only',
+  oauth_issuer: 'node-postgres has no OAuth support',
+  oauth_client_id: 'node-postgres has no OAuth support',
+  oauth_client_secret: 'node-postgres has no OAuth support',
+  oauth_scope: 'node-postgres has no OAuth support',
+  sslkeylogfile: 'node-postgres gives no access to the TLS session keys',
+}
+
+/** client_encoding values that mean UTF8 (PostgreSQL compares names without case and punctuation). */
+function isUtf8Encoding(value: string): boolean {
+  const name = value.toLowerCase().replace(/[^a-z0-9]/g, '')
+  return name === 'utf8' || name === 'unicode' || name === 'auto'
+}
+
 /** Settings libpq knows that walrewind cannot honour: refused, with the reason. */
 function refuseUnsupported(params: ConninfoParams): void {
   const v = (k: string) => params[k] ?? ''
@@ -536,21 +578,73 @@ function refuseUnsupported(params: ConninfoParams): void {
   }
   const gss = v('gssencmode')
   if (gss !== '') checkChoice('gssencmode', gss, ['disable', 'prefer', 'require'])
-  if (gss === 'require') throw connError('gssencmode value "require" invalid when GSSAPI support is not compiled in')
+  if (gss === 'require') {
+    throw connError('gssencmode value "require" is not supported by walrewind: it has no GSSAPI support (node-postgres has none), so it cannot encrypt a connection with GSSAPI',
+      'For an encrypted connection use sslmode=require or stronger; gssencmode=prefer (libpq\'s default) connects without GSSAPI encryption.')
+  }
   const cb = v('channel_binding')
   if (cb !== '') checkChoice('channel_binding', cb, ['disable', 'prefer', 'require'])
-  if (cb === 'require') throw connError('channel_binding value "require" is not supported by walrewind')
   const neg = v('sslnegotiation')
   if (neg !== '') checkChoice('sslnegotiation', neg, ['postgres', 'direct'])
-  if (neg === 'direct') throw connError('sslnegotiation value "direct" is not supported by walrewind')
-  for (const k of ['requirepeer', 'require_auth', 'scram_client_key', 'scram_server_key', 'oauth_issuer', 'oauth_client_id', 'oauth_client_secret', 'sslkeylogfile']) {
-    if (v(k) !== '') throw connError(`connection option "${k}" is not supported by walrewind`)
+  if (neg === 'direct') {
+    throw connError('sslnegotiation value "direct" is not supported by walrewind: node-postgres always asks the server for TLS with an SSLRequest first',
+      'Use sslnegotiation=postgres (the default), which every server that accepts direct TLS connections also accepts.')
+  }
+  for (const [k, why] of Object.entries(UNSUPPORTED)) {
+    if (v(k) !== '') throw connError(`connection option "${k}" is not supported by walrewind: ${why}`)
   }
   const minProto = v('min_protocol_version')
   if (minProto !== '' && minProto !== '3.0' && minProto !== 'latest') {
     throw connError(`connection option "min_protocol_version" value "${minProto}" is not supported by walrewind (protocol 3.0 only)`)
   }
+  const encoding = v('client_encoding')
+  if (encoding !== '' && !isUtf8Encoding(encoding)) {
+    throw connError(`connection option "client_encoding" value "${encoding}" is not supported by walrewind: it reads file names and settings from the server as UTF8`,
+      'Leave client_encoding (and PGCLIENTENCODING) unset, or set it to UTF8 or auto.')
+  }
 }
+
+/**
+ * The TCP settings of a connection as libpq applies them (useKeepalives, setKeepalivesIdle,
+ * setKeepalivesInterval, setKeepalivesCount, setTCPUserTimeout), checked against what Node.js can
+ * do: keep-alive on or off and its idle time, yes; the probe interval and count are fixed by
+ * Node.js (libuv) at 1 s and 10, and TCP_USER_TIMEOUT cannot be set at all. libpq applies none of
+ * them to Unix sockets, and neither does walrewind.
+ */
+function tcpSettings(params: ConninfoParams): { keepAlive: boolean; keepAliveInitialDelayMillis: number | null } {
+  const int = (k: string): number | null => {
+    const value = params[k] ?? ''
+    return value === '' ? null : parseIntParam(k, value)
+  }
+  const keepalives = int('keepalives')
+  const idle = int('keepalives_idle')
+  const interval = int('keepalives_interval')
+  const count = int('keepalives_count')
+  const userTimeout = int('tcp_user_timeout')
+  const keepAlive = keepalives === null || keepalives !== 0
+  if (keepAlive) {
+    if (interval !== null && interval > 0 && interval !== NODE_KEEPALIVE_INTERVAL_S) {
+      throw connError(`connection option "keepalives_interval" value "${params['keepalives_interval']}" is not supported by walrewind: ` +
+        `Node.js sends TCP keepalive probes every ${NODE_KEEPALIVE_INTERVAL_S} s and cannot change that`,
+      `Remove keepalives_interval (or set it to ${NODE_KEEPALIVE_INTERVAL_S}); keepalives_idle is honoured.`)
+    }
+    if (count !== null && count > 0 && count !== NODE_KEEPALIVE_COUNT) {
+      throw connError(`connection option "keepalives_count" value "${params['keepalives_count']}" is not supported by walrewind: ` +
+        `Node.js gives up after ${NODE_KEEPALIVE_COUNT} unanswered TCP keepalive probes and cannot change that`,
+      `Remove keepalives_count (or set it to ${NODE_KEEPALIVE_COUNT}); keepalives_idle is honoured.`)
+    }
+  }
+  if (userTimeout !== null && userTimeout > 0) {
+    throw connError(`connection option "tcp_user_timeout" value "${params['tcp_user_timeout']}" is not supported by walrewind: Node.js cannot set TCP_USER_TIMEOUT on a socket`,
+      'Remove tcp_user_timeout; walrewind\'s --source-timeout=SECONDS fails the run when the source stays silent that long.')
+  }
+  // keepalives_idle <= 0 leaves the system's default, as setKeepAlive(true, 0) does.
+  return { keepAlive, keepAliveInitialDelayMillis: keepAlive && idle !== null && idle > 0 ? idle * 1000 : null }
+}
+
+/** What Node.js 20 (libuv) sets on every socket with keep-alive on (uv__tcp_keepalive). */
+const NODE_KEEPALIVE_INTERVAL_S = 1
+const NODE_KEEPALIVE_COUNT = 10
 
 function splitList(value: string | undefined): string[] {
   if (value === undefined || value === '') return []
@@ -608,8 +702,8 @@ export function resolveConnection(input: ConninfoParams, env: Env, osUser: strin
   }
 
   const connectTimeoutMs = connectTimeout(params['connect_timeout'], opts.defaultConnectTimeoutMs ?? 60_000)
-  const keepalives = params['keepalives'] ?? ''
-  const keepalivesIdle = params['keepalives_idle'] ?? ''
+  const channelBinding = (params['channel_binding'] ?? '') === '' ? 'prefer' : params['channel_binding'] as ChannelBinding
+  const sni = (params['sslsni'] ?? '') === '' ? true : parseIntParam('sslsni', params['sslsni']!) !== 0
   const explicitPassword = params['password'] ?? ''
   const endpoints: ResolvedEndpoint[] = []
   for (let i = 0; i < count; i++) {
@@ -635,8 +729,16 @@ export function resolveConnection(input: ConninfoParams, env: Env, osUser: strin
 
     const identityHost = host !== '' ? host : hostaddr
     const tlsConf = isSocket ? null : tlsSettings(params, home, () => identityHost)
+    // TCP options count for TCP connections only, as in libpq.
+    const tcp = isSocket ? { keepAlive: false, keepAliveInitialDelayMillis: null } : tcpSettings(params)
+    const connectHost = hostaddr !== '' ? hostaddr : host
+    if (!sni && tlsConf !== null && tlsConf.options !== null && net.isIP(connectHost) === 0) {
+      // node-postgres names a host it connects to by name in SNI, whatever it is told.
+      throw connError(`connection option "sslsni" value "0" is not supported by walrewind for host "${host}": node-postgres always sends a host name as SNI`,
+        'Give the server\'s address in hostaddr (SNI is never sent for an address), or remove sslsni.')
+    }
     const base: ClientConfig = {
-      host: hostaddr !== '' ? hostaddr : host,
+      host: connectHost,
       port,
       user: params['user']!,
       database: params['dbname']!,
@@ -646,18 +748,20 @@ export function resolveConnection(input: ConninfoParams, env: Env, osUser: strin
       connectionTimeoutMillis: connectTimeoutMs,
       fallback_application_name: params['fallback_application_name']!,
       client_encoding: 'UTF8',
-      keepAlive: keepalives !== '0',
-      ...(keepalivesIdle !== '' ? { keepAliveInitialDelayMillis: parseIntParam('keepalives_idle', keepalivesIdle) * 1000 } : {}),
+      keepAlive: tcp.keepAlive,
+      ...(tcp.keepAliveInitialDelayMillis !== null ? { keepAliveInitialDelayMillis: tcp.keepAliveInitialDelayMillis } : {}),
       ...((params['application_name'] ?? '') !== '' ? { application_name: params['application_name']! } : {}),
       ...((params['options'] ?? '') !== '' ? { options: params['options']! } : {}),
-      ...((params['channel_binding'] ?? 'prefer') !== 'disable' ? { enableChannelBinding: true } : {}),
+      // SCRAM-SHA-256-PLUS whenever the connection is TLS and the server offers it, as libpq.
+      ...(channelBinding !== 'disable' ? { enableChannelBinding: true } : {}),
     }
     const replication = params['replication'] ?? ''
     if (replication !== '') (base as Record<string, unknown>)['replication'] = replication
-    const plain: ConnectAttempt = { ssl: false, config: { ...base, ssl: false } }
+    const plain: ConnectAttempt = { ssl: false, config: { ...base, ssl: false }, channelBinding }
     const encrypted = (o: tls.ConnectionOptions): ConnectAttempt => ({
       ssl: true,
-      config: { ...base, ssl: { ...o, ...(hostaddr !== '' && host !== '' && net.isIP(host) === 0 ? { servername: host } : {}) } },
+      config: { ...base, ssl: { ...o, ...(sni && hostaddr !== '' && host !== '' && net.isIP(host) === 0 ? { servername: host } : {}) } },
+      channelBinding,
     })
     let attempts: ConnectAttempt[]
     // Unix sockets never use TLS in libpq, whatever sslmode says.

@@ -1,8 +1,11 @@
 // Connections to the source server: connecting as libpq would (hosts in order, sslmode allow and
-// prefer falling back, target_session_attrs), and the mapping of every failure onto one
-// RewindError naming the server. A connection knows whether we are waiting on the server, so the
-// source can tell a silent server from a slow disk.
+// prefer falling back, target_session_attrs, channel_binding=require, authentication methods it
+// cannot do refused by name), and the mapping of every failure onto one RewindError naming the
+// server. A connection knows whether we are waiting on the server, so the source can tell a silent
+// server from a slow disk.
 
+import { EventEmitter } from 'node:events'
+import tls from 'node:tls'
 import type pg from 'pg'
 import { RewindError } from '../errors.js'
 import type { ConnectAttempt, ResolvedConnection, ResolvedEndpoint } from './conninfo.js'
@@ -140,9 +143,98 @@ export class SourceConnection {
   }
 }
 
+// Authentication request codes of the protocol (AuthenticationXXX messages, 'R').
+const AUTH_OK = 0
+const AUTH_CLEARTEXT = 3
+const AUTH_MD5 = 5
+const AUTH_SASL = 10
+const AUTH_SASL_CONTINUE = 11
+const AUTH_SASL_FINAL = 12
+/** Requests walrewind (node-postgres) cannot answer, with libpq's words when it cannot either. */
+const AUTH_NOT_SUPPORTED: Readonly<Record<number, string>> = {
+  1: 'Kerberos 4 authentication not supported',
+  2: 'Kerberos 5 authentication not supported',
+  4: 'Crypt authentication not supported',
+  6: 'SCM_CRED authentication method not supported',
+  7: 'GSSAPI authentication not supported: walrewind has no GSSAPI (Kerberos) support',
+  8: 'GSSAPI authentication not supported: walrewind has no GSSAPI (Kerberos) support',
+  9: 'SSPI authentication not supported: walrewind has no SSPI (Kerberos) support',
+}
+const AUTH_HINT = 'In the source server\'s pg_hba.conf, authenticate the rewind role with scram-sha-256 (or md5, password, cert or trust).'
+
+/**
+ * What the server asks for during authentication, checked before node-postgres sees it (as libpq's
+ * check_expected_areq): channel_binding=require refuses anything but SCRAM-SHA-256-PLUS over TLS,
+ * and a method walrewind cannot do (GSSAPI, SSPI...) fails with a message naming it, instead of an
+ * exception deep in the protocol parser. Wraps the connection's attachListeners, which node-postgres
+ * calls with the socket (or the TLS socket) it then reads; after AuthenticationOk it only relays.
+ */
+function watchAuthentication(wire: WireConnection, attempt: ConnectAttempt): void {
+  const requireBinding = attempt.channelBinding === 'require'
+  const attach = wire.attachListeners.bind(wire)
+  wire.attachListeners = (stream: NodeJS.ReadableStream) => {
+    const tlsInUse = stream instanceof tls.TLSSocket
+    const relay = new EventEmitter()
+    let pending: Buffer = Buffer.alloc(0)
+    let done = false
+    let channelBound = false
+    const refuse = (message: string, hint?: string): void => {
+      done = true
+      ;(stream as unknown as { destroy(err: Error): void }).destroy(new RewindError('SOURCE_CONNECTION', message, hint === undefined ? {} : { hint }))
+    }
+    /** The problem with one authentication request, or null. */
+    const check = (code: number, body: Buffer): [string, string?] | null => {
+      const unsupported = AUTH_NOT_SUPPORTED[code]
+      if (unsupported !== undefined) return [unsupported, AUTH_HINT]
+      if (![AUTH_OK, AUTH_CLEARTEXT, AUTH_MD5, AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL].includes(code)) {
+        return [`authentication method ${code} not supported`, AUTH_HINT]
+      }
+      if (!requireBinding) return null
+      if (code === AUTH_OK) return channelBound ? null : ['channel binding required, but server authenticated client without channel binding']
+      if (code === AUTH_CLEARTEXT || code === AUTH_MD5) return ['channel binding required but not supported by server\'s authentication request']
+      if (code === AUTH_SASL) {
+        if (!tlsInUse) return ['channel binding is required, but SSL not in use']
+        const mechanisms = body.toString('utf8').split('\0').filter((m) => m !== '')
+        if (!mechanisms.includes('SCRAM-SHA-256-PLUS')) {
+          return ['channel binding is required, but server did not offer an authentication method that supports channel binding']
+        }
+        // node-postgres, told enableChannelBinding, picks SCRAM-SHA-256-PLUS on a TLS socket.
+        channelBound = true
+      }
+      return null
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if (!done) {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+        let offset = 0
+        // Whole messages only: type byte, int32 length (counting itself), body.
+        while (!done && pending.length - offset >= 5) {
+          const length = pending.readInt32BE(offset + 1)
+          if (pending.length - offset < 1 + length) break
+          if (pending[offset] === 0x52 /* 'R' */ && length >= 8) {
+            const code = pending.readInt32BE(offset + 5)
+            const problem = check(code, pending.subarray(offset + 9, offset + 1 + length))
+            if (problem !== null) {
+              refuse(...problem)
+              return
+            }
+            if (code === AUTH_OK) done = true
+          }
+          offset += 1 + length
+        }
+        pending = done ? Buffer.alloc(0) : pending.subarray(offset)
+      }
+      relay.emit('data', chunk)
+    })
+    stream.on('end', () => relay.emit('end'))
+    attach(relay as unknown as NodeJS.ReadableStream)
+  }
+}
+
 /** Opens one connection with one attempt's settings; rejects with the raw error. */
 async function connectOnce(endpoint: ResolvedEndpoint, attempt: ConnectAttempt): Promise<SourceConnection> {
   const { client, wire } = createClient(attempt.config)
+  watchAuthentication(wire, attempt)
   const conn = new SourceConnection(client, wire, endpoint, attempt)
   try {
     await client.connect()
@@ -183,6 +275,8 @@ export async function connectFirst(resolved: ResolvedConnection): Promise<Source
     }
   }
   const failures: string[] = []
+  // Advice that came with a failure (e.g. an authentication method walrewind cannot do).
+  const hints = new Set<string>()
   // prefer-standby: first look for a standby, then take any server.
   const passes = resolved.targetSessionAttrs === 'prefer-standby' ? ['prefer-standby', 'prefer-any'] : [resolved.targetSessionAttrs]
   for (const wanted of passes) {
@@ -193,6 +287,7 @@ export async function connectFirst(resolved: ResolvedConnection): Promise<Source
           conn = await connectOnce(endpoint, attempt)
         } catch (err) {
           // sslmode=prefer: a server without TLS is no failure, we just go on without it.
+          if (err instanceof RewindError && err.info.hint !== undefined) hints.add(err.info.hint)
           const refusedTls = attempt.ssl && (err as Error).message === 'The server does not support SSL connections'
           if (!(refusedTls && attempt !== endpoint.attempts[endpoint.attempts.length - 1])) failures.push(connectFailure(endpoint, err))
           continue
@@ -214,7 +309,7 @@ export async function connectFirst(resolved: ResolvedConnection): Promise<Source
     }
   }
   const unique = failures.filter((f, i) => failures.indexOf(f) === i)
-  throw new RewindError('SOURCE_CONNECTION', unique.join('\n'))
+  throw new RewindError('SOURCE_CONNECTION', unique.join('\n'), hints.size > 0 ? { hint: [...hints].join(' ') } : {})
 }
 
 /** One more connection to the server `like` is connected to, with the same settings. */

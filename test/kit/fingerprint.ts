@@ -2,46 +2,11 @@
 // check for after a rewind. Both only read (checkIndexes may create amcheck on a primary), so they
 // work on a hot standby; unlogged tables are left out because a standby cannot read them.
 
+import { databases, fingerprint, type Fingerprint } from '../../src/demo/fingerprint.js'
 import type { Node } from './node.js'
 
-export interface Fingerprint {
-  /** datnames except template0, sorted. */
-  databases: string[]
-  /** Key "db.schema.table": logged ordinary and partitioned user tables only. */
-  tables: Record<string, { rows: number; hash: string }>
-}
-
-const USER_TABLES = `
-  select n.nspname as schema, c.relname as name
-  from pg_class c join pg_namespace n on n.oid = c.relnamespace
-  where c.relkind in ('r', 'p') and c.relpersistence = 'p'
-    and n.nspname not in ('pg_catalog', 'information_schema')
-    and n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-  order by 1, 2`
-
-/** Databases that can be connected to, except template0. */
-async function databases(node: Node): Promise<string[]> {
-  const rows = await node.query<{ datname: string }>(
-    "select datname from pg_database where datname <> 'template0' and datallowconn order by datname")
-  return rows.map((row) => row.datname)
-}
-
-export async function fingerprint(node: Node): Promise<Fingerprint> {
-  const names = await databases(node)
-  const tables: Fingerprint['tables'] = {}
-  for (const dbname of names) {
-    const list = await node.query<{ schema: string; name: string }>(USER_TABLES, [], { dbname })
-    for (const { schema, name } of list) {
-      // The hash of the sorted per-row hashes: independent of physical row order, which differs
-      // between nodes after a rewind even when the contents agree.
-      const [row] = await node.query<{ rows: string; hash: string }>(
-        `select count(*) as rows, md5(coalesce(string_agg(h, '' order by h), '')) as hash
-         from (select md5(t::text) as h from ${quoteIdent(schema)}.${quoteIdent(name)} t) s`, [], { dbname })
-      tables[`${dbname}.${schema}.${name}`] = { rows: Number(row?.rows), hash: row?.hash ?? '' }
-    }
-  }
-  return { databases: names, tables }
-}
+// The fingerprint is `walrewind demo`'s (src/demo/fingerprint.ts).
+export { fingerprint, type Fingerprint }
 
 // One anonymous block per database rather than a round trip per index (a cluster has ~150 catalog
 // indexes per database). DO blocks run on a hot standby too. Unlogged indexes have no main fork to
@@ -105,8 +70,4 @@ export async function installAmcheck(node: Node): Promise<void> {
   for (const dbname of await databases(node)) {
     await node.query('create extension if not exists amcheck', [], { dbname })
   }
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`
 }

@@ -11,3 +11,15 @@ export type { Settings } from './conf.js'
 export type { OsUser } from './os-user.js'
 export { formatLsn, parseLsn } from './lsn.js'
 export { buildFamily, FAMILY_NAMES, REWIND_GRANTS, REWIND_ROLE, type Family, type FamilyName } from './family.js'
+
+// Running as root, the kit's OS user exists from the moment a test imports the kit (not only once
+// a Kit is created): a walrewind a test starts as root itself, `walrewind demo`, runs PostgreSQL as
+// that existing user (it never creates one; see src/demo/run-as.ts).
+import { pgOsUser } from './os-user.js'
+if (process.getuid?.() === 0) {
+  try {
+    pgOsUser()
+  } catch {
+    // Kit.create reports it
+  }
+}

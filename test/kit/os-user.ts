@@ -8,7 +8,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { ALL_MAJORS, PROJECT_ROOT } from './majors.js'
 
-export interface OsUser { name: string; uid: number; gid: number }
+import type { OsUser } from '../../src/demo/files.js'
+
+export type { OsUser }
 
 export const OS_USER_NAME = 'walrewind'
 
@@ -74,20 +76,5 @@ function checkProjectReadable(user: OsUser): void {
   }
 }
 
-/** Makes a path the root test process created belong to the PG OS user (no-op when not root). */
-export function giveToUser(file: string, user: OsUser | null): void {
-  if (user) fs.lchownSync(file, user.uid, user.gid)
-}
-
-/** Creates a directory (mode 0700 unless told) owned by the PG OS user. */
-export function makeUserDir(dir: string, user: OsUser | null, mode = 0o700): void {
-  fs.mkdirSync(dir, { mode })
-  fs.chmodSync(dir, mode)
-  giveToUser(dir, user)
-}
-
-/** Writes a file owned by the PG OS user (mode 0600 unless told). */
-export function writeUserFile(file: string, data: string | Buffer, user: OsUser | null, mode = 0o600): void {
-  fs.writeFileSync(file, data, { mode })
-  giveToUser(file, user)
-}
+// Files the root test process creates for that user: the helpers `walrewind demo` uses too.
+export { giveToUser, makeUserDir, writeUserFile } from '../../src/demo/files.js'

@@ -248,11 +248,48 @@ describe('resolveConnection', () => {
   it('validates choices and refuses what it cannot honour', () => {
     rejects(() => resolve('sslmode=maybe'), 'invalid sslmode value: "maybe"')
     rejects(() => resolve('target_session_attrs=any-old'), 'invalid target_session_attrs value: "any-old"')
-    rejects(() => resolve('gssencmode=require'), 'gssencmode value "require" invalid when GSSAPI support is not compiled in')
-    rejects(() => resolve('channel_binding=require'), 'channel_binding value "require" is not supported by walrewind')
-    rejects(() => resolve('sslnegotiation=direct'), 'sslnegotiation value "direct" is not supported by walrewind')
-    rejects(() => resolve('requirepeer=postgres'), 'connection option "requirepeer" is not supported by walrewind')
+    rejects(() => resolve('gssencmode=require'), /^gssencmode value "require" is not supported by walrewind: it has no GSSAPI support/)
+    assert.equal(resolve('gssencmode=prefer').endpoints.length, 1)
+    rejects(() => resolve('sslnegotiation=direct'), /^sslnegotiation value "direct" is not supported by walrewind: node-postgres always asks/)
+    rejects(() => resolve('requirepeer=postgres'), /^connection option "requirepeer" is not supported by walrewind: Node\.js cannot read/)
+    rejects(() => resolve('oauth_issuer=https://x'), 'connection option "oauth_issuer" is not supported by walrewind: node-postgres has no OAuth support')
+    rejects(() => resolve('client_encoding=LATIN1'), /^connection option "client_encoding" value "LATIN1" is not supported by walrewind/)
+    rejects(() => resolve('', { PGCLIENTENCODING: 'sjis' }), /"client_encoding" value "sjis"/)
+    for (const utf8 of ['UTF8', 'utf-8', 'Unicode', 'auto']) assert.equal(resolve(`client_encoding=${utf8}`).endpoints.length, 1)
+    // GSSAPI authentication settings only matter when the server asks for GSSAPI, which the
+    // session refuses by name (see server-session); tty and sslcompression have no effect in libpq either.
+    assert.equal(resolve('krbsrvname=postgres gsslib=gssapi gssdelegation=0 tty=x sslcompression=1').endpoints.length, 1)
     assert.equal(resolve('target_session_attrs=prefer-standby').targetSessionAttrs, 'prefer-standby')
+  })
+  it('channel_binding: prefer (default) and require ask node-postgres for SCRAM-SHA-256-PLUS, disable does not', () => {
+    const attempt = (text: string) => resolve(`host=h ${text}`).endpoints[0]!.attempts[0]!
+    assert.equal(attempt('').config.enableChannelBinding, true)
+    assert.equal(attempt('').channelBinding, 'prefer')
+    assert.equal(attempt('channel_binding=require').config.enableChannelBinding, true)
+    assert.equal(attempt('channel_binding=require').channelBinding, 'require')
+    assert.equal(attempt('channel_binding=disable').config.enableChannelBinding, undefined)
+    rejects(() => resolve('channel_binding=always'), 'invalid channel_binding value: "always"')
+  })
+  it('TCP keepalives as libpq: on by default, keepalives=0 off, keepalives_idle honoured; what Node.js cannot set is refused', () => {
+    const config = (text: string) => resolve(`host=h ${text}`).endpoints[0]!.attempts[0]!.config
+    assert.equal(config('').keepAlive, true)
+    assert.equal(config('').keepAliveInitialDelayMillis, undefined)
+    assert.equal(config('keepalives=0').keepAlive, false)
+    assert.equal(config('keepalives_idle=7').keepAliveInitialDelayMillis, 7000)
+    assert.equal(config('keepalives_idle=0').keepAliveInitialDelayMillis, undefined)
+    // Node.js (libuv) probes every 1 s, 10 times: those values, or 0 (the system default), pass
+    assert.equal(config('keepalives_interval=1 keepalives_count=10').keepAlive, true)
+    assert.equal(config('keepalives_interval=0 keepalives_count=0').keepAlive, true)
+    rejects(() => resolve('host=h keepalives_interval=30'), /^connection option "keepalives_interval" value "30" is not supported by walrewind: Node\.js sends TCP keepalive probes every 1 s/)
+    rejects(() => resolve('host=h keepalives_count=3'), /^connection option "keepalives_count" value "3" is not supported by walrewind/)
+    // with keepalives off, libpq does not look at them
+    assert.equal(config('keepalives=0 keepalives_interval=30 keepalives_count=3').keepAlive, false)
+    rejects(() => resolve('host=h keepalives=yes'), 'invalid integer value "yes" for connection option "keepalives"')
+    // tcp_user_timeout: 0 is the system default; anything else cannot be set from Node.js
+    assert.equal(config('tcp_user_timeout=0').keepAlive, true)
+    rejects(() => resolve('host=h tcp_user_timeout=5000'), /^connection option "tcp_user_timeout" value "5000" is not supported by walrewind: Node\.js cannot set TCP_USER_TIMEOUT/)
+    // libpq applies none of them to a Unix socket
+    assert.equal(resolve('host=/tmp tcp_user_timeout=5000 keepalives_count=3').endpoints[0]!.isSocket, true)
     assert.equal(resolve('load_balance_hosts=random').loadBalance, true)
   })
 })
@@ -340,11 +377,26 @@ describe('resolveConnection: TLS', () => {
     assert.equal(none.cert, undefined)
     rejects(() => resolve(`host=h sslmode=require sslcert=${cert} sslkey=${path.join(tmp, 'nokey')}`), /^certificate present, but not private key file/)
   })
+  it('goes on without a client certificate when the named sslcert is not there, as libpq', () => {
+    const missing = tlsOf(resolve(`host=h sslmode=require sslcert=${path.join(tmp, 'no-such.crt')} sslkey=${path.join(tmp, 'no-such.key')}`).endpoints[0]!.attempts[0]!)
+    assert.equal(missing.cert, undefined)
+    assert.equal(missing.key, undefined)
+    const underFile = tlsOf(resolve(`host=h sslmode=require sslcert=${writeFile('x')}/client.crt`).endpoints[0]!.attempts[0]!)
+    assert.equal(underFile.cert, undefined)
+  })
   it('names the host for SNI and verification when connecting by hostaddr', () => {
     const ca = writeFile('CA', 0o644)
     const a = resolve(`host=db.example.com hostaddr=10.1.2.3 sslmode=verify-full sslrootcert=${ca}`).endpoints[0]!.attempts[0]!
     assert.equal(a.config.host, '10.1.2.3')
     assert.equal(tlsOf(a).servername, 'db.example.com')
+  })
+  it('sslsni=0: no SNI when connecting by address; refused for a host name, which node-postgres always sends', () => {
+    const ca = writeFile('CA', 0o644)
+    const a = resolve(`host=db.example.com hostaddr=10.1.2.3 sslmode=verify-full sslrootcert=${ca} sslsni=0`).endpoints[0]!.attempts[0]!
+    assert.equal(tlsOf(a).servername, undefined)
+    assert.equal(resolve('host=10.1.2.3 sslmode=require sslsni=0').endpoints[0]!.attempts.length, 1)
+    assert.equal(resolve('host=db.example.com sslmode=disable sslsni=0').endpoints[0]!.attempts.length, 1)
+    rejects(() => resolve('host=db.example.com sslmode=require sslsni=0'), /^connection option "sslsni" value "0" is not supported by walrewind for host "db\.example\.com"/)
   })
 })
 

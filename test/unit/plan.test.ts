@@ -55,6 +55,22 @@ describe('plan', () => {
     assert.ok(!actions.some((a) => a.includes('pg_control') || a.includes('PG_VERSION')))
   })
 
+  test('configuration files: copied from the source as pg_rewind, or kept (the target\'s own, whatever the source has) with keepTargetConfig', () => {
+    const confs = (size: number) => ['postgresql.conf', 'pg_hba.conf', 'pg_ident.conf', 'postgresql.auto.conf'].map((name) => file(name, size))
+    const source = [...common, ...confs(100), file('conf.d/extra.conf', 5), dir('conf.d'), file('base/5/postgresql.conf', 1)]
+    const target = [...common, ...confs(90).slice(0, 3), file('postgresql.auto.conf.tmp', 1)]
+    const copied = plan(input(source, target)).entries.map((e) => `${e.action} ${e.path}`)
+    assert.deepEqual(copied, ['create conf.d', 'copy base/5/postgresql.conf', 'copy conf.d/extra.conf', 'copy pg_hba.conf', 'copy pg_ident.conf',
+      'copy postgresql.auto.conf', 'copy postgresql.conf', 'remove postgresql.auto.conf.tmp'])
+    const kept = plan(input(source, target, { keepTargetConfig: true }))
+    // only the four files at the top level; anything else (an included file, a same name deeper) as before
+    assert.deepEqual(kept.entries.map((e) => `${e.action} ${e.path}`),
+      ['create conf.d', 'copy base/5/postgresql.conf', 'copy conf.d/extra.conf', 'remove postgresql.auto.conf.tmp'])
+    assert.equal(kept.totals.fetchBytes, 6)
+    // a target without them does not get the source's, one with them keeps them even if the source has none
+    assert.deepEqual(plan(input(common, [...common, ...confs(1)], { keepTargetConfig: true })).entries, [])
+  })
+
   test('WAL segments wholly before the fork and equal on both sides are not copied again', () => {
     const seg = (name: string) => file(`pg_wal/${name}`, 16 * MB)
     const p = plan(input(

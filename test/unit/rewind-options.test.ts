@@ -86,7 +86,7 @@ describe('--help and --version', () => {
     assert.ok(formatUsage('walrewind', pkg).startsWith('walrewind resynchronizes a PostgreSQL cluster'))
     assert.match(formatUsage('walrewind', pkg), /^ {2}walrewind \[OPTION\]\.\.\.$/m)
     // without bugs/homepage in package.json, no report lines at all
-    assert.ok(formatUsage('pg_rewind', { version: '1', homepage: null, bugs: null }).endsWith('(default: $PG_BINDIR, then PATH)\n'))
+    assert.ok(formatUsage('pg_rewind', { version: '1', homepage: null, bugs: null }).endsWith('default as pg_rewind)\n'))
   })
 
   test('version text, with the version read from package.json', () => {
@@ -108,7 +108,7 @@ describe('getopt_long grammar', () => {
       targetPgdata: '/t', source: { kind: 'local', pgdata: '/s' },
       dryRun: false, noSync: false, progress: false, debug: false, restoreTargetWal: false,
       ensureShutdown: true, writeRecoveryConf: false, configFile: null, syncMethod: 'fsync',
-      json: false, jobs: null, timeoutSeconds: null, postgresBindir: null,
+      json: false, jobs: null, timeoutSeconds: null, postgresBindir: null, copyConfigFiles: true, requireSourceWal: false,
     })
   })
 
@@ -123,7 +123,7 @@ describe('getopt_long grammar', () => {
       dryRun: true, noSync: true, progress: true, debug: true, restoreTargetWal: true,
       ensureShutdown: false, writeRecoveryConf: true, configFile: '/c.conf',
       syncMethod: process.platform === 'linux' ? 'syncfs' : 'fsync',
-      json: true, jobs: 8, timeoutSeconds: 30, postgresBindir: '/usr/lib/postgresql/17/bin',
+      json: true, jobs: 8, timeoutSeconds: 30, postgresBindir: '/usr/lib/postgresql/17/bin', copyConfigFiles: true, requireSourceWal: false,
     })
   })
 
@@ -242,6 +242,29 @@ describe('option values', () => {
     assert.equal(optionsOf([...GOOD, '--json']).json, true)
     assert.equal(stderrOf(['--json=1']), `pg_rewind: option '--json' doesn't allow an argument\n${HINT}`)
     assert.equal(optionsOf([...GOOD, '--postgres-bindir', '/opt/pg/bin']).postgresBindir, '/opt/pg/bin')
+  })
+
+  test('--require-source-wal, accepted under both names, off by default', () => {
+    assert.equal(optionsOf(GOOD).requireSourceWal, false)
+    assert.equal(optionsOf([...GOOD, '--require-source-wal']).requireSourceWal, true)
+    const asWalrewind = parseRewindArgs([...GOOD, '--require-source-wal'], 'walrewind')
+    assert.ok(asWalrewind.kind === 'run' && asWalrewind.options.requireSourceWal)
+    assert.equal(stderrOf(['--require-source-wal=yes']), `pg_rewind: option '--require-source-wal' doesn't allow an argument\n${HINT}`)
+    assert.equal(stderrOf(['--require-source']), `pg_rewind: unrecognized option '--require-source'\n${HINT}`)
+  })
+
+  test('configuration files: copied as pg_rewind, kept as walrewind unless --copy-config-files', () => {
+    assert.equal(optionsOf(GOOD).copyConfigFiles, true)
+    assert.equal(optionsOf([...GOOD, '--copy-config-files']).copyConfigFiles, true)
+    const walrewind = (argv: string[]) => {
+      const parsed = parseRewindArgs(argv, 'walrewind')
+      assert.equal(parsed.kind, 'run')
+      return (parsed as Extract<ParsedArgs, { kind: 'run' }>).options
+    }
+    assert.equal(walrewind(GOOD).copyConfigFiles, false)
+    assert.equal(walrewind([...GOOD, '--copy-config-files']).copyConfigFiles, true)
+    // --co is still pg_rewind's --config-file, never walrewind's own
+    assert.equal(optionsOf([...GOOD, '--co=/x.conf']).configFile, '/x.conf')
   })
 })
 

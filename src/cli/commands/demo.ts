@@ -1,73 +1,102 @@
-// `walrewind demo`: the story walrewind exists for, on real embedded PostgreSQL clusters. A primary
+// `walrewind demo`: the story walrewind exists for, on real PostgreSQL clusters. A primary
 // (node1), two standbys (node2, node3) and a cascading standby (node4, of node2) are promoted one
 // after the other onto timelines 2, 3 and 4, each writes its own history, then one becomes the
-// primary again and the other three are rewound against it and follow it. It runs from a checkout
-// of walrewind after `npm install` (it uses the test kit and the PostgreSQL binaries of the
-// development dependencies), as an unprivileged OS user when started as root.
+// primary again and the other three are rewound against it and follow it. It works wherever
+// walrewind is installed (a checkout, the npm package, the single executable): the clusters are made
+// by src/demo/, with PostgreSQL's server programs found by src/demo/postgres.ts (embedded packages
+// where installed, else the host's, else --pg-bindir), and run as an ordinary user (src/demo/run-as.ts).
 
 import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import fs from 'node:fs'
 import type { CliIo } from '../io.js'
 
-const USAGE = `Usage: walrewind demo [--major=13..18] [--primary=node1..node4] [--keep]
+const USAGE = `Usage: walrewind demo [--major=13..18] [--primary=node1..node4] [--keep] [--pg-bindir=DIR] [--os-user=NAME]
 
 Builds a 4-node PostgreSQL family with forked timelines (promotions of a standby, of another
 standby and of a cascading standby), writes on every node, shows the timeline graph, makes one node
 the primary again and rewinds the three others against it (over a normal connection, with -R), then
-checks that all of them follow it with the same data. Needs a checkout of walrewind with its
-development dependencies installed (npm install).
+checks that all of them follow it with the same data. Takes about a minute.
+
+It needs PostgreSQL's server programs (initdb, pg_ctl, postgres): the embedded PostgreSQL 13-18
+packages of a checkout of walrewind (npm install), else the host's PostgreSQL (pg_config --bindir,
+the PATH, /usr/lib/postgresql/NN/bin, /usr/pgsql-NN/bin), else name them with --pg-bindir.
+PostgreSQL does not run as root: as root the demo runs the servers as the user who ran sudo, or as
+--os-user, or as a system user named walrewind if there is one; it never creates a user.
 
 Options:
-  --major=N        PostgreSQL major version (default: 18)
+  --major=N        PostgreSQL major version (default: 18 if found, else the newest found)
   --primary=NODE   the node that becomes the primary (default: node3)
   --keep           keep the clusters (stopped) and print where they are
+  --pg-bindir=DIR  the directory of initdb, pg_ctl and postgres to use
+  --os-user=NAME   as root: the user to run PostgreSQL and walrewind as
 `
 
-type KitModule = typeof import('../../../test/kit/index.js')
-type KitNode = InstanceType<KitModule['Node']>
-
-async function loadKit(): Promise<KitModule> {
-  const here = path.dirname(fileURLToPath(import.meta.url))
-  const kitIndex = path.resolve(here, '..', '..', '..', 'test', 'kit', 'index.js')
-  if (!fs.existsSync(kitIndex)) {
-    throw new Error('the demo needs a checkout of walrewind built with its development dependencies (npm install)')
-  }
-  return import(pathToFileURL(kitIndex).href) as Promise<KitModule>
-}
+type DemoModules = [typeof import('../../demo/cluster.js'), typeof import('../../demo/family.js'),
+  typeof import('../../demo/postgres.js'), typeof import('../../demo/run-as.js'), typeof import('../../pg/native.js')]
+type DemoNode = InstanceType<DemoModules[0]['DemoNode']>
 
 export async function demo(args: string[], io: CliIo): Promise<number> {
-  let major = 18
+  let major: number | null = null
   let primaryName = 'node3'
   let keep = false
+  let pgBindir: string | null = null
+  let osUser: string | null = null
   for (const a of args) {
     if (a === '--help' || a === '-?') { io.stdout.write(USAGE); return 0 }
     if (a === '--keep') keep = true
     else if (a.startsWith('--major=')) major = Number(a.slice(8))
     else if (a.startsWith('--primary=')) primaryName = a.slice(10)
+    else if (a.startsWith('--pg-bindir=') && a.length > 12) pgBindir = a.slice(12)
+    else if (a.startsWith('--os-user=') && a.length > 10) osUser = a.slice(10)
     else { io.stderr.write(`walrewind demo: unknown argument "${a}"\n${USAGE}`); return 2 }
   }
-  if (![13, 14, 15, 16, 17, 18].includes(major)) { io.stderr.write(`walrewind demo: --major must be 13 to 18\n`); return 2 }
+  if (major !== null && ![13, 14, 15, 16, 17, 18].includes(major)) { io.stderr.write(`walrewind demo: --major must be 13 to 18\n`); return 2 }
   if (!/^node[1-4]$/.test(primaryName)) { io.stderr.write(`walrewind demo: --primary must be node1 to node4\n`); return 2 }
+
+  const [{ DemoClusters }, { buildFamily, REWIND_ROLE }, { findDemoPostgres }, { demoUser, inaccessible }, { isSingleExecutable }] =
+    await Promise.all([import('../../demo/cluster.js'), import('../../demo/family.js'), import('../../demo/postgres.js'),
+      import('../../demo/run-as.js'), import('../../pg/native.js')]) as DemoModules
+  const fail = (message: string) => { io.stderr.write(`walrewind demo: ${message}\n`); return 1 }
+
+  // walrewind itself, as the demo runs it: this executable, or node with this package's bin script.
+  const packageRoot = isSingleExecutable() ? null : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..')
+  const walrewind = packageRoot === null ? [process.execPath] : [process.execPath, path.join(packageRoot, 'bin', 'walrewind.js')]
+
+  const found = findDemoPostgres({ major: major as 13 | null, pgBindir, packageRoot, env: io.env })
+  if (!found.ok) return fail(found.message)
+  const pg = found.install
+  const runAs = demoUser(osUser, io.env)
+  if (!runAs.ok) return fail(runAs.message)
+  if (runAs.user !== null) {
+    const needs: Array<['-r' | '-x', string]> = [['-x', process.execPath], ...walrewind.slice(1).map((f): ['-r', string] => ['-r', f]),
+      ['-x', path.join(pg.binDir, 'postgres')]]
+    if (packageRoot !== null) needs.push(['-x', path.join(packageRoot, 'dist', 'src')])
+    const denied = inaccessible(runAs.user, needs)
+    if (denied.length > 0) {
+      return fail(`the servers would run as ${runAs.user.name}, who cannot read ${denied.join(', ')}: make them readable (chmod o+rX, ` +
+        'and every parent directory), or run the demo as a user who can')
+    }
+  }
 
   const started = Date.now()
   const tty = io.stdout.isTTY === true
   const bold = (s: string) => tty ? `\x1b[1m${s}\x1b[0m` : s
   const say = (text: string) => io.stdout.write(`${bold(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s]`)} ${text}\n`)
+  say(`PostgreSQL ${pg.version} from ${pg.binDir} (${pg.via})${runAs.why ? `, running ${runAs.why}` : ''}`)
 
-  const kitModule = await loadKit()
-  const kit = await kitModule.Kit.create('walrewind-demo')
+  const clusters = DemoClusters.create(pg.binDir, runAs.user)
+  const runWalrewind = (walrewindArgs: string[]) => clusters.run(walrewind[0]!, [...walrewind.slice(1), ...walrewindArgs])
   let ok = false
   try {
-    const family = await kitModule.buildFamily(kit, major as 13, { onStep: say })
-    const { node1 } = family
-    const nodes = family as Record<string, KitNode>
+    const family = await buildFamily(clusters, pg.major, { onStep: say })
+    const nodes = family as Record<string, DemoNode>
     const primary = nodes[primaryName]!
     const others = Object.values(nodes).filter((n) => n !== primary)
     for (const n of others) await n.stop()
 
     say('the timeline graph:')
-    const graph = await kit.runWalrewind(['timelines', ...Object.values(nodes).map((n) => `${n.name}=${n === primary ? primary.connectionString({ user: 'rewind_user' }) : n.dataDir}`)])
+    const graph = await runWalrewind(['timelines', ...Object.values(nodes).map((n) => `${n.name}=${n === primary ? primary.connectionString({ user: REWIND_ROLE }) : n.dataDir}`)])
     if (graph.code !== 0) throw new Error(`walrewind timelines failed:\n${graph.stderr}`)
     io.stdout.write(graph.stdout.trimEnd().replace(/^/gm, '    ') + '\n')
 
@@ -79,7 +108,7 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
       const conf = path.join(target.dataDir, 'postgresql.conf')
       const ownConf = fs.readFileSync(conf)
       const t0 = Date.now()
-      const run = await kit.runWalrewind(['--target-pgdata', target.dataDir, '--source-server', primary.connectionString({ user: 'rewind_user' }),
+      const run = await runWalrewind(['--target-pgdata', target.dataDir, '--source-server', primary.connectionString({ user: REWIND_ROLE }),
         '--write-recovery-conf', '--json', `--postgres-bindir=${target.binDir}`])
       if (run.code !== 0) throw new Error(`rewinding ${target.name} failed (exit ${run.code}):\n${run.stderr}`)
       fs.writeFileSync(conf, ownConf) // its own port and paths, not the primary's
@@ -110,16 +139,17 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
     say(`done: ${others.length} nodes rewound in ${((Date.now() - started) / 1000).toFixed(1)} s; ${mb(copiedTotal)} copied in all, ` +
       `where full copies of the data directory would have been ${mb(fullCopyTotal)} (databases: ${mb(clusterBytes)})`)
     ok = true
-    if (keep) {
-      for (const n of Object.values(nodes)) await n.stop()
-      say(`kept: ${kit.baseDir} (data directories under it; start them with ${path.join(node1.binDir, 'pg_ctl')} -D DIR start)`)
-    }
     return 0
   } catch (err) {
     io.stderr.write(`walrewind demo: ${err instanceof Error ? err.message : String(err)}\n`)
     return 1
   } finally {
-    if (!(keep && ok)) await kit.cleanup()
+    try {
+      await clusters.cleanup(keep && ok)
+    } catch (err) {
+      io.stderr.write(`walrewind demo: cleanup: ${(err as Error).message}\n`)
+    }
+    if (keep && ok) say(`kept: ${clusters.baseDir} (stopped; start a node with ${path.join(pg.binDir, 'pg_ctl')} -D ${clusters.baseDir}/NODE/data -l ${clusters.baseDir}/NODE/postgres.log start)`)
   }
 }
 

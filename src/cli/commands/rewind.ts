@@ -1,16 +1,16 @@
 // The rewind itself, with pg_rewind's command line: parse, refuse root, call the library's
 // rewind(), render. Invoked as pg_rewind every failure exits 1, as pg_rewind's do; as walrewind
-// the exit status tells what kind of failure it was (README "Exit codes").
+// the exit status tells what kind of failure it was (README "Exit codes"). --help, --version and a
+// wrong command line answer before the rewind's modules (the WAL reader, node-postgres...) load.
 
-import { exitStatusOf, RewindError } from '../../errors.js'
-import { rewind, type RewindResult } from '../../rewind/rewind.js'
+import type { RewindError } from '../../errors.js'
+import type { RewindResult } from '../../rewind/rewind.js'
 import type { CliIo } from '../io.js'
-import { errorJson, formatError, textRenderer } from '../render.js'
 import { formatParseError, parseRewindArgs } from '../rewind-options.js'
 
-export async function rewindCommand(args: string[], io: CliIo, programName: string): Promise<number> {
+export async function rewindCommand(args: string[], io: CliIo, programName: string, argv1: string = process.argv[1] ?? programName): Promise<number> {
   const prog = programName === 'pg_rewind' ? 'pg_rewind' : 'walrewind'
-  const parsed = parseRewindArgs(args, prog, { argv0: process.argv[1] ?? prog, env: io.env })
+  const parsed = parseRewindArgs(args, prog, { argv0: argv1, env: io.env })
   if (parsed.kind === 'help' || parsed.kind === 'version') {
     io.stdout.write(parsed.text)
     return 0
@@ -20,13 +20,16 @@ export async function rewindCommand(args: string[], io: CliIo, programName: stri
     return prog === 'pg_rewind' ? 1 : 2
   }
   const options = parsed.options
+  const [{ exitStatusOf, RewindError: RewindErrorClass }, { errorJson, formatError, textRenderer }, { rewind }] = await Promise.all([
+    import('../../errors.js'), import('../render.js'), import('../../rewind/rewind.js'),
+  ])
   const fail = (err: RewindError): number => {
     if (options.json) io.stdout.write(JSON.stringify({ ok: false, error: errorJson(err) }, null, 2) + '\n')
     io.stderr.write(formatError(err, prog))
     return prog === 'pg_rewind' ? 1 : exitStatusOf(err)
   }
   if (typeof process.geteuid === 'function' && process.geteuid() === 0) {
-    return fail(new RewindError('RUN_AS_ROOT', `cannot be executed by "root"`, { hint: `You must run ${prog} as the PostgreSQL superuser.` }))
+    return fail(new RewindErrorClass('RUN_AS_ROOT', `cannot be executed by "root"`, { hint: `You must run ${prog} as the PostgreSQL superuser.` }))
   }
   const emit = textRenderer(io, prog, { progress: options.progress, debug: options.debug })
   let result: RewindResult
@@ -42,13 +45,17 @@ export async function rewindCommand(args: string[], io: CliIo, programName: stri
       writeRecoveryConf: options.writeRecoveryConf,
       configFile: options.configFile,
       postgresBindir: options.postgresBindir,
+      programPath: argv1,
+      programName: prog,
+      copyConfigFiles: options.copyConfigFiles,
+      requireSourceWal: options.requireSourceWal,
       jobs: options.jobs,
       timeoutSeconds: options.timeoutSeconds,
       env: io.env,
       emit,
     })
   } catch (err) {
-    if (err instanceof RewindError) return fail(err)
+    if (err instanceof RewindErrorClass) return fail(err)
     throw err
   }
   if (options.json) io.stdout.write(JSON.stringify({ ok: true, ...result }, null, 2) + '\n')
