@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export const FAULT_POINTS = [
-  'journal-written', 'marker-written', 'control-removed',
+  'marker-written', 'journal-written', 'control-removed',
   'action-create', 'action-copy-truncated', 'action-truncate', 'action-remove',
   'chunk-copy', 'chunk-copy-tail', 'chunk-blocks', 'file-copied',
   'group-flushed', 'group-synced', 'progress-recorded', 'wal-catchup',

@@ -29,6 +29,12 @@ function withoutMarker(text: string): string {
   return text.split(/(?<=\n)/).filter((line) => !line.startsWith(`${MARKER_PARAMETER} =`)).join('')
 }
 
+/** Whether the marker line is there. */
+export async function hasInterruptedMarker(target: TargetDir): Promise<boolean> {
+  const text = await readAutoConf(target)
+  return text !== null && text.split('\n').some((line) => line.startsWith(`${MARKER_PARAMETER} =`))
+}
+
 /** Adds the marker line (once), durably. */
 export async function addInterruptedMarker(target: TargetDir): Promise<void> {
   const text = (await readAutoConf(target)) ?? ''

@@ -128,12 +128,24 @@ export function formatProgressLine(done: readonly number[]): string {
   return `done ${done.join(' ')}\n`
 }
 
-/** The entries recorded as done; a line without its newline (torn by a crash) does not count. */
-export function parseProgress(text: string, entryCount: number): Set<number> {
+/** The line recorded, durably, right before the target's pg_control is taken off its path. */
+const CONTROL_REMOVED_LINE = 'control-removed\n'
+
+export interface Progress {
+  /** Plan entries whose writes are durable. */
+  readonly done: Set<number>
+  /** Whether the target's pg_control may have been taken off its path (and data written since). */
+  readonly controlRemoved: boolean
+}
+
+/** What walrewind.progress records; a line without its newline (torn by a crash) does not count. */
+export function parseProgress(text: string, entryCount: number): Progress {
   const done = new Set<number>()
+  let controlRemoved = false
   const lines = text.split('\n')
   lines.pop() // after the last newline: empty, or a torn line
   for (const line of lines) {
+    if (`${line}\n` === CONTROL_REMOVED_LINE) controlRemoved = true
     const words = line.split(' ')
     if (words[0] !== 'done') continue
     for (const word of words.slice(1)) {
@@ -141,14 +153,14 @@ export function parseProgress(text: string, entryCount: number): Set<number> {
       if (Number.isInteger(index) && index >= 0 && index < entryCount && String(index) === word) done.add(index)
     }
   }
-  return done
+  return { done, controlRemoved }
 }
 
-export async function readProgress(targetDir: string, entryCount: number): Promise<Set<number>> {
+export async function readProgress(targetDir: string, entryCount: number): Promise<Progress> {
   try {
     return parseProgress(await fs.readFile(path.join(targetDir, PROGRESS_FILE), 'utf8'), entryCount)
   } catch (err) {
-    if (isNotFound(err)) return new Set()
+    if (isNotFound(err)) return { done: new Set(), controlRemoved: false }
     throw new RewindError('TARGET_DIR', `could not read file "${path.join(targetDir, PROGRESS_FILE)}": ${errText(err)}`, {}, { cause: err })
   }
 }
@@ -159,17 +171,27 @@ export type JournalState =
   | 'in-progress'
   /** pg_control is still the target's own: the journal was written, nothing else that matters. */
   | 'not-started'
-  /** Someone put a pg_control in place that is neither: the directory is of unknown state. */
+  /**
+   * pg_control was never taken off its path, yet it changed: the target was started after the
+   * journal was written and before anything else was. The journal no longer describes it.
+   */
+  | 'stale'
+  /** Someone put a pg_control in place after the rewind had begun writing: unknown state. */
   | 'conflict'
 
-export function journalState(journal: Journal, currentControl: Buffer | null): JournalState {
+export function journalState(journal: Journal, currentControl: Buffer | null, progress: Progress): JournalState {
   if (currentControl === null) return 'in-progress'
   if (currentControl.equals(journal.targetControl)) return 'not-started'
-  return 'conflict'
+  return progress.controlRemoved ? 'conflict' : 'stale'
 }
 
 export function controlFileOf(journal: Journal): ControlFile {
   return decodeControlFile(journal.targetControl)
+}
+
+/** Records, durably, that the target's pg_control is about to be taken off its path. */
+export async function recordControlRemoval(target: TargetDir): Promise<void> {
+  await target.appendFile(PROGRESS_FILE, CONTROL_REMOVED_LINE, { durable: true })
 }
 
 /** Records plan entries as done; `durable` waits until the record is on disk. */

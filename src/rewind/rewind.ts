@@ -20,11 +20,11 @@ import { applyPlan } from './apply.js'
 import { currentTimeline, findDivergence, findLastCommonCheckpoint, historyOf } from './diverge.js'
 import type { Emit } from './events.js'
 import { faultPoint } from './fault.js'
-import { CONTROL_FILE, finishRewind, NEW_CONTROL_FILE, writeRecoveryConfig } from './finish.js'
+import { CONTROL_FILE, finishRewind, NEW_CONTROL_FILE, removeJournal, writeRecoveryConfig } from './finish.js'
 import { checkSameCluster, checkShutdownStates, isCleanlyShutDown, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
-import { addInterruptedMarker, AUTO_CONF } from './interrupted-marker.js'
+import { addInterruptedMarker, AUTO_CONF, hasInterruptedMarker, MARKER_PARAMETER, removeInterruptedMarker } from './interrupted-marker.js'
 import {
-  controlFileOf, encodeJournal, JOURNAL_FILE, journalState, readJournal, readProgress, recordProgress, type Journal,
+  controlFileOf, encodeJournal, JOURNAL_FILE, journalState, readJournal, readProgress, recordControlRemoval, recordProgress, type Journal,
 } from './journal.js'
 import { plan as makePlan, type Plan } from './plan.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
@@ -114,7 +114,11 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
   const dirMode = await readTargetDirMode(targetDir)
   const profile = await readTargetProfile(targetDir)
   const journal = await readJournal(targetDir)
-  if (journal !== null) return resumeRewind({ options, journal, targetDir, dirMode, profile, env, emit, started })
+  if (journal !== null) {
+    const resumed = await resumeRewind({ options, journal, targetDir, dirMode, profile, env, emit, started })
+    if (resumed !== null) return resumed
+  }
+  if (!dryRun) await removeLeftoverMarker(targetDir, dirMode, emit)
   if (await completeControlFileRename(targetDir, dirMode, dryRun, emit)) {
     return { outcome: 'rewound', resumed: true, major: profile.major, millis: Date.now() - started }
   }
@@ -236,6 +240,9 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     // This is the point of no return. Once we start copying things, there is no turning back!
     const target = new TargetDir(targetDir, modesFromDataDirMode(dirMode))
     await writeStage(async () => {
+      // From the first write on, PostgreSQL refuses to start the directory.
+      await addInterruptedMarker(target)
+      await faultPoint('marker-written')
       await target.replaceFileDurably(JOURNAL_FILE, journalText)
       await faultPoint('journal-written')
     })
@@ -290,7 +297,7 @@ async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }
       throw new RewindError('USAGE', 'no source server information (--source-server) specified for --write-recovery-conf')
     }
     await addInterruptedMarker(target)
-    await faultPoint('marker-written')
+    await recordControlRemoval(target)
     await target.removeDurably(CONTROL_FILE)
     await faultPoint('control-removed')
     const applied = await applyPlan({
@@ -320,11 +327,18 @@ interface ResumeInput {
   readonly started: number
 }
 
-/** Finishes the plan of an interrupted rewind, as its journal recorded it. */
-async function resumeRewind(input: ResumeInput): Promise<RewindResult> {
+/** Finishes the plan of an interrupted rewind, as its journal recorded it; null if the journal is stale. */
+async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
   const { options, journal, targetDir, profile, emit, started } = input
   const dryRun = options.dryRun ?? false
-  const state = journalState(journal, await readFileIfExists(path.join(targetDir, CONTROL_FILE)))
+  const progress = await readProgress(targetDir, journal.plan.entries.length)
+  const state = journalState(journal, await readFileIfExists(path.join(targetDir, CONTROL_FILE)), progress)
+  if (state === 'stale') {
+    emit({ type: 'warning', code: 'STALE_JOURNAL', message: `ignoring ${JOURNAL_FILE}: the rewind that wrote it was interrupted before it changed anything else, and the target has run since` })
+    if (dryRun) return null
+    await removeJournalFiles(targetDir, input.dirMode)
+    return null
+  }
   if (state === 'conflict') {
     throw modified(new RewindError('JOURNAL_CONFLICT', `a rewind of "${targetDir}" was interrupted, and a global/pg_control has been put in place since`, {
       path: path.join(targetDir, CONTROL_FILE),
@@ -359,7 +373,7 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult> {
       emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(journal.divergence.lsn)} on timeline ${journal.divergence.tli}` })
       emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(journal.checkpoint.lsn)} on timeline ${journal.checkpoint.tli}` })
       const plan = journal.plan
-      const done = await readProgress(targetDir, plan.entries.length)
+      const done = progress.done
       emit({ type: 'info', message: `${done.size} of ${plan.entries.length} planned actions were done already` })
       const summary = { major: profile.major, divergence: plan.divergence, checkpoint: plan.checkpoint, plan, resumed: true }
       if (dryRun) {
@@ -377,6 +391,24 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult> {
   } finally {
     await source.close()
   }
+}
+
+/**
+ * A marker without a journal: a run was interrupted between its first write (the marker) and its
+ * journal, so nothing else was written. The marker goes; this run starts afresh.
+ */
+async function removeLeftoverMarker(targetDir: string, dirMode: number, emit: Emit): Promise<void> {
+  const target = new TargetDir(targetDir, modesFromDataDirMode(dirMode))
+  if (!(await hasInterruptedMarker(target))) return
+  emit({ type: 'info', message: `removing the ${MARKER_PARAMETER} line a rewind interrupted before its first data write left in ${AUTO_CONF}` })
+  await removeInterruptedMarker(target)
+}
+
+/** A stale journal and what came with it go; the target is then as the interrupted run found it. */
+async function removeJournalFiles(targetDir: string, dirMode: number): Promise<void> {
+  const target = new TargetDir(targetDir, modesFromDataDirMode(dirMode))
+  await removeInterruptedMarker(target)
+  await removeJournal(target)
 }
 
 /**

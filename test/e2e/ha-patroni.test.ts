@@ -44,6 +44,11 @@ describe('Patroni 3 with etcd: failover, then the old leader rejoins through pg_
       const dataDir = path.join(ha.kit.baseDir, name, 'data')
       ha.dir(name)
       const config = path.join(ha.kit.baseDir, `${name}.yml`)
+      // The restore_command in every role: Patroni writes its recovery_conf into postgresql.conf
+      // only on a replica, and reads restore_command before a rewind from the configuration in
+      // place, which on a node that has only ever led has none (then no --restore-target-wal).
+      const customConf = path.join(ha.kit.baseDir, `${name}-custom.conf`)
+      ha.writeFile(customConf, `restore_command = 'cp ${archive}/%f %p'\n`, 0o644)
       // YAML is a superset of JSON.
       ha.writeFile(config, JSON.stringify({
         scope: 'walrewind-ha',
@@ -81,6 +86,7 @@ describe('Patroni 3 with etcd: failover, then the old leader rejoins through pg_
             rewind: { username: 'rewind_user', password: 'rewind-secret' },
           },
           parameters: { unix_socket_directories: sockets },
+          custom_conf: customConf,
           // With a restore_command Patroni 3 passes --restore-target-wal to pg_rewind (PostgreSQL 15+).
           recovery_conf: { restore_command: `cp ${archive}/%f %p` },
         },

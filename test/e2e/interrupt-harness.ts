@@ -341,21 +341,19 @@ export async function killAndResume(pair: InterruptPair, kind: SourceKind, point
   if (point === 'chunk-copy') big = await mibWritten(path.join(target.dataDir, pair.bigFile), pair.bigBytes)
 
   const dataDir = target.dataDir
-  // The journal is there from the first point to its removal.
-  const journalGone = FAULT_POINTS.indexOf(point) >= FAULT_POINTS.indexOf('journal-removed')
-  assert.equal(await exists(path.join(dataDir, JOURNAL)), !journalGone,
-    `${where}: ${JOURNAL} ${journalGone ? 'is still' : 'is not'} in the killed target`)
-  if (point === 'journal-written') {
-    // Only the journal was written: the target is still the old primary that could start (the
-    // marker and the removal of pg_control come next). Not started here: that would make it a
-    // directory the journal no longer describes.
+  // The journal is there from its point to its removal; the marker (the first write) comes before it.
+  const index = FAULT_POINTS.indexOf(point)
+  const journalThere = index >= FAULT_POINTS.indexOf('journal-written') && index < FAULT_POINTS.indexOf('journal-removed')
+  assert.equal(await exists(path.join(dataDir, JOURNAL)), journalThere,
+    `${where}: ${JOURNAL} ${journalThere ? 'is not' : 'is still'} in the killed target`)
+  if (point === 'marker-written') {
+    // Only the marker was written: the target's own pg_control is still in place.
     assert.deepEqual(await fs.readFile(path.join(dataDir, 'global', 'pg_control')), control,
-      `${where}: the target's pg_control changed before the marker was written`)
-    const autoConf = await fs.readFile(path.join(dataDir, 'postgresql.auto.conf'), 'utf8').catch(() => '')
-    assert.doesNotMatch(autoConf, new RegExp(`^${MARKER}`, 'm'), `${where}: the marker came before the journal's fault point`)
-  } else if (point !== 'control-renamed') {
-    await assertStartRefused(pair, where)
+      `${where}: the target's pg_control changed before the journal was written`)
+    const autoConf = await fs.readFile(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')
+    assert.match(autoConf, new RegExp(`^${MARKER}`, 'm'), `${where}: the marker is the first write`)
   }
+  if (point !== 'control-renamed') await assertStartRefused(pair, where)
   const t2 = Date.now()
 
   if (kind === 'server') {
@@ -373,6 +371,9 @@ export async function killAndResume(pair: InterruptPair, kind: SourceKind, point
   if (point === 'control-renamed') {
     assert.doesNotMatch(rerun.stderr, /resuming/, `${where}: the rewind was finished, the rerun must not resume\n${rerun.stderr}`)
     assert.match(rerun.stderr, /no rewind required/, `${where}: the rerun of a finished rewind\n${rerun.stderr}`)
+  } else if (point === 'marker-written') {
+    // No journal yet: a new rewind, which first takes the leftover marker away.
+    assert.match(rerun.stderr, /removing the walrewind_rewind_interrupted line/, `${where}: the rerun must clear the marker\n${rerun.stderr}`)
   } else if (point === 'journal-removed') {
     // Nothing left to resume but the rename of the new pg_control, waiting beside its place.
     assert.match(rerun.stderr, /the interrupted rewind was complete but for putting its new control file in place/,
@@ -444,4 +445,41 @@ export function passAt(trace: readonly FaultPoint[], index: number): { point: Fa
   let pass = 0
   for (let i = 0; i <= index; i++) if (trace[i] === point) pass++
   return { point, pass }
+}
+
+/**
+ * A journal the target outlived: walrewind killed right after writing its journal (before it took
+ * pg_control away); someone removes the marker line by hand and runs the old primary, which
+ * writes. The same command then drops the stale journal ("ignoring walrewind.resume"), rewinds
+ * afresh, and the node follows the source with its data.
+ */
+export async function staleJournal(pair: InterruptPair, kind: SourceKind): Promise<void> {
+  const { target } = pair
+  const where = `stale journal (PostgreSQL ${pair.major}, ${kind} source)`
+  await settle(pair, kind)
+  const conf = await restoreTarget(pair)
+  let killed: RunResult
+  try {
+    killed = await runWalrewind(pair, kind, { WALREWIND_FAULT: 'journal-written:1' })
+  } finally {
+    await putConfBack(pair, conf)
+  }
+  assert.equal(killed.code, SIGKILL_STATUS, describeRun(`${where}: walrewind was to be killed at journal-written`, killed))
+  const autoConfFile = path.join(target.dataDir, 'postgresql.auto.conf')
+  const autoConf = await fs.readFile(autoConfFile, 'utf8')
+  await pair.kit.run('sh', ['-c', `grep -v '^${MARKER}' "${autoConfFile}" > "${autoConfFile}.new"; mv "${autoConfFile}.new" "${autoConfFile}"`])
+  assert.notEqual(await fs.readFile(autoConfFile, 'utf8'), autoConf, `${where}: the marker line was not there to remove`)
+  await target.start()
+  await target.query("CREATE TABLE outlived (a int); INSERT INTO outlived VALUES (1)")
+  await target.stop('fast')
+  let rerun: RunResult
+  try {
+    rerun = await runWalrewind(pair, kind)
+  } finally {
+    await putConfBack(pair, conf)
+  }
+  assert.equal(rerun.code, 0, describeRun(`${where}: the rerun`, rerun))
+  assert.match(rerun.stderr, /ignoring walrewind\.resume/, `${where}\n${rerun.stderr}`)
+  await assertFinished(pair, `${where}: after the rerun`)
+  await verify(pair, kind)
 }

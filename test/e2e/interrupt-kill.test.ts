@@ -15,7 +15,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { Kit, majorsUnderTest, type Major } from '../kit/index.js'
 import {
-  buildInterruptPair, expectedPoints, FAULT_POINTS, killAndResume, traceRun, type FaultPoint, type InterruptPair, type KillResult,
+  buildInterruptPair, expectedPoints, FAULT_POINTS, killAndResume, staleJournal, traceRun, type FaultPoint, type InterruptPair, type KillResult,
   type SourceKind,
 } from './interrupt-harness.js'
 
@@ -144,6 +144,10 @@ describe('walrewind killed on its write path, then run again', { concurrency: ma
           return killEverywhere(t, pair, kind)
         })
       }
+      test('a journal the target outlived is dropped, and the rewind starts afresh', () => {
+        assert.ok(pair, 'the pair was not built')
+        return staleJournal(pair, 'local')
+      })
     })
   }
 })

@@ -79,17 +79,27 @@ describe('journal', () => {
   })
 
   test('progress: the entries of complete lines; a torn last line and foreign words do not count', () => {
-    const text = formatProgressLine([0, 1, 2]) + formatProgressLine([5]) + 'done 7 8'
-    assert.deepEqual([...parseProgress(text, 10)].sort((a, b) => a - b), [0, 1, 2, 5])
-    assert.deepEqual([...parseProgress('done 3 99 -1 1.5 03\n', 10)], [3])
-    assert.equal(parseProgress('', 10).size, 0)
+    const text = 'control-removed\n' + formatProgressLine([0, 1, 2]) + formatProgressLine([5]) + 'done 7 8'
+    const progress = parseProgress(text, 10)
+    assert.deepEqual([...progress.done].sort((a, b) => a - b), [0, 1, 2, 5])
+    assert.equal(progress.controlRemoved, true)
+    assert.deepEqual([...parseProgress('done 3 99 -1 1.5 03\n', 10).done], [3])
+    assert.equal(parseProgress('done 3\ncontrol-remov', 10).controlRemoved, false)
+    assert.equal(parseProgress('', 10).done.size, 0)
   })
 
-  test('a rerun resumes when pg_control is off its path or still the target\'s own, and refuses any other', () => {
+  test('a rerun resumes when pg_control is off its path or still the target\'s own, drops a journal the target outlived, refuses any other', () => {
     const journal = journalOf(planOf([]))
-    assert.equal(journalState(journal, null), 'in-progress')
-    assert.equal(journalState(journal, Buffer.from(control15)), 'not-started')
-    assert.equal(journalState(journal, control18), 'conflict')
+    const before = { done: new Set<number>(), controlRemoved: false }
+    const after = { done: new Set<number>(), controlRemoved: true }
+    assert.equal(journalState(journal, null, after), 'in-progress')
+    assert.equal(journalState(journal, null, before), 'in-progress')
+    assert.equal(journalState(journal, Buffer.from(control15), before), 'not-started')
+    assert.equal(journalState(journal, Buffer.from(control15), after), 'not-started')
+    // Started after the journal, before pg_control was taken away: nothing of the rewind was written.
+    assert.equal(journalState(journal, control18, before), 'stale')
+    // A pg_control put back after the rewind began writing.
+    assert.equal(journalState(journal, control18, after), 'conflict')
   })
 
   test('groups follow the plan order, leave out entries done, and end at a size or a count', () => {
