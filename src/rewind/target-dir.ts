@@ -30,7 +30,12 @@ export function modesFromDataDirMode(mode: number): TargetModes {
 }
 
 export class TargetDir {
-  private readonly handles = new Map<string, fs.FileHandle>()
+  /**
+   * Open files by path. The entry is made before the open completes, so that chunks of one file
+   * written at once share one descriptor; `users` keeps an entry in use from being closed to make
+   * room for another.
+   */
+  private readonly handles = new Map<string, { handle: Promise<fs.FileHandle>; users: number }>()
   private readonly touched = new Set<string>()
   private readonly checkedDirs = new Set<string>([''])
 
@@ -94,21 +99,25 @@ export class TargetDir {
 
   /** Creates or empties `rel`, ready for a whole-file copy. */
   async truncateForCopy(rel: string): Promise<void> {
-    const handle = await this.open(rel, true)
-    try {
-      await handle.truncate(0)
-    } catch (err) {
-      throw ioError('could not truncate file', this.abs(rel), err)
-    }
+    await this.withHandle(rel, true, async (handle) => {
+      try {
+        await handle.truncate(0)
+      } catch (err) {
+        throw ioError('could not truncate file', this.abs(rel), err)
+      }
+    })
   }
 
   /** Creates `rel` empty if it does not exist; leaves its contents otherwise. */
   async ensureFile(rel: string): Promise<void> {
-    await this.open(rel, true)
+    await this.withHandle(rel, true, async () => {})
   }
 
   async writeAt(rel: string, offset: number, data: Buffer): Promise<void> {
-    const handle = await this.open(rel, false)
+    await this.withHandle(rel, false, (handle) => this.writeAll(handle, rel, offset, data))
+  }
+
+  private async writeAll(handle: fs.FileHandle, rel: string, offset: number, data: Buffer): Promise<void> {
     let done = 0
     while (done < data.length) {
       let written: number
@@ -150,12 +159,13 @@ export class TargetDir {
   }
 
   async truncate(rel: string, size: number): Promise<void> {
-    const handle = await this.open(rel, false)
-    try {
-      await handle.truncate(size)
-    } catch (err) {
-      throw new RewindError('FILE_IO', `could not truncate file "${this.abs(rel)}" to ${size}: ${errText(err)}`, { path: this.abs(rel) }, { cause: err })
-    }
+    await this.withHandle(rel, false, async (handle) => {
+      try {
+        await handle.truncate(size)
+      } catch (err) {
+        throw new RewindError('FILE_IO', `could not truncate file "${this.abs(rel)}" to ${size}: ${errText(err)}`, { path: this.abs(rel) }, { cause: err })
+      }
+    })
   }
 
   async remove(rel: string, type: 'file' | 'directory' | 'symlink'): Promise<void> {
@@ -243,32 +253,50 @@ export class TargetDir {
     if (!opts.durable) this.touched.add(rel)
   }
 
-  private async open(rel: string, create: boolean): Promise<fs.FileHandle> {
-    const cached = this.handles.get(rel)
-    if (cached) return cached
+  /** Runs `use` with the open file `rel` (opened once, kept for the next write). */
+  private async withHandle<T>(rel: string, create: boolean, use: (handle: fs.FileHandle) => Promise<T>): Promise<T> {
+    let entry = this.handles.get(rel)
+    if (entry === undefined) {
+      if (this.handles.size >= MAX_OPEN_FILES) {
+        for (const [other, e] of this.handles) {
+          if (e.users > 0) continue
+          void this.closeHandle(other).catch(() => {})
+          break
+        }
+      }
+      entry = { handle: this.openFile(rel, create), users: 0 }
+      this.handles.set(rel, entry)
+      this.touched.add(rel)
+    }
+    entry.users++
+    try {
+      return await use(await entry.handle)
+    } catch (err) {
+      if (this.handles.get(rel) === entry && !(await entry.handle.then(() => true, () => false))) this.handles.delete(rel)
+      throw err
+    } finally {
+      entry.users--
+    }
+  }
+
+  private async openFile(rel: string, create: boolean): Promise<fs.FileHandle> {
     checkRelativePath(rel)
     await this.checkParents(rel)
-    if (this.handles.size >= MAX_OPEN_FILES) {
-      const [oldest] = this.handles.keys()
-      await this.closeHandle(oldest!)
-    }
     // O_NOFOLLOW: the final component must not be a symlink either.
     const flags = fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW | (create ? fsConstants.O_CREAT : 0)
-    let handle
     try {
-      handle = await fs.open(this.abs(rel), flags, this.modes.fileMode)
+      return await fs.open(this.abs(rel), flags, this.modes.fileMode)
     } catch (err) {
       throw ioError('could not open target file', this.abs(rel), err)
     }
-    this.handles.set(rel, handle)
-    this.touched.add(rel)
-    return handle
   }
 
   private async closeHandle(rel: string): Promise<void> {
-    const handle = this.handles.get(rel)
-    if (!handle) return
+    const entry = this.handles.get(rel)
+    if (!entry) return
     this.handles.delete(rel)
+    const handle = await entry.handle.catch(() => null)
+    if (handle === null) return
     try {
       await handle.close()
     } catch (err) {
