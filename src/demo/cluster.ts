@@ -14,6 +14,7 @@ import { BASE_HBA, BASE_SETTINGS, formatSetting, formatSettings, type Settings }
 import type { FamilyMaker, Major } from './family.js'
 import { makeUserDir, writeUserFile, type OsUser } from './files.js'
 import { fingerprint, type Fingerprint } from './fingerprint.js'
+import { pollUntil } from './poll.js'
 import { Runner, tail, type RunOptions, type RunResult } from './runner.js'
 
 const POLL_MS = 50
@@ -124,18 +125,8 @@ export class DemoNode {
   }
 
   private async waitUntil(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    let lastError: unknown = null
-    for (;;) {
-      try {
-        if (await condition()) return
-        lastError = null
-      } catch (err) {
-        lastError = err
-      }
-      if (Date.now() > deadline) break
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS))
-    }
+    const lastError = await pollUntil(condition, timeoutMs, POLL_MS)
+    if (lastError === null) return
     const why = lastError ? `; last error: ${(lastError as Error).message}` : ''
     throw new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}${why}\n--- ${this.logFile}\n${this.logTail()}`)
   }

@@ -22,6 +22,7 @@ import { fingerprint, Kit, PROJECT_ROOT, type Fingerprint, type Node } from '../
 import { runningPostmaster } from '../kit/node.js'
 import { giveToUser } from '../kit/os-user.js'
 import { releasePort, reservePort } from '../kit/ports.js'
+import { pollUntil } from '../../src/demo/poll.js'
 
 export const PG15_BIN = '/usr/lib/postgresql/15/bin'
 export type Impl = 'walrewind' | 'pg_rewind'
@@ -298,18 +299,8 @@ export function sleep(ms: number): Promise<void> {
 
 /** Polls `condition` until it is true; fails naming `what` (and `detail()`) after `ms`. */
 export async function waitFor(what: string, condition: () => Promise<boolean> | boolean, ms: number, detail?: () => string): Promise<void> {
-  const deadline = Date.now() + ms
-  let lastError: unknown = null
-  for (;;) {
-    try {
-      if (await condition()) return
-      lastError = null
-    } catch (err) {
-      lastError = err
-    }
-    if (Date.now() > deadline) break
-    await sleep(250)
-  }
+  const lastError = await pollUntil(condition, ms, 250)
+  if (lastError === null) return
   throw new Error(`timed out after ${ms} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}` +
     `${detail ? `\n${detail()}` : ''}`)
 }

@@ -10,6 +10,7 @@ import { formatSetting, formatSettings, type Settings } from './conf.js'
 import { checkIndexes, fingerprint, installAmcheck, type Fingerprint } from './fingerprint.js'
 import { parseLsn } from './lsn.js'
 import { binDir, type Major } from './majors.js'
+import { pollUntil } from '../../src/demo/poll.js'
 import { writeUserFile, type OsUser } from './os-user.js'
 import { tail, type RunResult, type Runner } from './runner.js'
 
@@ -227,18 +228,8 @@ export class Node {
 
   /** Polls `condition` every 50 ms until true; throws naming `what` and the log tail on timeout. */
   async waitUntil(condition: () => Promise<boolean>, timeoutMs: number, what: string, detail?: () => string): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    let lastError: unknown = null
-    for (;;) {
-      try {
-        if (await condition()) return
-        lastError = null
-      } catch (err) {
-        lastError = err
-      }
-      if (Date.now() > deadline) break
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS))
-    }
+    const lastError = await pollUntil(condition, timeoutMs, POLL_MS)
+    if (lastError === null) return
     const why = lastError ? `; last error: ${(lastError as Error).message}` : ''
     throw new Error(`node ${this.name}: timed out after ${timeoutMs} ms waiting for ${what}` +
       `${detail ? ` (${detail()})` : ''}${why}\n--- ${this.logFile}\n${this.logTail()}`)
