@@ -8,11 +8,11 @@
 // the speed on WAL of small records), so a machine without a C compiler gets a warning, not a
 // failed install.
 import { spawnSync } from 'node:child_process'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { sourcesHash } from './native-sources.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -31,23 +31,12 @@ function usablePrebuild() {
   // A checkout whose native/ changed since the prebuilt binaries were made (scripts/prebuild.js
   // records what they were built from): build the current sources instead.
   const recorded = readOrNull(path.join(root, 'prebuilds', 'SOURCES.sha256'))?.trim().split(/\s+/)[0]
-  if (fs.existsSync(path.join(root, 'native')) && recorded !== sourcesHash()) {
+  if (fs.existsSync(path.join(root, 'native')) && recorded !== sourcesHash(root)) {
     return { ok: false, why: 'native/ differs from the sources of the prebuilt binaries' }
   }
   const probe = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', file], { encoding: 'utf8' })
   if (probe.status !== 0) return { ok: false, why: `${path.relative(root, file)} does not load: ${probe.stderr.split('\n')[0]}` }
   return { ok: true, file }
-}
-
-function sourcesHash() {
-  const hash = crypto.createHash('sha256')
-  const files = ['binding.gyp', ...fs.readdirSync(path.join(root, 'native')).sort().map((name) => `native/${name}`)]
-  for (const file of files) {
-    hash.update(`${file}\0`)
-    hash.update(fs.readFileSync(path.join(root, file)))
-    hash.update('\0')
-  }
-  return hash.digest('hex')
 }
 
 function readOrNull(file) {

@@ -13,26 +13,19 @@
 // The build runs in a scratch copy of the sources, so a checkout's own build/ is left alone.
 
 import { spawnSync } from 'node:child_process'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { sourcesHash as nativeSourcesHash } from './native-sources.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const PREBUILDS = path.join(ROOT, 'prebuilds')
 const HASH_FILE = path.join(PREBUILDS, 'SOURCES.sha256')
 
-/** What a prebuild is made of: binding.gyp and every file of native/, in name order. */
+/** What a prebuild is made of (scripts/native-sources.js). */
 export function sourcesHash(root = ROOT) {
-  const hash = crypto.createHash('sha256')
-  const files = ['binding.gyp', ...fs.readdirSync(path.join(root, 'native')).sort().map((name) => `native/${name}`)]
-  for (const file of files) {
-    hash.update(`${file}\0`)
-    hash.update(fs.readFileSync(path.join(root, file)))
-    hash.update('\0')
-  }
-  return hash.digest('hex')
+  return nativeSourcesHash(root)
 }
 
 /** The hash the committed prebuilds were made from, or null. */
