@@ -13,9 +13,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, it, type TestContext } from 'node:test'
 import { Kit, majorsUnderTest, type Node, type RunResult } from '../kit/index.js'
-import { assertRewindOk, column, forkedPair, snapshotDirectory, sql, startAsStandbyAndCompare } from './rewind-harness.js'
+import { assertRewindOk, column, snapshotDirectory, startAsStandbyAndCompare } from './rewind-harness.js'
 import {
-  assertCannotStart, assertFinished, assertHalfRewound, assertInterrupted, jsonOf, readTrace, runPaused, seededRandom, testSeed, traceOrder,
+  assertCannotStart, assertFinished, assertHalfRewound, assertInterrupted, bigTablePair, jsonOf, readTrace, runPaused, seededRandom, testSeed, traceOrder,
   type PausedRun,
 } from './pause-harness.js'
 
@@ -119,17 +119,7 @@ describe(`a rewind on a target file system that is too small or fills up (Postgr
         '(run the suite as root, as CI does)')
     }
     kit = await Kit.create(`interrupt-disk-${major}`)
-    const pair = await forkedPair(kit, major, {
-      beforeStandby: async (p) => {
-        await sql(p, "CREATE TABLE shared (id int PRIMARY KEY, d text); INSERT INTO shared SELECT g, 'before the fork ' || g FROM generate_series(1, 30000) g")
-      },
-      afterPromotion: async (p, s) => {
-        await sql(p, "UPDATE shared SET d = 'in the old primary' WHERE id % 40 = 0")
-        await sql(p, "CREATE TABLE target_only (d text); INSERT INTO target_only SELECT 'target ' || g FROM generate_series(1, 5000) g")
-        await sql(s, "UPDATE shared SET d = 'in the new primary' WHERE id % 70 = 0")
-        await sql(s, `CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat('s', 250) FROM generate_series(1, ${BIG_ROWS}) g`)
-      },
-    })
+    const pair = await bigTablePair(kit, major, BIG_ROWS)
     target = pair.primary
     source = pair.standby
     const bigBytes = Number(await source.queryValue("SELECT pg_relation_size('big')"))

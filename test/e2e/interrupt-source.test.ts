@@ -14,9 +14,9 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, it, type TestContext } from 'node:test'
 import { Kit, majorsUnderTest, type Node, type RunResult } from '../kit/index.js'
-import { assertRewindOk, column, forkedPair, REWIND_USER, sql, startAsStandbyAndCompare } from './rewind-harness.js'
+import { assertRewindOk, column, REWIND_USER, startAsStandbyAndCompare } from './rewind-harness.js'
 import {
-  assertCannotStart, assertFinished, assertHalfRewound, assertInterrupted, jsonOf, readTrace, runPaused, seededRandom, spreadPicks, testSeed, traceOrder,
+  assertCannotStart, assertFinished, assertHalfRewound, assertInterrupted, bigTablePair, jsonOf, readTrace, runPaused, seededRandom, spreadPicks, testSeed, traceOrder,
 } from './pause-harness.js'
 
 const major = majorsUnderTest().at(-1)!
@@ -35,19 +35,7 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
 
   before(async () => {
     kit = await Kit.create(`interrupt-source-${major}`)
-    const pair = await forkedPair(kit, major, {
-      beforeStandby: async (p) => {
-        await sql(p, "CREATE TABLE shared (id int PRIMARY KEY, d text); INSERT INTO shared SELECT g, 'before the fork ' || g FROM generate_series(1, 30000) g")
-      },
-      afterPromotion: async (p, s) => {
-        // The old primary (target) changes blocks of a shared table and makes a table of its own.
-        await sql(p, "UPDATE shared SET d = 'in the old primary' WHERE id % 40 = 0")
-        await sql(p, "CREATE TABLE target_only (d text); INSERT INTO target_only SELECT 'target ' || g FROM generate_series(1, 5000) g")
-        // The new primary (source) too, and a big table the target must copy whole.
-        await sql(s, "UPDATE shared SET d = 'in the new primary' WHERE id % 70 = 0")
-        await sql(s, `CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat('s', 250) FROM generate_series(1, ${BIG_ROWS}) g`)
-      },
-    })
+    const pair = await bigTablePair(kit, major, BIG_ROWS)
     target = pair.primary
     source = pair.standby
     await target.stop('fast')

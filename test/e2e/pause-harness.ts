@@ -6,7 +6,8 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Kit, Node, RunResult } from '../kit/index.js'
+import type { Kit, Major, Node, RunResult } from '../kit/index.js'
+import { forkedPair, sql } from './rewind-harness.js'
 
 export interface PausedRun extends RunResult {
   /** From the removal of the pause file to walrewind's exit. */
@@ -184,4 +185,25 @@ export async function assertCannotStart(node: Node, context: string): Promise<vo
     assert.fail(`${context}: PostgreSQL started the half-rewound data directory ${node.dataDir}`)
   }
   assert.equal(await node.isRunning(), false, `${context}: a postmaster is running in ${node.dataDir}`)
+}
+
+/**
+ * The pair of the interruption tests: a shared table changed on both sides after the fork, a table
+ * of the old primary's own, and on the new primary a table of `bigRows` rows (about 300 bytes
+ * each) that the target must copy whole. Both nodes left running.
+ */
+export async function bigTablePair(kit: Kit, major: Major, bigRows: number): Promise<{ primary: Node; standby: Node }> {
+  return forkedPair(kit, major, {
+    beforeStandby: async (p) => {
+      await sql(p, "CREATE TABLE shared (id int PRIMARY KEY, d text); INSERT INTO shared SELECT g, 'before the fork ' || g FROM generate_series(1, 30000) g")
+    },
+    afterPromotion: async (p, s) => {
+      // The old primary (target) changes blocks of a shared table and makes a table of its own.
+      await sql(p, "UPDATE shared SET d = 'in the old primary' WHERE id % 40 = 0")
+      await sql(p, "CREATE TABLE target_only (d text); INSERT INTO target_only SELECT 'target ' || g FROM generate_series(1, 5000) g")
+      // The new primary (source) too, and a big table the target must copy whole.
+      await sql(s, "UPDATE shared SET d = 'in the new primary' WHERE id % 70 = 0")
+      await sql(s, `CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat('s', 250) FROM generate_series(1, ${bigRows}) g`)
+    },
+  })
 }
