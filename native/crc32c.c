@@ -1,5 +1,5 @@
 /*
- * CRC-32C of many lists of byte ranges in one call (see crc32c.h). Uses SSE4.2 (x86-64) or the
+ * CRC-32C for the WAL scan and the addon's crc32c (see crc32c.h). Uses SSE4.2 (x86-64) or the
  * ARMv8 CRC extension when the CPU has them, a table otherwise.
  */
 #include "crc32c.h"

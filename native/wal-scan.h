@@ -1,7 +1,8 @@
 /*
  * The WAL records of a read window, found and checked in one pass: where each record starts,
  * whether its CRC holds and, for a record wholly on one page, its decoded block references, origin,
- * top-level xid and main-data length. Mirrored by src/pg/wal/window-scan.ts (same layouts).
+ * top-level xid and main-data length. The addon exports these layouts (scanLayout), which
+ * src/pg/wal/window-scan.ts checks against its own.
  */
 #ifndef WALREWIND_WAL_SCAN_H
 #define WALREWIND_WAL_SCAN_H

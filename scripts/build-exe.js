@@ -6,9 +6,9 @@
 //   node scripts/build-exe.js [--arch=x64|arm64] [--node=FILE] [--out-dir=DIR]
 //
 // 1. esbuild bundles scripts/exe/entry.js (the CLI) with everything it imports into one CommonJS
-//    file. Two native modules cannot live inside it: walrewind's WAL scan (the prebuilt binary of
-//    prebuilds/linux-<arch>) and @node-rs/crc32's; both go in as SEA assets, and the bundle loads
-//    them through loadSeaAddon (src/pg/native.ts: written to a private temporary file, loaded,
+//    file. The native module cannot live inside it: walrewind's WAL scan and CRC-32C (the prebuilt
+//    binary of prebuilds/linux-<arch>) goes in as a SEA asset, and the bundle loads it through
+//    loadSeaAddon (src/pg/native.ts: written to a private temporary file, loaded,
 //    removed). pg-protocol's parser, which src/source/server-wire.ts loads at run time through pg's
 //    own require, is bundled instead. The package's name and version go in as
 //    WALREWIND_PACKAGE_JSON (there is no package.json beside an executable).
@@ -65,25 +65,11 @@ function npmPackage(name, version) {
   return path.join(dir, 'package')
 }
 
-function installedVersion(name) {
-  return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version
-}
-
 /** The esbuild plugin for what a bundle inside an executable does differently. */
 function seaPlugin() {
-  const nativeTs = path.join(ROOT, 'src', 'pg', 'native.ts')
   return {
     name: 'walrewind-sea',
     setup(build) {
-      // @node-rs/crc32 picks its .node from a platform package at run time: here, from an asset.
-      build.onResolve({ filter: /^@node-rs\/crc32$/ }, () => ({ path: 'crc32', namespace: 'walrewind-sea' }))
-      build.onLoad({ filter: /.*/, namespace: 'walrewind-sea' }, () => ({
-        contents: `import { loadSeaAddon } from ${JSON.stringify(nativeTs)}\n` +
-          "const addon = loadSeaAddon('node-rs-crc32.node')\n" +
-          'export const crc32 = addon.crc32\nexport const crc32c = addon.crc32c\n',
-        resolveDir: ROOT,
-        loader: 'js',
-      }))
       // pg-protocol's parser, loaded through pg's require at run time: a plain require here, which
       // esbuild bundles (the same module pg itself uses). Fails the build if the code changed.
       build.onLoad({ filter: /[/\\]src[/\\]source[/\\]server-wire\.ts$/ }, (args) => {
@@ -113,11 +99,6 @@ async function main() {
   const addon = path.join(ROOT, 'prebuilds', `linux-${arch}`, 'walrewind.glibc.node')
   if (!fs.existsSync(addon)) fail(`${path.relative(ROOT, addon)} is missing: run npm run build:prebuilds`)
   if (recordedHash() !== sourcesHash()) fail('prebuilds/ were built from other sources than native/: run npm run build:prebuilds')
-  const crcVersion = installedVersion('@node-rs/crc32')
-  const crcPackage = native && fs.existsSync(path.join(ROOT, 'node_modules', '@node-rs', `crc32-linux-${target.gnu}-gnu`))
-    ? path.join(ROOT, 'node_modules', '@node-rs', `crc32-linux-${target.gnu}-gnu`)
-    : npmPackage(`@node-rs/crc32-linux-${target.gnu}-gnu`, crcVersion)
-  const crcAddon = path.join(crcPackage, `crc32.linux-${target.gnu}-gnu.node`)
 
   const nodeBinary = option('node') ?? (native ? process.execPath : path.join(npmPackage(`node-linux-${arch}`, process.versions.node), 'bin', 'node'))
   if (!fs.existsSync(nodeBinary)) fail(`${nodeBinary}: no such node binary`)
@@ -153,7 +134,7 @@ async function main() {
       output: blob,
       disableExperimentalSEAWarning: true,
       useCodeCache: native,
-      assets: { 'walrewind_native.node': addon, 'node-rs-crc32.node': crcAddon },
+      assets: { 'walrewind_native.node': addon },
     }, null, 2))
     run(process.execPath, ['--experimental-sea-config', config])
 

@@ -41,6 +41,7 @@ export type RewindCode =
   | 'SOURCE_FILE_CHANGED'
   | 'SOURCE_FILE_LIST'
   | 'SOURCE_CHANGED'
+  | 'SOURCE_DATABASE_COPY'
   // reading or writing local files
   | 'FILE_IO'
   | 'FILE_TYPE_MISMATCH'
@@ -119,6 +120,7 @@ const EXIT_STATUS: Record<RewindCode, number> = {
   SOURCE_FILE_CHANGED: 5,
   SOURCE_FILE_LIST: 5,
   SOURCE_CHANGED: 5,
+  SOURCE_DATABASE_COPY: 5,
   FILE_IO: 6,
   FILE_TYPE_MISMATCH: 3,
   INTERNAL: 70,

@@ -1,8 +1,12 @@
 // walrewind as a library: what the CLI uses is what a Node program can use.
 
-export { rewind, openSource } from './rewind/rewind.js'
-export type { RewindOptions, RewindResult, SourceSpec } from './rewind/rewind.js'
-export type { RewindEvent, Emit } from './rewind/events.js'
+export { rewind } from './rewind/rewind.js'
+export type { RewindOptions, RewindResult } from './rewind/rewind.js'
+export { verify } from './compare/verify.js'
+export type { VerifyOptions, VerifyResult, VerifyDifference } from './compare/verify.js'
+export { openSource } from './source/open.js'
+export type { SourceSpec } from './source/open.js'
+export type { RewindEvent, Emit } from './events.js'
 export type { Plan, PlanEntry, Action } from './rewind/plan.js'
 export { RewindError, exitStatusOf } from './errors.js'
 export type { RewindCode } from './errors.js'

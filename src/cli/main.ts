@@ -15,6 +15,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./commands/demo.js')).demo,
   timelines: async () => (await import('./commands/timelines.js')).timelines,
   rewind: async () => (await import('./commands/rewind.js')).rewindCommand,
+  verify: async () => (await import('./commands/verify.js')).verifyCommand,
 }
 
 export type Personality = 'pg_rewind' | 'walrewind'

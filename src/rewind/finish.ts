@@ -14,31 +14,63 @@
 import fs from 'node:fs/promises'
 import { formatRewindBackupLabel } from '../pg/backup-label.js'
 import { DBState, decodeControlFile, updateControlFile, type ControlFile } from '../pg/control.js'
-import { formatLsn, parseSegmentFileName, segmentFileName, segmentOf, segmentStart } from '../pg/lsn.js'
+import { formatLsn, parseLsn, parseSegmentFileName, segmentFileName, segmentOf, segmentStart, type Lsn } from '../pg/lsn.js'
+import type { TimelineEntry } from '../pg/timeline.js'
 import { RewindError } from '../errors.js'
 import type { ChunkSink, Source, SourceWalEnd } from '../source/source.js'
 import { isNotFound } from '../source/walk.js'
 import type { LastCheckpoint } from './diverge.js'
-import type { Emit } from './events.js'
+import type { Emit } from '../events.js'
 import { faultPoint } from './fault.js'
 import { AUTO_CONF, removeInterruptedMarker } from './interrupted-marker.js'
-import { JOURNAL_FILE, PROGRESS_FILE, type Journal } from './journal.js'
+import { controlFileOf, JOURNAL_FILE, PROGRESS_FILE, type Journal } from './journal.js'
+import { BlockMap } from './block-map.js'
+import { refreshToCheckpoint } from './refresh.js'
+import { commonCheckpointStart, databaseCopiedAfter, sourceCheckpointOf } from './replay-start.js'
+import { scanSourceWal, type SourceScanResult } from './scan.js'
+import { openDataDirWal } from './wal-source.js'
 import type { TargetDir } from './target-dir.js'
 
 export const CONTROL_FILE = 'global/pg_control'
 /** Where the new pg_control waits, complete and synced, until it is renamed into place. */
 export const NEW_CONTROL_FILE = `${CONTROL_FILE}.walrewind-tmp`
+/** A source that keeps creating databases by copying files is refused after this many passes. */
+const MAX_REFRESH_PASSES = 3
+
+/** Where the journaled plan starts replay: the source's checkpoint, or pg_rewind's start (journals before 0.2 say nothing: pg_rewind's). */
+export function replayStartOf(journal: Journal): LastCheckpoint {
+  const replay = journal.plan.replay
+  if (replay?.from === 'source-checkpoint') {
+    return { lsn: parseLsn(replay.checkpoint.lsn), redo: parseLsn(replay.checkpoint.redo), tli: replay.checkpoint.tli }
+  }
+  return commonCheckpointStart(journal.checkpoint, decodeControlFile(journal.sourceControl))
+}
 
 /**
- * Where replay must start. If the source is a standby that has replayed the last common checkpoint
- * but not yet made the matching restartpoint, its files may be older than that checkpoint: start
- * from the source's own redo point then (the control file as read before copying).
+ * A running source may have created a database by copying files while we copied: its replay on
+ * the rewound node would copy the template as the rewind left it. The source's WAL from the replay
+ * start to its end is in the target's pg_wal now (copied, then caught up): read it there.
  */
-export function replayStart(checkpoint: LastCheckpoint, sourceBefore: ControlFile): LastCheckpoint {
-  if (sourceBefore.checkPointCopy.redo < checkpoint.redo) {
-    return { lsn: sourceBefore.checkPoint, redo: sourceBefore.checkPointCopy.redo, tli: sourceBefore.checkPointCopy.ThisTimeLineID }
+async function databaseCopyIn(input: FinishInput, start: LastCheckpoint, end: SourceWalEnd): Promise<Lsn | null> {
+  try {
+    const scanned = await scanCopiedSourceWal(input, start.redo, end.lsn, new BlockMap())
+    return scanned.databaseFileCopies[0] ?? null
+  } catch (err) {
+    if (!(err instanceof RewindError) || (err.code !== 'WAL_MISSING' && err.code !== 'WAL_INVALID')) throw err
+    input.emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `could not check the source's WAL from ${formatLsn(start.redo)} for a CREATE DATABASE that copied files: ${err.message}` })
+    return null
   }
-  return checkpoint
+}
+
+/** The source's WAL in [from, to), as copied into the target's pg_wal: its changed blocks added to `into`. */
+export async function scanCopiedSourceWal(input: FinishInput, from: Lsn, to: Lsn, into: BlockMap): Promise<SourceScanResult> {
+  const control = controlFileOf(input.journal)
+  const { reader, dir } = openDataDirWal(input.target.abs('.'), control, input.sourceHistory)
+  try {
+    return await scanSourceWal(reader, from, to, control.profile, control.relseg_size, into)
+  } finally {
+    await dir.close()
+  }
 }
 
 export async function writeBackupLabel(target: TargetDir, start: LastCheckpoint, segSize: number, now: Date): Promise<string> {
@@ -82,6 +114,8 @@ export interface FinishInput {
   readonly syncMethod: 'fsync' | 'syncfs'
   /** primary_conninfo for -R, or null. */
   readonly primaryConninfo: string | null
+  /** The source's timeline history, to read its WAL. */
+  readonly sourceHistory: readonly TimelineEntry[]
   /** The plan copies the source's postgresql.auto.conf: done here, where it replaces the marker. */
   readonly copyAutoConf?: boolean
   readonly emit: Emit
@@ -95,18 +129,36 @@ export interface FinishResult {
 
 export async function finishRewind(input: FinishInput): Promise<FinishResult> {
   const { source, target, journal, emit } = input
-  // The source's control file is fetched after the copy, so minRecoveryPoint covers everything copied.
-  const afterBytes = await source.readFile(CONTROL_FILE)
-  const after = decodeControlFile(afterBytes)
-  if (source.kind === 'local' && !afterBytes.equals(journal.sourceControl)) {
-    throw new RewindError('SOURCE_CHANGED', 'source system was modified while pg_rewind was running')
+  let start = replayStartOf(journal)
+  let walFrom = journal.planWalEnd
+  let catchUpBytes = 0
+  let afterBytes: Buffer
+  let end: SourceWalEnd
+  for (let pass = 1; ; pass++) {
+    // The source's control file is fetched after the copy, so minRecoveryPoint covers everything copied.
+    afterBytes = await source.readFile(CONTROL_FILE)
+    const after = decodeControlFile(afterBytes)
+    if (!source.running && !afterBytes.equals(journal.sourceControl)) {
+      throw new RewindError('SOURCE_CHANGED', 'source system was modified while pg_rewind was running')
+    }
+    end = await source.walEnd(after)
+    catchUpBytes += await catchUpWal(input, walFrom, end)
+    if (end.lsn > walFrom) walFrom = end.lsn
+    if (journal.plan.replay?.from !== 'source-checkpoint' || !source.running) break
+    const copy = await databaseCopyIn(input, start, end)
+    if (copy === null) break
+    // Replay must start after that CREATE DATABASE: at the source's checkpoint now, once what
+    // changed on the source since the first start is copied again.
+    const later = sourceCheckpointOf(after)
+    if (later.redo <= copy || pass === MAX_REFRESH_PASSES) throw databaseCopiedAfter(copy, start, source.description)
+    emit({ type: 'info', message: `the source created a database by copying files at ${formatLsn(copy)}, during the rewind: ` +
+      `copying again what it changed before its checkpoint at ${formatLsn(later.lsn)}, where replay will start` })
+    catchUpBytes += await refreshToCheckpoint({ ...input, from: start, to: later, sourceWalEnd: end.lsn })
+    start = later
   }
-  const end = await source.walEnd(after)
-  const catchUpBytes = await catchUpWal(input, end)
 
   emit({ type: 'step', message: 'creating backup label and updating control file' })
-  const sourceBefore = decodeControlFile(journal.sourceControl)
-  await writeBackupLabel(target, replayStart(journal.checkpoint, sourceBefore), input.segSize, new Date())
+  await writeBackupLabel(target, start, input.segSize, new Date())
   await faultPoint('backup-label-written')
   if (input.copyAutoConf === true) {
     const copy = await source.readFileIfExists(AUTO_CONF)
@@ -144,10 +196,10 @@ export async function removeJournal(target: TargetDir): Promise<void> {
  * brought up to the end read now, so the rewound node reaches consistency from its own pg_wal.
  * Segments of the range that the source no longer has are reported: only an archive has them.
  */
-async function catchUpWal(input: FinishInput, end: SourceWalEnd): Promise<number> {
-  const { source, target, journal, segSize, emit } = input
-  if (source.kind !== 'server' || end.lsn <= journal.planWalEnd) return 0
-  const first = segmentOf(journal.planWalEnd, segSize)
+async function catchUpWal(input: FinishInput, from: Lsn, end: SourceWalEnd): Promise<number> {
+  const { source, target, segSize, emit } = input
+  if (!source.running || end.lsn <= from) return 0
+  const first = segmentOf(from, segSize)
   const last = segmentOf(end.lsn - 1n, segSize)
   const listed = await source.listWalFiles()
   const present = new Set<bigint>()
@@ -157,11 +209,11 @@ async function catchUpWal(input: FinishInput, end: SourceWalEnd): Promise<number
     if (parsed === null || parsed.segno < first || parsed.segno > last) continue
     present.add(parsed.segno)
     if (parsed.segno === first) {
-      // Copied during the plan up to at least planWalEnd: only the rest, from its page on.
-      const from = Number(journal.planWalEnd - segmentStart(first, segSize)) & ~8191
+      // Copied up to at least `from` already: only the rest, from its page on.
+      const fromPage = Number(from - segmentStart(first, segSize)) & ~8191
       await target.ensureFile(file.path)
-      source.queueRange(file.path, from, segSize - from)
-      bytes += segSize - from
+      source.queueRange(file.path, fromPage, segSize - fromPage)
+      bytes += segSize - fromPage
     } else {
       await target.truncateForCopy(file.path)
       source.queueFile(file.path, segSize)

@@ -91,17 +91,21 @@ export function checkSameCluster(target: ControlFile, targetProfile: VersionProf
     throw new RewindError('INCOMPATIBLE_VERSION', 'source and target clusters have different block or WAL segment sizes',
       { detail: `block size ${target.blcksz}/${source.blcksz}, WAL segment size ${target.xlog_seg_size}/${source.xlog_seg_size}` })
   }
+}
+
+/** pg_rewind's refusal of a target whose WAL leaves hint-bit changes out (--compare=wal). */
+export function checkHintBitsInWal(target: ControlFile): void {
   if (target.data_checksum_version === 0 && !target.wal_log_hints) {
     throw new RewindError('NO_CHECKSUMS_OR_HINTS', 'target server needs to use either data checksums or "wal_log_hints = on"')
   }
 }
 
 /** The rest of sanityChecks(): both sides stopped cleanly (a server source runs, of course). */
-export function checkShutdownStates(target: ControlFile, source: ControlFile, sourceKind: Source['kind']): void {
+export function checkShutdownStates(target: ControlFile, source: ControlFile, sourceRunning: boolean): void {
   if (!isCleanlyShutDown(target)) {
     throw new RewindError('TARGET_NOT_SHUT_DOWN', 'target server must be shut down cleanly')
   }
-  if (sourceKind === 'local' && !isCleanlyShutDown(source)) {
+  if (!sourceRunning && !isCleanlyShutDown(source)) {
     throw new RewindError('SOURCE_NOT_SHUT_DOWN', 'source data directory must be shut down cleanly')
   }
 }

@@ -5,10 +5,10 @@ import fs from 'node:fs/promises'
 import { RewindError } from '../errors.js'
 import { dbStateName, decodeControlFile, type ControlFile } from '../pg/control.js'
 import { historyFileName, type Lsn } from '../pg/lsn.js'
+import { openSource } from '../source/open.js'
 import type { Source } from '../source/source.js'
 import { currentTimeline, historyOf } from './diverge.js'
 import { isCleanlyShutDown } from './inspect.js'
-import { openSource } from './rewind.js'
 import type { NodeState } from './timeline-graph.js'
 import { openDataDirWal } from './wal-source.js'
 
@@ -25,7 +25,7 @@ export async function describeNode(node: NodeSpec, env: NodeJS.ProcessEnv): Prom
     const history = historyOf(tli, historyText, source.description)
     let walEnd: Lsn
     let state = dbStateName(control.state)
-    if (source.kind === 'server') {
+    if (source.running) {
       walEnd = (await source.walEnd(control)).lsn
       state = control.state === 6 ? 'running primary' : 'running standby'
     } else if (isCleanlyShutDown(control)) {

@@ -9,9 +9,9 @@ import { formatLsn, parseSegmentFileName, segmentFileName, segmentOf, type Lsn }
 import { parseRelationDataFile } from '../pg/relpath.js'
 import type { TimelineEntry } from '../pg/timeline.js'
 import type { VersionProfile } from '../pg/versions.js'
+import { checkRelativePath, checkSourceSymlinks } from '../source/path-policy.js'
 import type { FileEntry, FileType } from '../source/source.js'
 import type { BlockMap, BlockRange } from './block-map.js'
-import { checkRelativePath } from './target-dir.js'
 import { JOURNAL_FILE, PROGRESS_FILE } from './journal.js'
 import { timelineChooser } from './wal-source.js'
 
@@ -39,6 +39,8 @@ export interface Plan {
   readonly target: string
   readonly divergence: { readonly lsn: string; readonly tli: number }
   readonly checkpoint: { readonly lsn: string; readonly redo: string; readonly tli: number }
+  /** Where replay on the rewound node starts, and why there (absent in journals of earlier versions). */
+  readonly replay?: PlanReplay
   /** Entries with work to do; unchanged files are only counted in totals. */
   readonly entries: readonly PlanEntry[]
   readonly totals: PlanTotals
@@ -48,6 +50,21 @@ export interface Plan {
    * (restore_command); streaming from the source cannot give them.
    */
   readonly sourceWalMissing: readonly string[]
+}
+
+/**
+ * `source-checkpoint`: the blocks changed on either side since the fork are copied, and replay
+ * starts at the source's checkpoint as read before the copy (a base backup's rule).
+ * `last-common-checkpoint`: pg_rewind's algorithm, the target's changed blocks copied and every
+ * source record since the last common checkpoint replayed.
+ */
+export type ReplayFrom = 'source-checkpoint' | 'last-common-checkpoint'
+
+export interface PlanReplay {
+  readonly from: ReplayFrom
+  readonly checkpoint: { readonly lsn: string; readonly redo: string; readonly tli: number }
+  /** Why this start was chosen, for --json and the log. */
+  readonly reason: string
 }
 
 export interface PlanTotals {
@@ -73,6 +90,8 @@ export interface PlanInput {
   readonly keepWal: ReadonlySet<string>
   readonly divergence: { readonly lsn: Lsn; readonly tli: number }
   readonly checkpoint: { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }
+  /** Where replay will start. From the source's checkpoint, WAL before its redo point is not copied. */
+  readonly replay: { readonly from: ReplayFrom; readonly checkpoint: { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }; readonly reason: string }
   /**
    * Where the source's WAL ended when it was listed. Segment files past it are recycled ones with
    * stale contents: recovery never reads them, so they are not copied.
@@ -126,6 +145,7 @@ export function plan(input: PlanInput): Plan {
   const targets = indexByPath(input.targetFiles, 'target')
   checkSourceSymlinks(sources, input.sourceKind)
   const divergenceSegment = segmentOf(input.divergence.lsn, input.walSegSize)
+  const replaySegment = segmentOf(input.replay.checkpoint.redo, input.walSegSize)
   const entries: PlanEntry[] = []
   const actions: Record<Action, number> = { create: 0, copy: 0, 'copy-tail': 0, none: 0, truncate: 0, remove: 0 }
   let fetchBytes = 0
@@ -147,7 +167,7 @@ export function plan(input: PlanInput): Plan {
     if (isRelFile && source && source.type !== 'file') {
       throw new RewindError('SOURCE_FILE_LIST', `data file "${path}" in source is not a regular file`, { path })
     }
-    const action = decideAction(path, source, target, isRelFile, input, divergenceSegment)
+    const action = decideAction(path, source, target, isRelFile, input, divergenceSegment, replaySegment)
     let blocks: readonly BlockRange[] = []
     if (isRelFile && source && target && target.type === 'file' && action !== 'copy' && action !== 'remove') {
       // Only blocks that exist on both sides: beyond the source's end the file is cut, beyond the
@@ -178,6 +198,11 @@ export function plan(input: PlanInput): Plan {
     target: input.targetDir,
     divergence: { lsn: formatLsn(input.divergence.lsn), tli: input.divergence.tli },
     checkpoint: { lsn: formatLsn(input.checkpoint.lsn), redo: formatLsn(input.checkpoint.redo), tli: input.checkpoint.tli },
+    replay: {
+      from: input.replay.from,
+      checkpoint: { lsn: formatLsn(input.replay.checkpoint.lsn), redo: formatLsn(input.replay.checkpoint.redo), tli: input.replay.checkpoint.tli },
+      reason: input.replay.reason,
+    },
     entries,
     totals: { fetchBytes, blockCount, sourceBytes, actions },
     sourceWalMissing: missingSourceWal(input, sources),
@@ -185,8 +210,8 @@ export function plan(input: PlanInput): Plan {
 }
 
 /**
- * The segments replay needs, from the one holding the last common checkpoint's redo point to the
- * one holding the source's WAL end, named on the source's timelines as recovery looks for them,
+ * The segments replay needs, from the one holding the replay start's redo point to the one
+ * holding the source's WAL end, named on the source's timelines as recovery looks for them,
  * that neither the source lists nor the target keeps (before the fork both hold the same WAL).
  */
 function missingSourceWal(input: PlanInput, sources: Map<string, FileEntry>): string[] {
@@ -194,7 +219,7 @@ function missingSourceWal(input: PlanInput, sources: Map<string, FileEntry>): st
   const timelineOf = timelineChooser(input.sourceHistory, input.walSegSize)
   const last = segmentOf(input.sourceWalEnd - 1n, input.walSegSize)
   const missing: string[] = []
-  for (let segno = segmentOf(input.checkpoint.redo, input.walSegSize); segno <= last; segno++) {
+  for (let segno = segmentOf(input.replay.checkpoint.redo, input.walSegSize); segno <= last; segno++) {
     const name = segmentFileName(timelineOf(segno), segno, input.walSegSize)
     if (sources.get(`pg_wal/${name}`)?.type !== 'file' && !input.keepWal.has(`pg_wal/${name}`)) missing.push(name)
   }
@@ -202,7 +227,7 @@ function missingSourceWal(input: PlanInput, sources: Map<string, FileEntry>): st
 }
 
 function decideAction(path: string, source: FileEntry | undefined, target: FileEntry | undefined, isRelFile: boolean,
-  input: PlanInput, divergenceSegment: bigint): Action {
+  input: PlanInput, divergenceSegment: bigint, replaySegment: bigint): Action {
   // The control file is written at the end from the source's, with the recovery point set.
   if (path === 'global/pg_control') return 'none'
   // macOS Finder litter: neither copied nor removed (pg_rewind 18).
@@ -218,6 +243,10 @@ function decideAction(path: string, source: FileEntry | undefined, target: FileE
   if (excluded !== null) {
     input.debug?.(`entry "${path}" excluded from source file list`)
     return target ? 'remove' : 'none'
+  }
+  if (source && input.replay.from === 'source-checkpoint' && isWalSegmentBefore(path, replaySegment, input.walSegSize)) {
+    input.debug?.(`"${path}" is before the source checkpoint's redo point, where replay starts: not copied`)
+    return 'none'
   }
   if (!target) {
     // Source only: the target lacks it, or dropped it after the fork.
@@ -255,31 +284,10 @@ function isCommonWalSegment(path: string, sourceSize: number, targetSize: number
   return parsed !== null && parsed.segno < divergenceSegment
 }
 
-const TABLESPACE_LINK = /^pg_tblspc\/[0-9]+$/
-
-/**
- * A hostile server can list a symlink anywhere, pointing anywhere, and then files "inside" it:
- * everything written below it would land outside the target. Only the links PostgreSQL itself
- * makes are followed, and only with an absolute target; a server may not list others at all.
- */
-function checkSourceSymlinks(sources: Map<string, FileEntry>, kind: 'local' | 'server'): void {
-  for (const entry of sources.values()) {
-    if (entry.type === 'symlink') {
-      const followed = entry.path === 'pg_wal' || TABLESPACE_LINK.test(entry.path)
-      const target = entry.linkTarget ?? ''
-      if ((followed || kind === 'server') && (!followed || !target.startsWith('/') || target.includes('\0'))) {
-        throw new RewindError('SOURCE_UNSAFE_PATH', `source symbolic link "${entry.path}" -> "${target}" is unsafe`, { path: entry.path,
-          detail: 'Only pg_wal and tablespace links (pg_tblspc/OID) with an absolute target are accepted from the source.' })
-      }
-    }
-    // Nothing may be listed below a link that is not followed.
-    for (let slash = entry.path.indexOf('/'); slash > 0; slash = entry.path.indexOf('/', slash + 1)) {
-      const parent = sources.get(entry.path.slice(0, slash))
-      if (parent !== undefined && parent.type !== 'directory' && !(parent.type === 'symlink' && (parent.path === 'pg_wal' || TABLESPACE_LINK.test(parent.path)))) {
-        throw new RewindError('SOURCE_UNSAFE_PATH', `source file path is unsafe: "${entry.path}" lies below "${parent.path}", which is not a directory`, { path: entry.path })
-      }
-    }
-  }
+function isWalSegmentBefore(path: string, segment: bigint, walSegSize: number): boolean {
+  if (!path.startsWith('pg_wal/')) return false
+  const parsed = parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)
+  return parsed !== null && parsed.segno < segment
 }
 
 function isRecycledWalSegment(path: string, lastSegment: bigint, walSegSize: number): boolean {

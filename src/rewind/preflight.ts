@@ -7,6 +7,7 @@ import fs from 'node:fs/promises'
 import { constants as fsConstants } from 'node:fs'
 import path from 'node:path'
 import { RewindError } from '../errors.js'
+import { followedLinkOf, isTablespaceLink } from '../source/path-policy.js'
 import { errText, isNotFound } from '../source/walk.js'
 import type { Plan, PlanEntry } from './plan.js'
 
@@ -39,13 +40,9 @@ async function sizeNow(abs: string): Promise<number> {
  * lands at the location the source names.
  */
 export function storageDirOf(targetDir: string, rel: string, newTablespaces: ReadonlyMap<string, string>): string {
-  const parts = rel.split('/')
-  if (parts[0] === 'pg_wal') return path.join(targetDir, 'pg_wal')
-  if (parts[0] === 'pg_tblspc' && parts.length >= 2) {
-    const link = `pg_tblspc/${parts[1]}`
-    return newTablespaces.get(link) ?? path.join(targetDir, link)
-  }
-  return targetDir
+  const link = followedLinkOf(rel)
+  if (link === null) return targetDir
+  return newTablespaces.get(link) ?? path.join(targetDir, link)
 }
 
 /** The nearest existing directory at or above `dir`, followed through links. */
@@ -70,7 +67,7 @@ interface FileSystemNeed { dir: string; bytes: number }
 export async function checkFreeSpace(targetDir: string, plan: Plan, pending: ReadonlySet<number> | null, extraBytes: number): Promise<void> {
   const newTablespaces = new Map<string, string>()
   for (const entry of plan.entries) {
-    if (entry.action === 'create' && entry.source?.type === 'symlink' && entry.path.startsWith('pg_tblspc/')) {
+    if (entry.action === 'create' && entry.source?.type === 'symlink' && isTablespaceLink(entry.path)) {
       newTablespaces.set(entry.path, entry.source.linkTarget ?? '')
     }
   }

@@ -4,13 +4,8 @@
 // so it stops the rewind. Everything else only contributes its block references.
 
 import type { WalRecord } from '../pg/wal/record.js'
+import { RM } from '../pg/wal/rmgr.js'
 import type { VersionProfile } from '../pg/versions.js'
-
-// Resource manager ids (access/rmgrlist.h), the same in 13–18.
-const RM_XLOG_ID = 0
-const RM_XACT_ID = 1
-const RM_SMGR_ID = 2
-const RM_DBASE_ID = 4
 
 export type RecordKind = 'checkpoint' | 'whole-file' | 'unknown-special' | 'blocks-only'
 
@@ -18,16 +13,16 @@ export function recordKind(record: WalRecord, profile: VersionProfile): RecordKi
   const c = profile.codes
   const info = record.xl_info & ~c.XLR_INFO_MASK
   switch (record.xl_rmid) {
-    case RM_XLOG_ID:
+    case RM.XLOG:
       if (info === c.XLOG_CHECKPOINT_SHUTDOWN || info === c.XLOG_CHECKPOINT_ONLINE) return 'checkpoint'
       break
-    case RM_SMGR_ID:
+    case RM.SMGR:
       if (info === c.XLOG_SMGR_CREATE || info === c.XLOG_SMGR_TRUNCATE) return 'whole-file'
       break
-    case RM_DBASE_ID:
+    case RM.DBASE:
       if (info === c.XLOG_DBASE_CREATE_FILE_COPY || info === c.XLOG_DBASE_CREATE_WAL_LOG || info === c.XLOG_DBASE_DROP) return 'whole-file'
       break
-    case RM_XACT_ID: {
+    case RM.XACT: {
       // Dropped relations of a commit or abort: the files are missing on one side, and copied or removed.
       const op = record.xl_info & c.XLOG_XACT_OPMASK
       if (op === c.XLOG_XACT_COMMIT || op === c.XLOG_XACT_ABORT || op === c.XLOG_XACT_COMMIT_PREPARED || op === c.XLOG_XACT_ABORT_PREPARED) return 'whole-file'
@@ -39,4 +34,13 @@ export function recordKind(record: WalRecord, profile: VersionProfile): RecordKi
 
 export function isCheckpointRecord(record: WalRecord, profile: VersionProfile): boolean {
   return recordKind(record, profile) === 'checkpoint'
+}
+
+/**
+ * CREATE DATABASE by copying the template's directory (STRATEGY FILE_COPY from 15; every CREATE
+ * DATABASE before): its replay copies the template as it is on disk at that moment.
+ */
+export function isDatabaseFileCopy(record: WalRecord, profile: VersionProfile): boolean {
+  const c = profile.codes
+  return record.xl_rmid === RM.DBASE && (record.xl_info & ~c.XLR_INFO_MASK) === c.XLOG_DBASE_CREATE_FILE_COPY
 }

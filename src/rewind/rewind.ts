@@ -13,29 +13,35 @@ import { formatLsn, historyFileName, segmentFileName, segmentOf, type Lsn } from
 import type { TimelineEntry } from '../pg/timeline.js'
 import type { VersionProfile } from '../pg/versions.js'
 import { LocalSource } from '../source/local.js'
+import { openSource, type SourceSpec } from '../source/open.js'
+import { isTablespaceLink } from '../source/path-policy.js'
 import type { Source } from '../source/source.js'
 import { findCommonAncestor } from '../pg/timeline.js'
 import { errText, isNotFound, listDataDirectory } from '../source/walk.js'
 import { applyPlan } from './apply.js'
 import { currentTimeline, findDivergence, findLastCommonCheckpoint, historyOf } from './diverge.js'
-import type { Emit } from './events.js'
+import type { Emit } from '../events.js'
 import { faultPoint } from './fault.js'
 import { CONTROL_FILE, finishRewind, NEW_CONTROL_FILE, removeJournal, writeRecoveryConfig } from './finish.js'
-import { checkSameCluster, checkShutdownStates, isCleanlyShutDown, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
+import { checkHintBitsInWal, checkSameCluster, checkShutdownStates, isCleanlyShutDown, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
 import { addInterruptedMarker, AUTO_CONF, hasInterruptedMarker, MARKER_PARAMETER, removeInterruptedMarker } from './interrupted-marker.js'
 import {
   controlFileOf, encodeJournal, JOURNAL_FILE, journalState, readJournal, readProgress, recordControlRemoval, recordProgress, type Journal,
 } from './journal.js'
-import { plan as makePlan, type Plan } from './plan.js'
+import { plan as makePlan, type Plan, type PlanReplay, type ReplayFrom } from './plan.js'
+import { chooseReplayStart } from './replay-start.js'
+import { BlockMap } from './block-map.js'
+import { compareRelationFiles, hintBitsInWal, type CompareMode } from './compare-blocks.js'
+import type { LastCheckpoint } from './diverge.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
 import { checkFreeSpace, checkWritable } from './preflight.js'
 import { restoreWalSegment } from './restore.js'
 import { scanTargetWal } from './scan.js'
 import { walScanMethod } from '../pg/native.js'
 import { modesFromDataDirMode, TargetDir } from './target-dir.js'
-import { openDataDirWal } from './wal-source.js'
-
-export type SourceSpec = { readonly kind: 'local'; readonly pgdata: string } | { readonly kind: 'server'; readonly conninfo: string }
+import { sourceWalSegments, TargetWalWithSourceFallback } from './source-wal.js'
+import { timelineChooser, WalDirectory } from './wal-source.js'
+import { WalReader, type WalSegmentSource } from '../pg/wal/reader.js'
 
 export interface RewindOptions {
   readonly targetPgdata: string
@@ -63,6 +69,16 @@ export interface RewindOptions {
   readonly copyConfigFiles?: boolean
   /** Refuse (SOURCE_WAL_MISSING) instead of warning when the source no longer has WAL the rewound node needs. */
   readonly requireSourceWal?: boolean
+  /**
+   * Where replay on the rewound node starts (replay-start.ts): 'source-checkpoint' (default: blocks
+   * changed on either side copied) or 'last-common-checkpoint' (pg_rewind's algorithm).
+   */
+  readonly replayFrom?: ReplayFrom
+  /**
+   * How changed blocks are found (compare-blocks.ts): 'wal' (pg_rewind's, with its refusals),
+   * 'blocks' (compared with the source), 'auto' (default: compared when the WAL cannot tell).
+   */
+  readonly compare?: CompareMode
   /** Parallel readers / connections. */
   readonly jobs?: number | null
   readonly timeoutSeconds?: number | null
@@ -78,22 +94,14 @@ export interface RewindResult {
   readonly major: number
   readonly divergence?: { readonly lsn: string; readonly tli: number }
   readonly checkpoint?: { readonly lsn: string; readonly redo: string; readonly tli: number }
+  /** Where replay on the rewound node starts, and why. */
+  readonly replay?: PlanReplay
+  /** When blocks were compared: why, and what it found. */
+  readonly compare?: { readonly reason: string; readonly method: 'bytes' | 'digests'; readonly comparedBytes: number; readonly differingBlocks: number }
   readonly plan?: Plan
   readonly walRecordsScanned?: number
   readonly fetchedBytes?: number
   readonly millis: number
-}
-
-/** Opens the source named by `spec`. */
-export async function openSource(spec: SourceSpec, opts: { env: NodeJS.ProcessEnv; jobs?: number | null; timeoutSeconds?: number | null; emit: Emit }): Promise<Source> {
-  if (spec.kind === 'local') return new LocalSource(spec.pgdata, opts.jobs ?? 4)
-  const { openServerSource } = await import('../source/server.js')
-  return openServerSource(spec.conninfo, {
-    env: opts.env,
-    ...(opts.jobs ? { jobs: opts.jobs } : {}),
-    ...(opts.timeoutSeconds ? { timeoutMs: opts.timeoutSeconds * 1000 } : {}),
-    emit: opts.emit,
-  })
 }
 
 /** Rewinds `targetPgdata` to follow the source. Throws RewindError; `targetModified` tells if it wrote. */
@@ -138,12 +146,21 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
   const source = await sourceOf(options, env, emit)
   let wal: ReturnType<typeof targetWal> | null = null
   try {
-    if (source.kind === 'server') emit({ type: 'step', message: 'connected to server' })
     const sourceControlBytes = await source.readFile(CONTROL_FILE)
     const sourceControl = decodeControlFile(sourceControlBytes)
 
     // Every check that does not depend on shutdown states, before crash recovery writes.
     checkSameCluster(targetControl, profile, sourceControl)
+    const compareMode = options.compare ?? 'auto'
+    let compareReason: string | null = compareMode === 'blocks' ? 'asked for (--compare=blocks)' : null
+    if (!hintBitsInWal(targetControl)) {
+      if (compareMode === 'wal') checkHintBitsInWal(targetControl)
+      compareReason ??= 'the target runs without data checksums and wal_log_hints, so its WAL leaves hint-bit changes out'
+    }
+    const cannotTell = (err: unknown): string | null => {
+      if (compareMode === 'wal' || !(err instanceof RewindError) || err.code !== 'WAL_MISSING') return null
+      return `the target no longer has the WAL it needs (${err.info.segment ?? err.info.path ?? err.message})`
+    }
     const sourceTli = currentTimeline(sourceControl)
     const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
     if (rewoundLabel && !isCleanlyShutDown(targetControl)) {
@@ -167,13 +184,13 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
         targetControl = decodeControlFile(targetControlBytes)
       }
     }
-    checkShutdownStates(targetControl, sourceControl, source.kind)
+    checkShutdownStates(targetControl, sourceControl, source.running)
 
     // diverge: from the target's WAL
     const segSize = targetControl.xlog_seg_size
     const targetTli = currentTimeline(targetControl)
     const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
-    const targetWalReader = targetWal(targetDir, targetHistory, targetControl, restoreCommand)
+    const targetWalReader = targetWal(targetDir, targetHistory, targetControl, restoreCommand, sourceWalSegments(source, segSize, sourceHistory), emit)
     wal = targetWalReader
     const divergence = await findDivergence({
       source: sourceControl, target: targetControl, sourceHistory, targetHistory,
@@ -194,35 +211,71 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
         millis: Date.now() - started,
       }
     }
-    const checkpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
-    emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(checkpoint.lsn)} on timeline ${checkpoint.tli}` })
+    targetWalReader.setFork(divergence.lsn)
+    let commonCheckpoint: LastCheckpoint | null = null
+    try {
+      commonCheckpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
+      emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(commonCheckpoint.lsn)} on timeline ${commonCheckpoint.tli}` })
+    } catch (err) {
+      const why = cannotTell(err)
+      if (why === null) throw err
+      compareReason ??= why
+    }
 
     // scan; the three reads are independent, so they run at once
     mark('inspect and diverge')
     emit({ type: 'step', message: 'reading source file list' })
     emit({ type: 'step', message: 'reading target file list' })
     emit({ type: 'step', message: 'reading WAL in target' })
-    const [sourceFiles, targetFiles, scan] = await Promise.all([
-      source.listFiles(),
-      listDataDirectory(targetDir),
-      scanTargetWal(targetWalReader.reader, checkpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size),
-    ])
+    const scanned = commonCheckpoint === null ? null
+      : scanTargetWal(targetWalReader.reader, commonCheckpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size).catch((err: unknown) => {
+        const why = cannotTell(err)
+        if (why === null) throw err
+        compareReason ??= why
+        return null
+      })
+    const [sourceFiles, targetFiles, targetScan] = await Promise.all([source.listFiles(), listDataDirectory(targetDir), scanned])
+    const scan = targetScan ?? { changedBlocks: new BlockMap(), records: 0, walBytes: 0 }
     mark(`listing and scanning ${scan.records} WAL records (checked by: ${walScanMethod})`)
+    const sourceWalEnd = await source.walEnd(sourceControl)
+    if (compareReason !== null && options.replayFrom === 'last-common-checkpoint') {
+      throw new RewindError('USAGE', `comparing blocks (${compareReason}) needs replay from the source's checkpoint, not --replay-from=last-common-checkpoint`)
+    }
+    const replay = await chooseReplayStart({
+      wanted: compareReason !== null ? 'source-checkpoint' : options.replayFrom ?? 'source-checkpoint', comparing: compareReason !== null,
+      source, sourceControl, sourceHistory, sourceWalEnd, divergence: divergence.lsn,
+      lastCommonCheckpoint: commonCheckpoint, profile, relsegSize: targetControl.relseg_size, changedBlocks: scan.changedBlocks, emit,
+    })
+    emit({ type: 'info', message: `replay will start at ${formatLsn(replay.checkpoint.redo)} on timeline ${replay.checkpoint.tli} (${replay.reason})` })
+    mark(`reading ${replay.sourceRecords} WAL records of the source`)
+    let compared: RewindResult['compare'] | undefined
+    if (compareReason !== null) {
+      emit({ type: 'info', message: `comparing the blocks of every relation file with the source: ${compareReason}` })
+      const summary = await compareRelationFiles({
+        source, targetDir, sourceFiles, targetFiles, profile, blockSize: targetControl.blcksz, blocks: scan.changedBlocks, jobs: options.jobs ?? null, emit,
+      })
+      compared = { reason: compareReason, method: summary.method, comparedBytes: summary.comparedBytes, differingBlocks: summary.differingBlocks }
+      mark(`comparing ${summary.comparedBytes} bytes of ${summary.files} files (${summary.method}): ${summary.differingBlocks} blocks differ`)
+    }
+    // Without the target's WAL back to it, the last common checkpoint is unknown: the plan and the
+    // journal name the replay start in its place.
+    const checkpoint = commonCheckpoint ?? replay.checkpoint
 
     // plan
-    const sourceWalEnd = await source.walEnd(sourceControl)
+    const keepWal = replay.from === 'last-common-checkpoint' ? replayWalOfTarget(checkpoint.redo, divergence.lsn, segSize, targetWalReader.tliOf) : new Set<string>()
     const thePlan = makePlan({
       sourceWalEnd: sourceWalEnd.lsn, sourceHistory,
       profile, blockSize: targetControl.blcksz, relsegSize: targetControl.relseg_size, walSegSize: segSize,
       sourceDescription: source.description, sourceKind: source.kind, targetDir, sourceFiles, targetFiles,
-      changedBlocks: scan.changedBlocks, keepWal: replayWalOfTarget(checkpoint.redo, divergence.lsn, segSize, targetWalReader.tliOf),
-      divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint,
+      changedBlocks: scan.changedBlocks, keepWal, divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint,
+      replay: { from: replay.from, checkpoint: replay.checkpoint, reason: replay.reason },
       keepTargetConfig: !(options.copyConfigFiles ?? false),
       debug: (message) => emit({ type: 'debug', message }),
     })
     reportPlan(thePlan, sourceWalEnd.lsn, emit, options.requireSourceWal ?? false)
     mark('planning')
-    const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, plan: thePlan, walRecordsScanned: scan.records }
+    const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, replay: thePlan.replay!, plan: thePlan,
+      walRecordsScanned: scan.records + replay.sourceRecords, ...(compared ? { compare: compared } : {}) }
     if (dryRun) {
       emit({ type: 'info', message: 'Done!' })
       return { outcome: 'dry-run', ...summary, millis: Date.now() - started }
@@ -246,7 +299,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       await target.replaceFileDurably(JOURNAL_FILE, journalText)
       await faultPoint('journal-written')
     })
-    const applied = await runJournaled({ journal: theJournal, done: new Set(), target, source, segSize, options, emit, mark })
+    const applied = await runJournaled({ journal: theJournal, done: new Set(), target, source, sourceHistory, segSize, options, emit, mark })
     return { outcome: 'rewound', ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
   } finally {
     await wal?.close()
@@ -277,6 +330,7 @@ interface JournaledRun {
   readonly done: ReadonlySet<number>
   readonly target: TargetDir
   readonly source: Source
+  readonly sourceHistory: readonly TimelineEntry[]
   readonly segSize: number
   readonly options: RewindOptions
   readonly emit: Emit
@@ -309,7 +363,7 @@ async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }
     })
     run.mark(`copying ${applied.fetchedBytes} bytes`)
     const copyAutoConf = journal.plan.entries.some((entry) => entry.path === AUTO_CONF && entry.action === 'copy')
-    const finished = await finishRewind({ source, target, journal, segSize: run.segSize, sync, syncMethod, primaryConninfo, copyAutoConf, emit })
+    const finished = await finishRewind({ source, sourceHistory: run.sourceHistory, target, journal, segSize: run.segSize, sync, syncMethod, primaryConninfo, copyAutoConf, emit })
     run.mark('finishing (control file, sync)')
     emit({ type: 'info', message: 'Done!' })
     return { fetchedBytes: applied.fetchedBytes + finished.catchUpBytes }
@@ -351,12 +405,11 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
   const source = await writeStage(() => sourceOf(options, input.env, emit))
   try {
     return await writeStage(async () => {
-      if (source.kind === 'server') emit({ type: 'step', message: 'connected to server' })
       const sourceControlBytes = await source.readFile(CONTROL_FILE)
       const sourceControl = decodeControlFile(sourceControlBytes)
       checkSameCluster(targetControl, profile, sourceControl)
-      checkShutdownStates(targetControl, sourceControl, source.kind)
-      if (source.kind === 'local' && !sourceControlBytes.equals(journal.sourceControl)) {
+      checkShutdownStates(targetControl, sourceControl, source.running)
+      if (!source.running && !sourceControlBytes.equals(journal.sourceControl)) {
         // The journal's sizes and WAL end are those of the stopped source as it was: a directory
         // that ran since does not match them. A running server is read as it is, so it can.
         throw new RewindError('SOURCE_CHANGED', `source data directory "${source.description}" was started since the interrupted rewind began`, {
@@ -375,7 +428,7 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
       const plan = journal.plan
       const done = progress.done
       emit({ type: 'info', message: `${done.size} of ${plan.entries.length} planned actions were done already` })
-      const summary = { major: profile.major, divergence: plan.divergence, checkpoint: plan.checkpoint, plan, resumed: true }
+      const summary = { major: profile.major, divergence: plan.divergence, checkpoint: plan.checkpoint, ...(plan.replay ? { replay: plan.replay } : {}), plan, resumed: true }
       if (dryRun) {
         emit({ type: 'info', message: 'Done!' })
         return { outcome: 'dry-run' as const, ...summary, millis: Date.now() - started }
@@ -384,7 +437,7 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
       await checkBeforeFirstWrite(targetDir, plan, pending, 0)
       const target = new TargetDir(targetDir, modesFromDataDirMode(input.dirMode))
       const applied = await runJournaled({
-        journal, done, target, source, segSize: targetControl.xlog_seg_size, options, emit, mark: (stage) => emit({ type: 'debug', message: stage }),
+        journal, done, target, source, sourceHistory, segSize: targetControl.xlog_seg_size, options, emit, mark: (stage) => emit({ type: 'debug', message: stage }),
       })
       return { outcome: 'rewound' as const, ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
     })
@@ -458,7 +511,7 @@ function reportPlan(thePlan: Plan, sourceWalEnd: Lsn, emit: Emit, requireSourceW
   const gone = thePlan.sourceWalMissing
   if (gone.length > 0) {
     const missing = `the source no longer has WAL segment ${gone[0]}${gone.length > 1 ? ` nor ${gone.length - 1} more after it` : ''}, ` +
-      `which the rewound server must replay (from the last common checkpoint's redo point at ${thePlan.checkpoint.redo} to the source's WAL end at ${formatLsn(sourceWalEnd)})`
+      `which the rewound server must replay (from the redo point at ${thePlan.replay?.checkpoint.redo ?? thePlan.checkpoint.redo} to the source's WAL end at ${formatLsn(sourceWalEnd)})`
     if (requireSourceWal) {
       throw new RewindError('SOURCE_WAL_MISSING', missing, {
         segment: gone[0]!,
@@ -510,7 +563,7 @@ async function readFileIfExists(file: string): Promise<Buffer | null> {
 async function checkNewTablespaceLocations(plan: Plan, pending: ReadonlySet<number> | null): Promise<void> {
   for (const [index, entry] of plan.entries.entries()) {
     if (pending !== null && !pending.has(index)) continue
-    if (entry.action !== 'create' || entry.source?.type !== 'symlink' || !entry.path.startsWith('pg_tblspc/')) continue
+    if (entry.action !== 'create' || entry.source?.type !== 'symlink' || !isTablespaceLink(entry.path)) continue
     const location = entry.source.linkTarget!
     const names = await fs.readdir(location).catch(() => null)
     if (names !== null && names.length > 0) {
@@ -534,12 +587,29 @@ async function readHistory(source: Source, tli: number): Promise<string | null> 
   return data === null ? null : data.toString('utf8')
 }
 
-/** The target's WAL, following its own history, restoring missing segments if asked (into pg_wal, as pg_rewind). */
-function targetWal(targetDir: string, history: TimelineEntry[], control: ControlFile, restoreCommand: string | null) {
-  const { reader, dir, timelineOf: tliOf } = openDataDirWal(targetDir, control, history, {
+/**
+ * The target's WAL, following its own history, restoring missing segments if asked (into pg_wal,
+ * as pg_rewind), else reading those wholly before the fork from the source (set `forkSegment`).
+ */
+function targetWal(targetDir: string, history: TimelineEntry[], control: ControlFile, restoreCommand: string | null,
+  fromSource: { segments: WalSegmentSource; close: () => Promise<void> }, emit: Emit) {
+  const segSize = control.xlog_seg_size
+  const tliOf = timelineChooser(history, segSize)
+  const dir = new WalDirectory({
+    dir: path.join(targetDir, 'pg_wal'), segSize, timelineOf: tliOf,
     ...(restoreCommand !== null
-      ? { restore: (fileName: string, destPath: string) => restoreWalSegment(restoreCommand, fileName, destPath, control.xlog_seg_size) }
+      ? { restore: (fileName: string, destPath: string) => restoreWalSegment(restoreCommand, fileName, destPath, segSize) }
       : {}),
   })
-  return { reader, tliOf, close: () => dir.close() }
+  const segments = new TargetWalWithSourceFallback(dir, fromSource.segments, (fileName) =>
+    emit({ type: 'info', message: `reading WAL segment ${fileName} from the source: the target no longer has it, and before the fork both wrote the same WAL` }))
+  const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: segments })
+  return {
+    reader, tliOf,
+    setFork: (lsn: Lsn) => { segments.forkSegment = segmentOf(lsn, segSize) },
+    close: async () => {
+      await dir.close()
+      await fromSource.close()
+    },
+  }
 }

@@ -1,26 +1,17 @@
 // The only module that writes the target data directory (as file_ops.c is pg_rewind's only
 // writer). Every path it is given may come from a hostile source server, so each one is checked
-// here, before the write: relative, no '.'/'..' or empty parts, and no symlink on the way except
-// the ones PostgreSQL itself places (pg_wal, pg_tblspc/<oid>).
+// here, before the write, by the rules of source/path-policy.ts: relative, no '.'/'..' or empty
+// parts, and no symlink on the way except the ones PostgreSQL itself places (pg_wal, pg_tblspc/<oid>).
 
 import fs from 'node:fs/promises'
 import { constants as fsConstants } from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { RewindError } from '../errors.js'
-import { errText, isFollowedSymlink, isNotFound } from '../source/walk.js'
+import { checkRelativePath, followedLinkOf, isFollowedSymlink, isSafeLinkTarget, isTablespaceLink } from '../source/path-policy.js'
+import { errText, isNotFound } from '../source/walk.js'
 
 const MAX_OPEN_FILES = 64
-
-/** Refuses a path a data directory cannot hold; returns it unchanged when it is safe. */
-export function checkRelativePath(rel: string, what = 'file'): string {
-  const bad = rel === '' || rel.startsWith('/') || rel.includes('\0') || rel.includes('\\') ||
-    rel.split('/').some((part) => part === '' || part === '.' || part === '..')
-  if (bad) {
-    throw new RewindError('SOURCE_UNSAFE_PATH', `target ${what} path is unsafe: "${rel}"`, { path: rel })
-  }
-  return rel
-}
 
 export interface TargetModes { readonly dirMode: number; readonly fileMode: number }
 
@@ -84,10 +75,13 @@ export class TargetDir {
 
   async createSymlink(rel: string, linkTarget: string): Promise<void> {
     checkRelativePath(rel, 'symlink')
+    if (isFollowedSymlink(rel) && !isSafeLinkTarget(linkTarget)) {
+      throw new RewindError('SOURCE_UNSAFE_PATH', `target symbolic link "${rel}" -> "${linkTarget}" is unsafe`, { path: rel })
+    }
     await this.checkParents(rel)
     try {
       // A tablespace's location must exist for its files to be written through the link.
-      if (rel.startsWith('pg_tblspc/')) await fs.mkdir(linkTarget, { recursive: true, mode: this.modes.dirMode })
+      if (isTablespaceLink(rel)) await fs.mkdir(linkTarget, { recursive: true, mode: this.modes.dirMode })
       await fs.symlink(linkTarget, this.abs(rel))
     } catch (err) {
       // Made by an interrupted run of the same plan: the same link is already there.
@@ -320,8 +314,8 @@ export class TargetDir {
     if (method === 'syncfs') {
       const roots = new Set<string>([this.root])
       for (const rel of touched) {
-        const top = rel.split('/').slice(0, rel.startsWith('pg_tblspc/') ? 2 : 1).join('/')
-        if (top === 'pg_wal' || top.startsWith('pg_tblspc/')) roots.add(this.abs(top) + '/')
+        const link = followedLinkOf(rel)
+        if (link !== null) roots.add(this.abs(link) + '/')
       }
       for (const dir of roots) await runSyncfs(dir)
       return

@@ -42,11 +42,6 @@ export class WalDirectory implements WalSegmentSource {
     return segmentFileName(this.opts.timelineOf(segno), segno, this.opts.segSize)
   }
 
-  /** Whether the file is there already, so that reading it needs no restore. */
-  hasSegment(segno: bigint): boolean {
-    return fs.existsSync(path.join(this.opts.dir, this.segmentName(segno)))
-  }
-
   async read(segno: bigint, offset: number, length: number): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(length)
     const done = await this.readInto(segno, offset, buf, length)

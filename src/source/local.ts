@@ -4,9 +4,11 @@
 
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { blockDigestsOf } from '../compare/digest.js'
+import { readRange } from '../compare/read.js'
 import { RewindError } from '../errors.js'
 import type { ControlFile } from '../pg/control.js'
-import type { ChunkSink, FileEntry, Source, SourceWalEnd } from './source.js'
+import type { BlockDigestRange, BlockDigests, ChunkSink, FileEntry, Source, SourceWalEnd } from './source.js'
 import { errText, isNotFound, listDataDirectory } from './walk.js'
 
 const READ_CHUNK = 4 * 1024 * 1024
@@ -16,11 +18,16 @@ interface QueuedFile { path: string; whole: number | null; ranges: Array<[offset
 
 export class LocalSource implements Source {
   readonly kind = 'local' as const
+  readonly running = false
   readonly description: string
   private queue = new Map<string, QueuedFile>()
 
   constructor(readonly root: string, private readonly jobs = 4) {
     this.description = root
+  }
+
+  get localDataDir(): string {
+    return this.root
   }
 
   listFiles(): Promise<FileEntry[]> {
@@ -168,6 +175,17 @@ export class LocalSource implements Source {
       done += bytesRead
     }
     await sink.chunk(rel, offset, buf)
+  }
+
+  /** md5 of each block, read here (the comparison reads a directory source directly instead). */
+  async blockDigests(ranges: readonly BlockDigestRange[], blockSize: number): Promise<BlockDigests> {
+    const out: Array<Buffer[] | null> = []
+    for (const range of ranges) {
+      const buf = Buffer.allocUnsafe(range.count * blockSize)
+      const got = await readRange(path.join(this.root, range.path), buf, buf.length, range.firstBlock * blockSize)
+      out.push(got === null ? null : blockDigestsOf(buf, got, blockSize, 'md5'))
+    }
+    return { algorithm: 'md5', ranges: out }
   }
 
   async walEnd(sourceControl: ControlFile): Promise<SourceWalEnd> {

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import tls from 'node:tls'
 import type pg from 'pg'
 import { RewindError } from '../errors.js'
-import type { ConnectAttempt, ResolvedConnection, ResolvedEndpoint } from './conninfo.js'
+import type { ConnectAttempt, ResolvedConnection, ResolvedEndpoint } from './conninfo-resolve.js'
 import { createClient, StreamingQuery, type WireConnection } from './server-wire.js'
 
 /** The four functions pg_rewind's documentation grants to a non-superuser rewind role. */

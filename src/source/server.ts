@@ -8,20 +8,23 @@ import os from 'node:os'
 import path from 'node:path'
 import type { FieldDef } from 'pg'
 import { RewindError } from '../errors.js'
+import type { Emit } from '../events.js'
 import type { ControlFile } from '../pg/control.js'
 import { formatLsn, parseLsn } from '../pg/lsn.js'
-import type { Emit } from '../rewind/events.js'
-import {
-  formatPrimaryConninfo, parseConninfo, resolveConnection, type ResolveOptions, type ResolvedConnection,
-} from './conninfo.js'
+import { profileForServerVersion, type VersionProfile } from '../pg/versions.js'
+import { formatPrimaryConninfo } from './conninfo-format.js'
+import { parseConninfo } from './conninfo-parse.js'
+import { resolveConnection, type ResolveOptions, type ResolvedConnection } from './conninfo-resolve.js'
 import {
   checkChunk, checkChunkColumns, decodeChunkRow, FETCH_CHUNKS_SQL, fetchParameters, FetchQueue, type ChunkRequest,
 } from './server-fetch.js'
 import {
   connectAnother, connectFirst, isTooManyConnections, sourceError, SourceConnection,
 } from './server-session.js'
+import { isSafeRelativePath } from './path-policy.js'
+import { blockDigestParameters, blockDigestsSql, decodeDigestRow, isMd5Unavailable } from './server-digest.js'
 import { binaryRowsSupported, StreamingQuery, type RawField } from './server-wire.js'
-import type { ChunkSink, FileEntry, Source, SourceWalEnd } from './source.js'
+import type { BlockDigestRange, BlockDigests, ChunkSink, DigestAlgorithm, FileEntry, Source, SourceWalEnd } from './source.js'
 
 export interface ServerSourceOptions {
   /** Where PG* variables, HOME and PGPASSFILE come from. */
@@ -96,6 +99,7 @@ export async function openServerSource(conninfoText: string, opts: ServerSourceO
 
 export class ServerSource implements Source {
   readonly kind = 'server' as const
+  readonly running = true
   readonly description: string
   /** server_version_num of the source, e.g. 170004. */
   serverVersionNum = 0
@@ -108,6 +112,12 @@ export class ServerSource implements Source {
   private failure: RewindError | null = null
   private extraOpened = false
   private closed = false
+  /** Block digests: md5 until the server refuses it. */
+  private digestAlgorithm: DigestAlgorithm = 'md5'
+  /** The connections block digests are computed on, each lent to one query at a time. */
+  private digestPool: Promise<void> | null = null
+  private readonly idle: SourceConnection[] = []
+  private readonly waiting: Array<(conn: SourceConnection) => void> = []
 
   constructor(private readonly resolved: ResolvedConnection, first: SourceConnection,
     opts: { jobs: number; timeoutMs: number; emit: Emit }) {
@@ -132,6 +142,11 @@ export class ServerSource implements Source {
     }
   }
 
+  /** What the source's major changes in its sessions and in pg_rewind's messages about it. */
+  private get serverProfile(): VersionProfile {
+    return profileForServerVersion(this.serverVersionNum)
+  }
+
   /** Session settings and checks of init_libpq_conn, on the first connection. */
   async setUp(): Promise<void> {
     const conn = this.conns[0]!
@@ -142,7 +157,7 @@ export class ServerSource implements Source {
     if (fpw !== 'on') {
       // We can get torn pages if a page is modified while pg_read_binary_file() reads it; full
       // page images in WAL are what repairs them.
-      const name = this.serverVersionNum >= 170000 ? '"full_page_writes"' : 'full_page_writes'
+      const name = this.serverProfile.quotesSettingNames ? '"full_page_writes"' : 'full_page_writes'
       throw new RewindError('SOURCE_FULL_PAGE_WRITES_OFF', `${name} must be enabled in the source server`)
     }
   }
@@ -152,7 +167,7 @@ export class ServerSource implements Source {
       'SET statement_timeout = 0',
       'SET lock_timeout = 0',
       'SET idle_in_transaction_session_timeout = 0',
-      ...(this.serverVersionNum >= 170000 ? ['SET transaction_timeout = 0'] : []),
+      ...(this.serverProfile.hasTransactionTimeout ? ['SET transaction_timeout = 0'] : []),
       // We don't intend to do any updates: keep us honest.
       'SET default_transaction_read_only = on',
       ...(binaryRowsSupported ? [] : ["SET bytea_output = 'hex'"]),
@@ -248,7 +263,7 @@ export class ServerSource implements Source {
       const [name, size, isdir] = row as [string, string | null, boolean | null]
       if (size === null || isdir !== false) continue
       const bytes = Number(size)
-      if (!Number.isSafeInteger(bytes) || bytes < 0 || name.includes('/')) {
+      if (!Number.isSafeInteger(bytes) || bytes < 0 || name.includes('/') || !isSafeRelativePath(`pg_wal/${name}`)) {
         throw this.fail(new RewindError('SOURCE_FILE_LIST', `unexpected entry "${name}" (size ${size}) in source WAL file list`, { path: name }))
       }
       entries.push({ path: `pg_wal/${name}`, type: 'file', size: bytes })
@@ -393,6 +408,67 @@ export class ServerSource implements Source {
   }
 
   /**
+   * Digests of block ranges, one query per call on a connection of its own: calls made at once
+   * run on up to `jobs` connections (opened as for a flush), the others wait for one.
+   */
+  async blockDigests(ranges: readonly BlockDigestRange[], blockSize: number): Promise<BlockDigests> {
+    this.check()
+    if (ranges.length === 0) return { algorithm: this.digestAlgorithm, ranges: [] }
+    const values = blockDigestParameters(ranges, blockSize)
+    this.digestPool ??= this.openExtraConnections().then(() => { this.idle.push(...this.conns) })
+    await this.digestPool
+    const conn = await this.lease()
+    try {
+      this.check()
+      for (;;) {
+        const algorithm = this.digestAlgorithm
+        try {
+          return { algorithm, ranges: await this.queryDigests(conn, ranges, values, algorithm) }
+        } catch (err) {
+          if (algorithm === 'md5' && isMd5Unavailable(err) && !conn.timedOut) {
+            this.emit({ type: 'debug', message: `md5() refused by the source server (${(err as Error).message}): block digests with sha256()` })
+            this.digestAlgorithm = 'sha256'
+            continue
+          }
+          throw this.fail(sourceError('could not compute block digests on the source server', err, conn, this.timeoutMs))
+        }
+      }
+    } finally {
+      this.release(conn)
+    }
+  }
+
+  private async queryDigests(conn: SourceConnection, ranges: readonly BlockDigestRange[], values: string[],
+    algorithm: DigestAlgorithm): Promise<Array<Buffer[] | null>> {
+    const out: Array<Buffer[] | null> = []
+    const q = new StreamingQuery({
+      name: `block_digests_${algorithm}`,
+      text: blockDigestsSql(algorithm),
+      values,
+      binary: binaryRowsSupported,
+      onRow: (fields) => {
+        const want = ranges[out.length]
+        if (want === undefined) throw new RewindError('SOURCE_QUERY', 'received more block digests than requested')
+        out.push(decodeDigestRow(fields, want, algorithm))
+      },
+    })
+    await conn.stream(q)
+    if (out.length !== ranges.length) throw new RewindError('SOURCE_QUERY', 'unexpected number of block digest rows received')
+    return out
+  }
+
+  private lease(): Promise<SourceConnection> {
+    const conn = this.idle.pop()
+    return conn !== undefined ? Promise.resolve(conn) : new Promise((resolve) => this.waiting.push(resolve))
+  }
+
+  private release(conn: SourceConnection): void {
+    const next = this.waiting.shift()
+    if (next !== undefined) next(conn)
+    else this.idle.push(conn)
+  }
+
+  /**
    * A primary's WAL ends at its insert location now (on the newest of its checkpoint's and its
    * minRecoveryPoint's timelines: a just-promoted server has its new TLI only there); a
    * standby's at its minRecoveryPoint, which covers everything it has replayed and so written.
@@ -416,9 +492,9 @@ export class ServerSource implements Source {
     return { lsn, tli }
   }
 
-  /** pg_rewind -R's primary_conninfo; dbname only as pg_rewind 18 does, for an 18 source. */
+  /** pg_rewind -R's primary_conninfo; a given dbname only as pg_rewind 18 writes it, for an 18+ source. */
   recoveryConninfo(): string {
-    return formatPrimaryConninfo(this.resolved, { includeDbname: this.serverVersionNum >= 180000 })
+    return formatPrimaryConninfo(this.resolved, { includeDbname: this.serverProfile.recoveryConninfoHasDbname })
   }
 
   async close(): Promise<void> {

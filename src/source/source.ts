@@ -37,10 +37,38 @@ export interface SourceWalEnd {
   readonly tli: number
 }
 
+/** How block digests are computed: md5 where the server allows it, else sha256 (md5 disabled, FIPS). */
+export type DigestAlgorithm = 'md5' | 'sha256'
+
+/** Blocks [firstBlock, firstBlock + count) of one file, whose digests are asked for. */
+export interface BlockDigestRange {
+  readonly path: string
+  readonly firstBlock: number
+  readonly count: number
+}
+
+export interface BlockDigests {
+  readonly algorithm: DigestAlgorithm
+  /**
+   * Per range, in order: a digest per block the file holds in the range (the last one over the
+   * bytes there when the file ends inside a block), fewer when it ends sooner; null when the
+   * source has no such file.
+   */
+  readonly ranges: ReadonlyArray<readonly Buffer[] | null>
+}
+
 export interface Source {
+  /** What the source is, for messages and reports; behaviour follows the capabilities below. */
   readonly kind: 'local' | 'server'
+  /**
+   * A running server: its files and WAL change while they are copied, and what it reports is read
+   * as it is now. Otherwise a stopped directory, which must not change at all.
+   */
+  readonly running: boolean
   /** For messages: the directory, or the server as host:port. */
   readonly description: string
+  /** The data directory, when the source is a stopped one on this machine: its WAL is read in place. */
+  readonly localDataDir?: string
   /** Every file, directory and symlink of the data directory, following pg_wal and tablespaces. */
   listFiles(): Promise<FileEntry[]>
   /** The files in pg_wal now (not its subdirectories): WAL written since listFiles. */
@@ -55,6 +83,12 @@ export interface Source {
   queueFile(path: string, expectedSize: number): void
   /** Fetch everything queued, delivering it to `sink`; resolves when all of it was delivered. */
   flush(sink: ChunkSink): Promise<void>
+  /**
+   * Digests of block ranges, computed where the files are, so that only digests cross the network
+   * (src/compare). Several calls may run at once, but not alongside flush(). Optional: without
+   * it, the comparison fetches the bytes through queueRange and flush.
+   */
+  blockDigests?(ranges: readonly BlockDigestRange[], blockSize: number): Promise<BlockDigests>
   /**
    * End of the source's WAL for minRecoveryPoint: for a stopped directory its last checkpoint,
    * for a primary the insert location, for a standby its minRecoveryPoint.

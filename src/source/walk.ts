@@ -1,18 +1,12 @@
 // Lists a data directory the way pg_rewind does: regular files with sizes, directories, and
 // symlinks with their targets; a symlink is followed only where PostgreSQL puts one (pg_wal and
-// pg_tblspc/<oid>), so a stray link elsewhere is recorded but never walked into.
+// pg_tblspc/<oid>, path-policy.ts), so a stray link elsewhere is recorded but never walked into.
 
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { RewindError } from '../errors.js'
+import { isFollowedSymlink } from './path-policy.js'
 import type { FileEntry } from './source.js'
-
-/** True for the symlinks a data directory legitimately has: pg_wal and tablespace links. */
-export function isFollowedSymlink(relPath: string): boolean {
-  if (relPath === 'pg_wal') return true
-  const parts = relPath.split('/')
-  return parts.length === 2 && parts[0] === 'pg_tblspc'
-}
 
 /** Every entry under `root`, paths relative and '/'-separated, parents before children. */
 export async function listDataDirectory(root: string): Promise<FileEntry[]> {

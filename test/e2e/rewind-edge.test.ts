@@ -6,7 +6,9 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import { Kit, majorsUnderTest, PROJECT_ROOT, type Major } from '../kit/index.js'
-import { assertRewindOk, column, forkedPair, runRewind, shell, sql, startAsStandbyAndCompare } from './rewind-harness.js'
+import {
+  assertRewindOk, column, createStandby, defaultReplayFrom, forkedPair, promoteStandby, runRewind, setupPrimary, shell, sql, startAsStandbyAndCompare,
+} from './rewind-harness.js'
 import { withKit } from './scenarios.js'
 
 /** t/009_growing_files.pl: a source file that grows while it is copied fails the run, loudly. */
@@ -50,7 +52,9 @@ async function keepRecycledWalScenario(major: Major): Promise<void> {
         await sql(s, 'SELECT pg_switch_wal()')
       },
     })
-    const run = await runRewind(kit, primary, standby, 'local', [], { crash: false })
+    // pg_rewind's rule, for its algorithm: replay from the last common checkpoint needs the target's
+    // own WAL from there to the fork. Replaying from the source's checkpoint needs none of it.
+    const run = await runRewind(kit, primary, standby, 'local', ['--replay-from=last-common-checkpoint'], { crash: false })
     assertRewindOk(run)
     assert.match(run.stderr, /Not removing file ".*" because it is required for recovery/)
     await primary.setConf({ archive_command: `cp %p "${primary.archiveDir}/%f"` })
@@ -199,10 +203,48 @@ async function sourceWalRemovedScenario(major: Major): Promise<void> {
     })
     const run = await runRewind(kit, primary, standby, 'local')
     assertRewindOk(run, { sourceWalMissing: true })
+    // Without the source's WAL from the fork, its changed blocks are unknown: pg_rewind's algorithm.
+    if (defaultReplayFrom() === 'source-checkpoint') assert.match(run.stderr, new RegExp(`warning: the source no longer has its WAL from the fork \\(.*${forkSegment}\\): replaying from the last common checkpoint`))
     assert.match(run.stderr, new RegExp(`warning: the source no longer has WAL segment ${forkSegment}, which the rewound server must replay .*restore_command`))
     await primary.setConf({ restore_command: `cp "${standby.archiveDir}/%f" "%p"` })
     await startAsStandbyAndCompare(primary, standby, 'local')
     assert.deepEqual(await column(primary, 'SELECT a FROM on_source ORDER BY a'), ['1', '2'])
+  })
+}
+
+/**
+ * The target no longer has its WAL between the last common checkpoint and the fork (removed after
+ * the split, no archive): pg_rewind stops at "could not find previous WAL record". Before the fork
+ * both nodes wrote the same WAL, so those segments are read from the source, without comparing.
+ */
+async function targetPreForkWalGoneScenario(major: Major): Promise<void> {
+  await withKit(`rewind-prefork-wal-${major}`, async (kit) => {
+    const removed: string[] = []
+    // Built by hand: the pair's last common checkpoint must lie segments before the fork.
+    const primary = await setupPrimary(kit, major, { conf: { wal_keep_size: '1GB' } })
+    await sql(primary, 'CREATE TABLE before_fork (a int); INSERT INTO before_fork SELECT generate_series(1, 1000)')
+    const standby = await createStandby(kit, primary)
+    await sql(primary, 'CHECKPOINT')
+    for (let i = 0; i < 3; i++) {
+      await sql(primary, 'INSERT INTO before_fork SELECT generate_series(1, 100)')
+      await sql(primary, 'SELECT pg_switch_wal()')
+    }
+    await promoteStandby(primary, standby)
+    await sql(primary, 'UPDATE before_fork SET a = -a WHERE a % 3 = 0')
+    await sql(standby, 'UPDATE before_fork SET a = a + 1000000 WHERE a % 5 = 0')
+    await primary.stop('fast')
+    // Every segment of the target before the one it was on at the fork goes.
+    const forkSegment = (await shell(kit, `cd "${path.join(primary.dataDir, 'pg_wal')}" && ls | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1`)).trim()
+    const older = (await shell(kit, `cd "${path.join(primary.dataDir, 'pg_wal')}" && ls | grep -E '^[0-9A-F]{24}$' | sort`)).split('\n').filter((n) => n !== '' && n.slice(8) < forkSegment.slice(8))
+    for (const name of older) {
+      await shell(kit, `rm "${path.join(primary.dataDir, 'pg_wal', name)}"`)
+      removed.push(name)
+    }
+    assert.ok(removed.length >= 2, `expected WAL before the fork to remove, found ${removed.join(' ')}`)
+    const run = await runRewind(kit, primary, standby, 'local', [], { crash: false })
+    assertRewindOk(run)
+    assert.match(run.stderr, /reading WAL segment [0-9A-F]{24} from the source: the target no longer has it/)
+    await startAsStandbyAndCompare(primary, standby, 'local')
   })
 }
 
@@ -213,6 +255,7 @@ for (const major of majorsUnderTest()) {
     test('two nodes on timeline 2 from different forks', () => sameTimelineNumberScenario(major))
     test('009 growing source file', () => growingFileScenario(major))
     test('010 recycled WAL kept', () => keepRecycledWalScenario(major))
+    test('the target\'s WAL before the fork gone: read from the source', () => targetPreForkWalGoneScenario(major))
     test('relations: TRUNCATE, VACUUM FULL, unlogged, many blocks', () => relationsScenario(major))
     test('tablespaces', () => tablespacesScenario(major))
   })

@@ -48,6 +48,14 @@ export async function column(node: Node, text: string, dbname?: string): Promise
 
 export interface RewindRun extends RunResult { args: string[] }
 
+/**
+ * The replay start walrewind uses when a test does not name one: WALREWIND_REPLAY_FROM (the suite's
+ * second pass runs with pg_rewind's algorithm through it), else the default.
+ */
+export function defaultReplayFrom(): 'source-checkpoint' | 'last-common-checkpoint' {
+  return process.env['WALREWIND_REPLAY_FROM'] === 'last-common-checkpoint' ? 'last-common-checkpoint' : 'source-checkpoint'
+}
+
 /** The scenario's skeleton: primary, standby, promote; `before`/`after` write around the promotion. */
 export async function forkedPair(kit: Kit, major: Major, opts: {
   init?: InitOptions; beforeStart?: (node: Node) => Promise<void>

@@ -63,7 +63,8 @@ async function refusalsScenario(major: Major): Promise<void> {
     await noHints.stop()
     const twin = await kit.makeDir('nohints-twin')
     await shell(kit, `cp -a "${noHints.dataDir}/." "${twin}/"`)
-    await refusedUntouched(kit, noHints, [`--source-pgdata=${twin}`], /target server needs to use either data checksums or "wal_log_hints = on"/, 3)
+    // pg_rewind's refusal, with --compare=wal (walrewind's default compares blocks instead).
+    await refusedUntouched(kit, noHints, [`--source-pgdata=${twin}`, '--compare=wal'], /target server needs to use either data checksums or "wal_log_hints = on"/, 3)
   } finally {
     await kit.cleanup()
   }

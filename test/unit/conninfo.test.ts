@@ -8,9 +8,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import type { ConnectionOptions } from 'node:tls'
-import {
-  formatPrimaryConninfo, isConnectionUri, parseConninfo, quoteConninfoValue, resolveConnection, type ResolveOptions,
-} from '../../src/source/conninfo.js'
+import { formatPrimaryConninfo, quoteConninfoValue } from '../../src/source/conninfo-format.js'
+import { CONNINFO_KEYWORDS, isConninfoKeyword, isConnectionUri, parseConninfo } from '../../src/source/conninfo-parse.js'
+import { resolveConnection, type ResolveOptions } from '../../src/source/conninfo-resolve.js'
 import { lookupPassword, passfileHost, readPassfile } from '../../src/source/pgpass.js'
 import { isRewindError } from '../../src/errors.js'
 
@@ -119,6 +119,26 @@ describe('parseConninfo: URIs', () => {
     rejects(() => parseConninfo('postgresql://[::1'), 'end of string reached when looking for matching "]" in IPv6 host address in URI: "postgresql://[::1"')
     rejects(() => parseConninfo('postgresql://[]/db'), 'IPv6 host address may not be empty in URI: "postgresql://[]/db"')
     rejects(() => parseConninfo('postgresql://[::1]x/db'), /^unexpected character "x" at position 19 in URI/)
+  })
+})
+
+describe('the keyword list', () => {
+  it('is libpq 18\'s, with servicefile and tty kept', () => {
+    // PQconndefaults() of libpq 18.4, in order, plus servicefile (libpq 19) and tty (libpq 13).
+    const libpq18 = ['service', 'user', 'password', 'passfile', 'channel_binding', 'connect_timeout', 'dbname', 'host', 'hostaddr',
+      'port', 'client_encoding', 'options', 'application_name', 'fallback_application_name', 'keepalives', 'keepalives_idle',
+      'keepalives_interval', 'keepalives_count', 'tcp_user_timeout', 'sslmode', 'sslnegotiation', 'sslcompression', 'sslcert', 'sslkey',
+      'sslcertmode', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'sslsni', 'requirepeer', 'require_auth', 'min_protocol_version',
+      'max_protocol_version', 'ssl_min_protocol_version', 'ssl_max_protocol_version', 'gssencmode', 'krbsrvname', 'gsslib',
+      'gssdelegation', 'replication', 'target_session_attrs', 'load_balance_hosts', 'scram_client_key', 'scram_server_key',
+      'oauth_issuer', 'oauth_client_id', 'oauth_client_secret', 'oauth_scope', 'sslkeylogfile']
+    assert.deepEqual([...CONNINFO_KEYWORDS].filter((k) => k !== 'servicefile' && k !== 'tty'), libpq18)
+    assert.ok(isConninfoKeyword('target_session_attrs') && isConninfoKeyword('requiressl') && isConninfoKeyword('servicefile'))
+    assert.ok(!isConninfoKeyword('authtype') && !isConninfoKeyword('primary') && !isConninfoKeyword('Host'))
+  })
+  it('reads no environment variable for sslkeylogfile, as libpq 18', () => {
+    assert.equal(resolve('host=h', { PGSSLKEYLOGFILE: '/tmp/keys' }).endpoints.length, 1)
+    rejects(() => resolve('host=h sslkeylogfile=/tmp/keys'), /^connection option "sslkeylogfile" is not supported by walrewind/)
   })
 })
 
@@ -434,6 +454,11 @@ describe('formatPrimaryConninfo', () => {
     assert.equal(formatPrimaryConninfo(r), "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432")
     const derived = resolve('host=h user=u', {}, { homeDir: home })
     assert.equal(formatPrimaryConninfo(derived, { includeDbname: true }), "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432")
+  })
+  it('orders keywords as libpq 18\'s PQconninfoOptions', () => {
+    const r = resolve('host=h user=u ssl_min_protocol_version=TLSv1.2 min_protocol_version=3.0 sslmode=require', {}, { homeDir: home })
+    assert.equal(formatPrimaryConninfo(r),
+      "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432 sslmode=require min_protocol_version=3.0 ssl_min_protocol_version=TLSv1.2")
   })
   it('keeps a host list whole, as PQconninfo does', () => {
     const r = resolve('host=h1,h2 port=5433,5434 user=u target_session_attrs=read-write', {}, { homeDir: home })

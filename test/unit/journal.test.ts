@@ -141,7 +141,7 @@ describe('preflight', () => {
 /** A source with nothing to fetch: finish reads its pg_control and WAL end only. */
 function quietSource(controlBytes: Buffer, end: SourceWalEnd): Source {
   return {
-    kind: 'local', description: '/source',
+    kind: 'local', running: false, description: '/source',
     listFiles: async (): Promise<FileEntry[]> => [],
     listWalFiles: async (): Promise<FileEntry[]> => [],
     readFile: async () => controlBytes,
@@ -174,7 +174,7 @@ describe('finish', () => {
       await addInterruptedMarker(target)
       assert.match(fs.readFileSync(path.join(dir, 'postgresql.auto.conf'), 'utf8'), /^walrewind_rewind_interrupted = /m)
       const end = { lsn: 0x5000028n, tli: 2 }
-      await finishRewind({ source: quietSource(control15, end), target, journal, segSize: 16 * 1024 * 1024, sync: true, syncMethod: 'fsync', primaryConninfo: null, emit: () => {} })
+      await finishRewind({ source: quietSource(control15, end), target, journal, segSize: 16 * 1024 * 1024, sync: true, syncMethod: 'fsync', primaryConninfo: null, sourceHistory: [{ tli: 1, begin: 0n, end: null }], emit: () => {} })
 
       const points = fs.readFileSync(trace, 'utf8').trim().split('\n').filter((p, i, all) => p !== 'sync-file' || all[i - 1] !== 'sync-file')
       assert.deepEqual(points, ['backup-label-written', 'marker-removed', 'sync-file', 'control-tmp-written', 'journal-removed', 'control-renamed'])
@@ -201,7 +201,7 @@ describe('finish', () => {
     try {
       const target = new TargetDir(dir, { dirMode: 0o700, fileMode: 0o600 })
       await assert.rejects(finishRewind({ source: quietSource(control18, { lsn: 1n, tli: 1 }), target, journal: journalOf(planOf([])), segSize: 16 * 1024 * 1024,
-        sync: false, syncMethod: 'fsync', primaryConninfo: null, emit: () => {} }), (err: unknown) => err instanceof RewindError && err.code === 'SOURCE_CHANGED')
+        sync: false, syncMethod: 'fsync', primaryConninfo: null, sourceHistory: [{ tli: 1, begin: 0n, end: null }], emit: () => {} }), (err: unknown) => err instanceof RewindError && err.code === 'SOURCE_CHANGED')
       assert.deepEqual(fs.readdirSync(dir), [])
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { RewindError } from '../../src/errors.js'
 import { crc32c } from '../../src/pg/crc32c.js'
-import { scanWalWindow, walScanMethod } from '../../src/pg/native.js'
+import { scanLayout, scanWalWindow, walScanMethod } from '../../src/pg/native.js'
 import { PG13, PG14, PG15, PG18, type VersionProfile } from '../../src/pg/versions.js'
 import { DecodedRecord, decodeRecord, recordCrcMatches } from '../../src/pg/wal/record.js'
-import { WindowScan } from '../../src/pg/wal/window-scan.js'
+import { layoutDifferences, SCAN_LAYOUT, WindowScan } from '../../src/pg/wal/window-scan.js'
 
 const B = 8192
 
@@ -159,7 +159,7 @@ function randomBody(rand: (n: number) => number, profile: VersionProfile): Buffe
     id += 1 + rand(3)
     if (rand(40) === 0) id = rand(40) // out of order, or past XLR_MAX_BLOCK_ID
     let forkFlags = rand(4)
-    let dataLength = rand(3) === 0 ? 0 : 1 + rand(200)
+    const dataLength = rand(3) === 0 ? 0 : 1 + rand(200)
     if (dataLength > 0) forkFlags |= 0x20
     if (rand(40) === 0) forkFlags ^= 0x20 // BKPBLOCK_HAS_DATA and the length disagree
     if (rand(5) === 0) forkFlags |= 0x40
@@ -196,11 +196,18 @@ function randomBody(rand: (n: number) => number, profile: VersionProfile): Buffe
   return b
 }
 
-const NO_OWNER = { gen: 0 }
-
 describe('native window scan', () => {
   it('is built here (npm install compiles it; without it WAL is read at half speed)', () => {
     assert.ok(scanWalWindow !== null, `native/ was not built: ${walScanMethod}`)
+  })
+
+  it('reads the rows by the layout the addon exports, and names every difference', () => {
+    assert.ok(scanLayout !== null, `native/ was not built: ${walScanMethod}`)
+    assert.deepEqual(layoutDifferences(scanLayout), [])
+    assert.deepEqual(layoutDifferences({ ...SCAN_LAYOUT, REC_STRIDE: 9 }), ['REC_STRIDE: 9 in the addon, 8 in window-scan.ts'])
+    const { BLK_STRIDE: _, ...withoutStride } = SCAN_LAYOUT
+    assert.deepEqual(layoutDifferences({ ...withoutStride, BLK_EXTRA: 11 }),
+      ['BLK_STRIDE: missing in the addon, 11 in window-scan.ts', 'BLK_EXTRA: 11 in the addon, missing in window-scan.ts'])
   })
 
   it('gives every record of a window its CRC verdict, on one page or across pages, thousands per window', () => {
@@ -209,6 +216,7 @@ describe('native window scan', () => {
       const records: Buffer[] = []
       for (let i = 0; i < count; i++) records.push(record(Buffer.alloc(rand(maxLen), rand(256))))
       const { buf, starts } = layOut(records, size)
+      const window = { gen: 0, buf, len: buf.length }
       // Damage some records after their CRC was set.
       const damaged = new Set<number>()
       for (let i = 0; i < starts.length; i += 1 + rand(20)) {
@@ -229,7 +237,7 @@ describe('native window scan', () => {
       const scan = new WindowScan(PG15, 8192)
       let verdicts = 0
       for (let i = 0; i < starts.length; i++) {
-        const row = scan.find(NO_OWNER, buf, buf.length, starts[i]!)
+        const row = scan.find(window, starts[i]!)
         if (unflagged.has(i)) {
           assert.equal(row, -1, `record ${i} at ${starts[i]} goes on to a page that does not continue it`)
           continue
@@ -260,7 +268,7 @@ describe('native window scan', () => {
         } catch (err) {
           assert.ok(err instanceof RewindError && err.code === 'WAL_INVALID', String(err))
         }
-        const row = scan.find({ gen: i }, buf, buf.length, starts[0]!)
+        const row = scan.find({ gen: i, buf, len: buf.length }, starts[0]!)
         assert.equal(row, 0)
         assert.equal(scan.crcOk(row), true)
         assert.equal(scan.decoded(row), js !== null, `record ${i}: ${js === null ? 'refused by JavaScript' : 'accepted by JavaScript'} ${rec.toString('hex')}`)
@@ -283,14 +291,15 @@ describe('native window scan', () => {
   it('leaves a record it cannot reach to the caller, and keeps the records after it', () => {
     const a = record(Buffer.alloc(100, 1))
     const { buf, starts } = layOut([a, a, a], 2 * B)
+    const window = { gen: 0, buf, len: buf.length }
     const scan = new WindowScan(PG15, 8192)
     // Not a record start the walk can reach: a header that runs past its page.
-    assert.equal(scan.find(NO_OWNER, buf, buf.length, B - 16), -1)
-    assert.equal(scan.find(NO_OWNER, buf, buf.length, starts[1]!), 0)
-    assert.equal(scan.find(NO_OWNER, buf, buf.length, starts[1]!), 0, 'asked twice')
-    assert.equal(scan.find(NO_OWNER, buf, buf.length, starts[2]!), 1)
+    assert.equal(scan.find(window, B - 16), -1)
+    assert.equal(scan.find(window, starts[1]!), 0)
+    assert.equal(scan.find(window, starts[1]!), 0, 'asked twice')
+    assert.equal(scan.find(window, starts[2]!), 1)
     // A window refilled (new generation) is scanned again.
-    assert.equal(scan.find({ gen: 1 }, buf, buf.length, starts[2]!), 0)
+    assert.equal(scan.find({ ...window, gen: 1 }, starts[2]!), 0)
     assert.throws(() => scanWalWindow!(buf, 10, 0, new Int32Array(2), new Int32Array(8), new Int32Array(11)), TypeError)
   })
 })

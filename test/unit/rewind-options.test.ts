@@ -108,7 +108,7 @@ describe('getopt_long grammar', () => {
       targetPgdata: '/t', source: { kind: 'local', pgdata: '/s' },
       dryRun: false, noSync: false, progress: false, debug: false, restoreTargetWal: false,
       ensureShutdown: true, writeRecoveryConf: false, configFile: null, syncMethod: 'fsync',
-      json: false, jobs: null, timeoutSeconds: null, postgresBindir: null, copyConfigFiles: true, requireSourceWal: false,
+      json: false, jobs: null, timeoutSeconds: null, postgresBindir: null, copyConfigFiles: true, requireSourceWal: false, replayFrom: null, compare: 'wal',
     })
   })
 
@@ -123,7 +123,7 @@ describe('getopt_long grammar', () => {
       dryRun: true, noSync: true, progress: true, debug: true, restoreTargetWal: true,
       ensureShutdown: false, writeRecoveryConf: true, configFile: '/c.conf',
       syncMethod: process.platform === 'linux' ? 'syncfs' : 'fsync',
-      json: true, jobs: 8, timeoutSeconds: 30, postgresBindir: '/usr/lib/postgresql/17/bin', copyConfigFiles: true, requireSourceWal: false,
+      json: true, jobs: 8, timeoutSeconds: 30, postgresBindir: '/usr/lib/postgresql/17/bin', copyConfigFiles: true, requireSourceWal: false, replayFrom: null, compare: 'wal',
     })
   })
 
@@ -215,6 +215,16 @@ describe('option values', () => {
     assert.equal(stderrOf(['--sync-method=syncfs'], { platform: 'darwin' }),
       'pg_rewind: error: this build does not support sync method "syncfs"\n')
     assert.equal(parseRewindArgs([...GOOD, '--sync-method=syncfs'], 'pg_rewind', { platform: 'linux' }).kind, 'run')
+  })
+
+  test('--replay-from takes source-checkpoint or last-common-checkpoint, under either name', () => {
+    for (const prog of ['walrewind', 'pg_rewind'] as const) {
+      const parsed = parseRewindArgs(['-D', '/t', '--source-pgdata=/s', '--replay-from=last-common-checkpoint'], prog)
+      assert.equal(parsed.kind === 'run' && parsed.options.replayFrom, 'last-common-checkpoint')
+    }
+    const bad = parseRewindArgs(['-D', '/t', '--source-pgdata=/s', '--replay-from=fork'], 'walrewind')
+    assert.equal(bad.kind, 'error')
+    assert.match(bad.kind === 'error' ? bad.message : '', /invalid value "fork" for option --replay-from/)
   })
 
   test('--jobs follows option_parse_int', () => {

@@ -10,7 +10,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, describe, it } from 'node:test'
 import { isRewindError } from '../../src/errors.js'
-import { parseConninfo, resolveConnection } from '../../src/source/conninfo.js'
+import { parseConninfo } from '../../src/source/conninfo-parse.js'
+import { resolveConnection } from '../../src/source/conninfo-resolve.js'
 import { connectFirst } from '../../src/source/server-session.js'
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'walrewind-auth-'))

@@ -7,11 +7,12 @@ import path from 'node:path'
 import { isRewindError, RewindError, exitStatusOf } from '../../errors.js'
 import { dbStateName, decodeControlFile, walLevelName, type ControlFile } from '../../pg/control.js'
 import { formatLsn, segmentFileName, segmentOf } from '../../pg/lsn.js'
+import { SUPPORTED_RANGE } from '../../pg/versions.js'
 import type { CliIo } from '../io.js'
 
 const USAGE = `Usage: walrewind controldata [--json] DATADIR
 
-Shows the control information of a PostgreSQL 13-18 data directory (global/pg_control) with the
+Shows the control information of a PostgreSQL ${SUPPORTED_RANGE} data directory (global/pg_control) with the
 labels pg_controldata uses. DATADIR defaults to $PGDATA.
 
 Options:

@@ -9,23 +9,25 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fs from 'node:fs'
+import { isSupportedMajor, NEWEST_MAJOR, OLDEST_MAJOR, SUPPORTED_RANGE, type Major } from '../../pg/versions.js'
 import type { CliIo } from '../io.js'
 
-const USAGE = `Usage: walrewind demo [--major=13..18] [--primary=node1..node4] [--keep] [--pg-bindir=DIR] [--os-user=NAME]
+const MAJORS = `${OLDEST_MAJOR}..${NEWEST_MAJOR}`
+const USAGE = `Usage: walrewind demo [--major=${MAJORS}] [--primary=node1..node4] [--keep] [--pg-bindir=DIR] [--os-user=NAME]
 
 Builds a 4-node PostgreSQL family with forked timelines (promotions of a standby, of another
 standby and of a cascading standby), writes on every node, shows the timeline graph, makes one node
 the primary again and rewinds the three others against it (over a normal connection, with -R), then
 checks that all of them follow it with the same data. Takes about a minute.
 
-It needs PostgreSQL's server programs (initdb, pg_ctl, postgres): the embedded PostgreSQL 13-18
+It needs PostgreSQL's server programs (initdb, pg_ctl, postgres): the embedded PostgreSQL ${SUPPORTED_RANGE}
 packages of a checkout of walrewind (npm install), else the host's PostgreSQL (pg_config --bindir,
 the PATH, /usr/lib/postgresql/NN/bin, /usr/pgsql-NN/bin), else name them with --pg-bindir.
 PostgreSQL does not run as root: as root the demo runs the servers as the user who ran sudo, or as
 --os-user, or as a system user named walrewind if there is one; it never creates a user.
 
 Options:
-  --major=N        PostgreSQL major version (default: 18 if found, else the newest found)
+  --major=N        PostgreSQL major version (default: the newest found)
   --primary=NODE   the node that becomes the primary (default: node3)
   --keep           keep the clusters (stopped) and print where they are
   --pg-bindir=DIR  the directory of initdb, pg_ctl and postgres to use
@@ -51,7 +53,7 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
     else if (a.startsWith('--os-user=') && a.length > 10) osUser = a.slice(10)
     else { io.stderr.write(`walrewind demo: unknown argument "${a}"\n${USAGE}`); return 2 }
   }
-  if (major !== null && ![13, 14, 15, 16, 17, 18].includes(major)) { io.stderr.write(`walrewind demo: --major must be 13 to 18\n`); return 2 }
+  if (major !== null && !isSupportedMajor(major)) { io.stderr.write(`walrewind demo: --major must be ${OLDEST_MAJOR} to ${NEWEST_MAJOR}\n`); return 2 }
   if (!/^node[1-4]$/.test(primaryName)) { io.stderr.write(`walrewind demo: --primary must be node1 to node4\n`); return 2 }
 
   const [{ DemoClusters }, { buildFamily, REWIND_ROLE }, { findDemoPostgres }, { demoUser, inaccessible }, { isSingleExecutable }] =
@@ -63,7 +65,7 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
   const packageRoot = isSingleExecutable() ? null : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..')
   const walrewind = packageRoot === null ? [process.execPath] : [process.execPath, path.join(packageRoot, 'bin', 'walrewind.js')]
 
-  const found = findDemoPostgres({ major: major as 13 | null, pgBindir, packageRoot, env: io.env })
+  const found = findDemoPostgres({ major: major as Major | null, pgBindir, packageRoot, env: io.env })
   if (!found.ok) return fail(found.message)
   const pg = found.install
   const runAs = demoUser(osUser, io.env)

@@ -49,6 +49,8 @@ export async function rewindCommand(args: string[], io: CliIo, programName: stri
       programName: prog,
       copyConfigFiles: options.copyConfigFiles,
       requireSourceWal: options.requireSourceWal,
+      replayFrom: options.replayFrom ?? replayFromEnv(io.env),
+      compare: options.compare,
       jobs: options.jobs,
       timeoutSeconds: options.timeoutSeconds,
       env: io.env,
@@ -60,4 +62,13 @@ export async function rewindCommand(args: string[], io: CliIo, programName: stri
   }
   if (options.json) io.stdout.write(JSON.stringify({ ok: true, ...result }, null, 2) + '\n')
   return 0
+}
+
+/**
+ * WALREWIND_REPLAY_FROM: for an HA manager that calls walrewind by path with its own options only.
+ * An unknown value is ignored with the default, so that a typo cannot stop a failover.
+ */
+function replayFromEnv(env: Readonly<Record<string, string | undefined>>): 'source-checkpoint' | 'last-common-checkpoint' | undefined {
+  const value = env['WALREWIND_REPLAY_FROM']
+  return value === 'source-checkpoint' || value === 'last-common-checkpoint' ? value : undefined
 }

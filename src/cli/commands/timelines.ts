@@ -9,6 +9,7 @@ import { findLastCommonCheckpointOf } from '../../rewind/pair.js'
 import { describeNode, type NodeSpec } from '../../rewind/node-state.js'
 import { rewind } from '../../rewind/rewind.js'
 import { analysePair, buildTimelineGraph, drawTimelineGraph, type NodeState } from '../../rewind/timeline-graph.js'
+import { isConninfoKeyword } from '../../source/conninfo-parse.js'
 import type { CliIo } from '../io.js'
 import { formatError } from '../render.js'
 
@@ -25,11 +26,17 @@ Options:
   --help           show this help
 `
 
-function parseNodeArg(arg: string, index: number): NodeSpec {
+/**
+ * One NODE argument: `NAME=DIR_OR_CONNSTR`, unless what comes before the first `=` is a libpq
+ * keyword: then the whole argument is a keyword=value connection string (`host=a port=5433`, and
+ * `target_session_attrs=any host=a` as much). A node without a name is named after its directory,
+ * or node<N> for a connection string.
+ */
+export function parseNodeArg(arg: string, index: number): NodeSpec {
   const eq = arg.indexOf('=')
-  // "name=spec" unless the part before '=' looks like a libpq keyword (host=..., dbname=...).
-  if (eq > 0 && /^[A-Za-z][\w.-]*$/.test(arg.slice(0, eq)) && !/^(host|hostaddr|port|user|dbname|password|sslmode|application_name|passfile|connect_timeout|options|service)$/.test(arg.slice(0, eq))) {
-    return { name: arg.slice(0, eq), spec: arg.slice(eq + 1) }
+  const label = arg.slice(0, eq)
+  if (eq > 0 && /^[A-Za-z][\w.-]*$/.test(label) && !isConninfoKeyword(label)) {
+    return { name: label, spec: arg.slice(eq + 1) }
   }
   const name = arg.includes('=') || arg.includes('://') ? `node${index + 1}` : path.basename(path.resolve(arg))
   return { name, spec: arg }

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { isRewindError, RewindError } from '../../errors.js'
 import { formatLsn, isValidSegmentSize, parseLsn, parseSegmentFileName, segmentOf, segmentStart, type Lsn } from '../../pg/lsn.js'
 import { forkName } from '../../pg/relpath.js'
-import { profileFromWalMagic, type VersionProfile } from '../../pg/versions.js'
+import { profileFromWalMagic, SUPPORTED_RANGE, type VersionProfile } from '../../pg/versions.js'
 import { decodePageHeader, XLP_LONG_HEADER } from '../../pg/wal/page.js'
 import { WalReader } from '../../pg/wal/reader.js'
 import type { BlockRef, WalRecord } from '../../pg/wal/record.js'
@@ -19,7 +19,7 @@ import { printCommandError } from './controldata.js'
 
 const USAGE = `Usage: walrewind waldump [OPTION]... [SEGMENT_FILE]
 
-Lists the WAL records of a PostgreSQL 13-18 cluster, like pg_waldump.
+Lists the WAL records of a PostgreSQL ${SUPPORTED_RANGE} cluster, like pg_waldump.
 
 Options:
   -p, --path=DIR        directory of the WAL segments (default: the SEGMENT_FILE's, else . or ./pg_wal)

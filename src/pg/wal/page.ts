@@ -61,7 +61,7 @@ export function pageHeaderSize(buf: Buffer, offset = 0): number {
 
 /** XLogPageHeaderSize from xlp_info already read (the reader has it at hand). */
 export function headerSizeForInfo(info: number): number {
-  return (info & XLP_LONG_HEADER) !== 0 ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
+  return info & XLP_LONG_HEADER ? SIZE_OF_XLOG_LONG_PHD : SIZE_OF_XLOG_SHORT_PHD
 }
 
 export type PageProblem = 'bad-magic' | 'bad-pageaddr' | 'bad-page-header'

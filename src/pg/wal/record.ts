@@ -192,6 +192,8 @@ class DecodedRecord implements WalRecord {
   }
   /** @internal */ get prevHi(): number { return this.#prevHi }
   /** @internal */ get prevLo(): number { return this.#prevLo }
+  /** @internal */ get lsnHi(): number { return this.#lsnHi }
+  /** @internal */ get lsnLo(): number { return this.#lsnLo }
   get mainData(): Buffer {
     if (this.#owner !== null && this.#owner.gen !== this.#gen) {
       throw new RewindError('INTERNAL', `the data of the WAL record at ${lsnText(this.#lsnHi, this.#lsnLo)} was released: ` +
@@ -200,22 +202,30 @@ class DecodedRecord implements WalRecord {
     return this.#buf.subarray(this.#mainOff, this.#mainOff + this.main_data_len)
   }
 
-  /** @internal the header fields of the record at `start` of `buf`, and where its main data is. */
-  setHeader(buf: Buffer, words: Uint32Array | null, start: number, lsnHi: number, lsnLo: number, mainBuf: Buffer,
-    mainOwner: BufferOwner | null, mainOff: number): void {
+  /**
+   * @internal the header fields of the record `at`, once its body is decoded (setBody): its main
+   * data is then the last main_data_len bytes of the record in at.buf, unless setMainData moves it.
+   */
+  setHeader(at: RecordBytes): void {
+    const { buf, words, start } = at
     this.xl_tot_len = word(buf, words, start + XL_TOT_LEN)
     this.xl_xid = word(buf, words, start + XL_XID)
     this.xl_info = buf[start + XL_INFO]!
     this.xl_rmid = buf[start + XL_RMID]!
     this.xl_crc = word(buf, words, start + XL_CRC)
-    this.#buf = mainBuf
-    this.#owner = mainOwner
-    this.#gen = mainOwner === null ? 0 : mainOwner.gen
-    this.#mainOff = mainOff
-    this.#lsnHi = lsnHi
-    this.#lsnLo = lsnLo
+    this.#lsnHi = at.lsnHi
+    this.#lsnLo = at.lsnLo
     this.#prevLo = word(buf, words, start + XL_PREV)
     this.#prevHi = word(buf, words, start + XL_PREV + 4)
+    this.setMainData(buf, at.owner, start + at.totLen - this.main_data_len)
+  }
+
+  /** @internal where the main data is: at `off` of `buf`, valid while `owner` (if any) keeps its generation. */
+  setMainData(buf: Buffer, owner: BufferOwner | null, off: number): void {
+    this.#buf = buf
+    this.#owner = owner
+    this.#gen = owner === null ? 0 : owner.gen
+    this.#mainOff = off
   }
 
   /** @internal what DecodeXLogRecord finds after the header; the first `nBlocks` block slots are filled. */
@@ -265,6 +275,28 @@ export interface BufferOwner {
   readonly gen: number
 }
 
+/** @internal A record's bytes as the reader has them, and its LSN as two halves. */
+export interface RecordBytes {
+  readonly buf: Buffer
+  /** A Uint32Array over the same memory as `buf`, for one load per header field (see word()), or null. */
+  readonly words: Uint32Array | null
+  /** What the bytes depend on: set when `buf` will be refilled, so that a late use of mainData fails loudly. */
+  readonly owner: BufferOwner | null
+  readonly start: number
+  readonly totLen: number
+  /** How many of the totLen bytes follow `start` in `buf`: fewer for a record in pieces on several pages. */
+  readonly available: number
+  readonly lsnHi: number
+  readonly lsnLo: number
+}
+
+/** @internal What decoding a record depends on besides its bytes. */
+export interface DecodeRules {
+  readonly profile: VersionProfile
+  /** BLCKSZ (data pages), for block image holes. */
+  readonly blockSize: number
+}
+
 /**
  * The uint32 at `i`, a multiple of 4 (record headers start MAXALIGNed): one load from `words`, a
  * Uint32Array over the same memory as `buf`, when there is one.
@@ -307,12 +339,13 @@ export function isValidRmgrId(rmid: number, profile: VersionProfile): boolean {
  * main-data header, then the check that the payloads add up to exactly the rest of the record.
  * Returns the server's message on failure.
  */
-function decodeBody(rec: DecodedRecord, buf: Buffer, start: number, totLen: number, profile: VersionProfile, blockSize: number,
-  lsnHi: number, lsnLo: number, available: number): string | null {
-  const end = start + totLen
+function decodeBody(rec: DecodedRecord, at: RecordBytes, rules: DecodeRules): string | null {
+  const { buf, start, lsnHi, lsnLo } = at
+  const { profile, blockSize } = rules
+  const end = start + at.totLen
   // Headers are read only from the `available` bytes; a record whose headers go further needs
   // gathering first (NEED_MORE), which the reader does.
-  const hdrEnd = start + available
+  const hdrEnd = start + at.available
   let p = start + SIZE_OF_XLOG_RECORD
   let datatotal = 0
   let mainLen = 0
@@ -422,30 +455,15 @@ function decodeBody(rec: DecodedRecord, buf: Buffer, start: number, totLen: numb
 }
 
 /**
- * @internal The reader's entry point: decodes the CRC-checked record of `totLen` bytes at `start`
- * of `buf`, whose header the caller has validated, into `rec`. `owner` is set when `buf` will be
- * reused, so that a late use of mainData fails loudly. Returns the server's message on failure.
+ * @internal The reader's entry point: decodes the CRC-checked record `at`, whose header the caller
+ * has validated, into `rec`. Returns the server's message on failure, or NEED_MORE when its headers
+ * go past at.available (a record in pieces: the reader gathers it and tries again). The main data
+ * is taken to be the end of at.buf's bytes: a record in pieces places it with rec.setMainData.
  */
-export function decodeRecordAt(rec: DecodedRecord, buf: Buffer, words: Uint32Array | null, owner: BufferOwner | null, start: number, totLen: number,
-  profile: VersionProfile, blockSize: number, lsnHi: number, lsnLo: number): DecodedRecord | string {
-  const bad = decodeBody(rec, buf, start, totLen, profile, blockSize, lsnHi, lsnLo, totLen)
+export function decodeRecordAt(rec: DecodedRecord, at: RecordBytes, rules: DecodeRules): DecodedRecord | string {
+  const bad = decodeBody(rec, at, rules)
   if (bad !== null) return bad
-  rec.setHeader(buf, words, start, lsnHi, lsnLo, buf, owner, start + totLen - rec.main_data_len)
-  return rec
-}
-
-/**
- * @internal Like decodeRecordAt for a record whose bytes are in pieces (the reader's view of a
- * record across pages, not gathered): the headers must be within the first `available` bytes at
- * `start` (else NEED_MORE), and `mainAt` places the main data once its length is known.
- */
-export function decodeRecordSplit(rec: DecodedRecord, buf: Buffer, words: Uint32Array | null, start: number, available: number, totLen: number,
-  profile: VersionProfile, blockSize: number, lsnHi: number, lsnLo: number,
-  mainAt: (mainLen: number) => { buf: Buffer; owner: BufferOwner | null; off: number }): DecodedRecord | string {
-  const bad = decodeBody(rec, buf, start, totLen, profile, blockSize, lsnHi, lsnLo, available)
-  if (bad !== null) return bad
-  const main = mainAt(rec.main_data_len)
-  rec.setHeader(buf, words, start, lsnHi, lsnLo, main.buf, main.owner, main.off)
+  rec.setHeader(at)
   return rec
 }
 
@@ -468,30 +486,25 @@ export function decodeRecord(bytes: Buffer, lsn: Lsn, profile: VersionProfile, e
   const rmid = bytes[XL_RMID]!
   if (!isValidRmgrId(rmid, profile)) throw fail(`invalid resource manager ID ${rmid} at ${lsnText(hi, lo)}`)
   if (!recordCrcMatches(bytes, 0, totLen)) throw fail(`incorrect resource manager data checksum in record at ${lsnText(hi, lo)}`)
-  const rec = decodeRecordAt(new DecodedRecord(), bytes, null, null, 0, totLen, profile, blockSize, hi, lo)
+  const at: RecordBytes = { buf: bytes, words: null, owner: null, start: 0, totLen, available: totLen, lsnHi: hi, lsnLo: lo }
+  const rec = decodeRecordAt(new DecodedRecord(), at, { profile, blockSize })
   if (typeof rec === 'string') throw fail(rec)
   const end = endLsn ?? lsn + maxAlign(BigInt(totLen))
   rec.setEnd(Number(end >> 32n), Number(end & 0xffffffffn))
   return rec
 }
 
-/** Whether the record at `start` (a multiple of 4) of the window whose words these are links back to hi/lo. */
-export function prevLinkIs(words: Uint32Array, start: number, hi: number, lo: number): boolean {
-  const i = (start + XL_PREV) >>> 2
-  return words[i] === lo && words[i + 1] === hi
-}
-
 /**
- * Header fields straight from a buffer, for the reader's checks before the record is gathered.
- * `words` (optional): a Uint32Array over the same memory, for one load per field (see word()).
+ * Header fields of the record at `start` straight from a buffer, for the reader's checks before the
+ * record is decoded. `words`: a Uint32Array over the same memory, for one load per field (see
+ * word()), or null.
  */
 export const RecordHeader = Object.freeze({
-  totLen: (buf: Buffer, start: number, words: Uint32Array | null = null): number => word(buf, words, start + XL_TOT_LEN),
+  totLen: (buf: Buffer, words: Uint32Array | null, start: number): number => word(buf, words, start + XL_TOT_LEN),
   rmid: (buf: Buffer, start: number): number => buf[start + XL_RMID]!,
-  info: (buf: Buffer, start: number): number => buf[start + XL_INFO]!,
-  prevLo: (buf: Buffer, start: number, words: Uint32Array | null = null): number => word(buf, words, start + XL_PREV),
-  prevHi: (buf: Buffer, start: number, words: Uint32Array | null = null): number => word(buf, words, start + XL_PREV + 4),
-  crc: (buf: Buffer, start: number, words: Uint32Array | null = null): number => word(buf, words, start + XL_CRC),
+  prevLo: (buf: Buffer, words: Uint32Array | null, start: number): number => word(buf, words, start + XL_PREV),
+  prevHi: (buf: Buffer, words: Uint32Array | null, start: number): number => word(buf, words, start + XL_PREV + 4),
+  crc: (buf: Buffer, words: Uint32Array | null, start: number): number => word(buf, words, start + XL_CRC),
   /** How many header bytes the record CRC covers after the body: those before xl_crc. */
   crcCoveredLength: XL_CRC,
 })

@@ -7,17 +7,49 @@
 // page and prev-link checks, and whatever the scan could not check or decode the reader does itself.
 
 import type { VersionProfile } from '../versions.js'
-import { scanWalWindow } from '../native.js'
+import { scanLayout, scanWalWindow, type ScanLayout } from '../native.js'
 import { firstRecordInPage, XLOG_BLCKSZ } from './page.js'
 import type { DecodedRecord } from './record.js'
 
-// Row layouts of native/wal-scan.h.
-const SCAN_PARAMS = 8
-const REC_START = 0, REC_FLAGS = 1, REC_BLOCKS = 2, REC_FIRST_BLOCK = 3, REC_MAIN_LEN = 4, REC_FPI_LEN = 5, REC_ORIGIN = 6
-const REC_TOPLEVEL_XID = 7, REC_STRIDE = 8
-const REC_CRC_OK = 1, REC_DECODED = 2, REC_HAS_ORIGIN = 4, REC_HAS_TOPLEVEL_XID = 8
-const BLK_ID = 0, BLK_FORK_FLAGS = 1, BLK_DATA_LEN = 2, BLK_SPC = 3, BLK_DB = 4, BLK_REL = 5, BLK_NUMBER = 6, BLK_BIMG_LEN = 7
-const BLK_HOLE_OFFSET = 8, BLK_HOLE_LEN = 9, BLK_BIMG_INFO = 10, BLK_STRIDE = 11
+/**
+ * The layouts of native/wal-scan.h this adapter reads the scan's params and rows by, under the
+ * names they have there. The addon exports its own (scanLayout): they must agree (checked below).
+ */
+export const SCAN_LAYOUT = Object.freeze({
+  SCAN_OVERWRITE_FLAG: 0, SCAN_BIMG_HAS_HOLE: 1, SCAN_BIMG_APPLY: 2, SCAN_BIMG_COMPRESSED: 3, SCAN_TOPLEVEL_XID: 4,
+  SCAN_MAX_BUILTIN_RMGR: 5, SCAN_CUSTOM_RMGRS: 6, SCAN_BLOCK_SIZE: 7, SCAN_PARAMS: 8,
+  REC_START: 0, REC_FLAGS: 1, REC_BLOCKS: 2, REC_FIRST_BLOCK: 3, REC_MAIN_LEN: 4, REC_FPI_LEN: 5, REC_ORIGIN: 6,
+  REC_TOPLEVEL_XID: 7, REC_STRIDE: 8,
+  REC_CRC_OK: 1, REC_DECODED: 2, REC_HAS_ORIGIN: 4, REC_HAS_TOPLEVEL_XID: 8,
+  BLK_ID: 0, BLK_FORK_FLAGS: 1, BLK_DATA_LEN: 2, BLK_SPC: 3, BLK_DB: 4, BLK_REL: 5, BLK_NUMBER: 6, BLK_BIMG_LEN: 7,
+  BLK_HOLE_OFFSET: 8, BLK_HOLE_LEN: 9, BLK_BIMG_INFO: 10, BLK_STRIDE: 11,
+})
+
+const {
+  SCAN_OVERWRITE_FLAG, SCAN_BIMG_HAS_HOLE, SCAN_BIMG_APPLY, SCAN_BIMG_COMPRESSED, SCAN_TOPLEVEL_XID, SCAN_MAX_BUILTIN_RMGR,
+  SCAN_CUSTOM_RMGRS, SCAN_BLOCK_SIZE, SCAN_PARAMS,
+  REC_START, REC_FLAGS, REC_BLOCKS, REC_FIRST_BLOCK, REC_MAIN_LEN, REC_FPI_LEN, REC_ORIGIN, REC_TOPLEVEL_XID, REC_STRIDE,
+  REC_CRC_OK, REC_DECODED, REC_HAS_ORIGIN, REC_HAS_TOPLEVEL_XID,
+  BLK_ID, BLK_FORK_FLAGS, BLK_DATA_LEN, BLK_SPC, BLK_DB, BLK_REL, BLK_NUMBER, BLK_BIMG_LEN, BLK_HOLE_OFFSET, BLK_HOLE_LEN,
+  BLK_BIMG_INFO, BLK_STRIDE,
+} = SCAN_LAYOUT
+
+/** Where `native` (the addon's scanLayout) differs from SCAN_LAYOUT, one line per name; empty when they agree. */
+export function layoutDifferences(native: ScanLayout): string[] {
+  const ours: ScanLayout = SCAN_LAYOUT
+  const names = new Set([...Object.keys(ours), ...Object.keys(native)])
+  return [...names].filter((name) => native[name] !== ours[name])
+    .map((name) => `${name}: ${native[name] ?? 'missing'} in the addon, ${ours[name] ?? 'missing'} in window-scan.ts`)
+}
+
+if (scanLayout !== null) {
+  const differences = layoutDifferences(scanLayout)
+  if (differences.length > 0) {
+    throw new Error(`the native addon's WAL scan layout (native/wal-scan.h) differs from src/pg/wal/window-scan.ts:\n  ` +
+      `${differences.join('\n  ')}\nupdate SCAN_LAYOUT there, and rebuild the addon (npm run build:native, node scripts/prebuild.js)`)
+  }
+}
+
 const BKPBLOCK_HAS_IMAGE = 0x10
 
 /** Records per scan (a 128 KiB window of the smallest records holds 5461; the rest is a second scan). */
@@ -27,23 +59,30 @@ const MAX_BLOCKS = 2 * MAX_RECORDS
 /** The scan's params[] (native/wal-scan.h): what differs between majors. */
 export function scanParams(profile: VersionProfile, blockSize: number): Int32Array {
   const { bimg } = profile
-  const params = Int32Array.from([profile.xlpFirstIsOverwriteContrecord, bimg.HAS_HOLE, bimg.APPLY,
-    bimg.COMPRESS_PGLZ | bimg.COMPRESS_LZ4 | bimg.COMPRESS_ZSTD, profile.hasToplevelXidBlock ? 1 : 0, profile.maxBuiltinRmgrId,
-    profile.customRmgrs ? 1 : 0, blockSize])
-  if (params.length !== SCAN_PARAMS) throw new Error('scan params out of step with native/wal-scan.h')
+  const params = new Int32Array(SCAN_PARAMS)
+  params[SCAN_OVERWRITE_FLAG] = profile.xlpFirstIsOverwriteContrecord
+  params[SCAN_BIMG_HAS_HOLE] = bimg.HAS_HOLE
+  params[SCAN_BIMG_APPLY] = bimg.APPLY
+  params[SCAN_BIMG_COMPRESSED] = bimg.COMPRESS_PGLZ | bimg.COMPRESS_LZ4 | bimg.COMPRESS_ZSTD
+  params[SCAN_TOPLEVEL_XID] = profile.hasToplevelXidBlock ? 1 : 0
+  params[SCAN_MAX_BUILTIN_RMGR] = profile.maxBuiltinRmgrId
+  params[SCAN_CUSTOM_RMGRS] = profile.customRmgrs ? 1 : 0
+  params[SCAN_BLOCK_SIZE] = blockSize
   return params
 }
 
-/** A window buffer whose generation changes when it is refilled (the reader's Slot). */
-export interface WindowOwner {
+/** `len` bytes of a segment in `buf`, whose generation changes when it is refilled (the reader's Window). */
+export interface ScanWindow {
   readonly gen: number
+  readonly buf: Buffer
+  readonly len: number
 }
 
 export class WindowScan {
   /** Whether scans are possible (the native addon is there). */
   static readonly available = scanWalWindow !== null
 
-  private owner: WindowOwner | null = null
+  private window: ScanWindow | null = null
   private gen = 0
   private buf: Buffer | null = null
   private count = 0
@@ -57,17 +96,18 @@ export class WindowScan {
   }
 
   /**
-   * The row of the record at `start` of the window (`len` bytes of `buf`, owned by `owner`),
-   * scanning the window from there unless the last scan has it next (or just gave it); -1 if the
-   * scan cannot reach a record there (the caller then checks it alone).
+   * The row of the record at `start` of `window`, scanning the window from there unless the last
+   * scan has it next (or just gave it); -1 if the scan cannot reach a record there (the caller
+   * then checks it alone).
    */
-  find(owner: WindowOwner, buf: Buffer, len: number, start: number): number {
+  find(window: ScanWindow, start: number): number {
     const i = this.next
-    if (i < this.count && this.recs[i * REC_STRIDE + REC_START] === start && this.owner === owner && this.gen === owner.gen && this.buf === buf) {
+    if (i < this.count && this.recs[i * REC_STRIDE + REC_START] === start && this.window === window && this.gen === window.gen &&
+      this.buf === window.buf) {
       this.next = i + 1
       return i
     }
-    return this.findAgain(owner, buf, len, start)
+    return this.findAgain(window, start)
   }
 
   /**
@@ -78,9 +118,10 @@ export class WindowScan {
    * page of `start` and ends with that page, so each record of a window is scanned about once,
    * whichever way the reader goes.
    */
-  private findAgain(owner: WindowOwner, buf: Buffer, len: number, start: number): number {
+  private findAgain(window: ScanWindow, start: number): number {
+    const { buf, len } = window
     const i = this.next
-    const same = this.owner === owner && this.gen === owner.gen && this.buf === buf
+    const same = this.window === window && this.gen === window.gen && this.buf === buf
     if (same && i > 0 && i <= this.count && this.recs[(i - 1) * REC_STRIDE + REC_START] === start) return i - 1
     // The record before the one just given: the next step of a walk back.
     if (same && i > 1 && i <= this.count && this.recs[(i - 2) * REC_STRIDE + REC_START] === start) {
@@ -103,8 +144,8 @@ export class WindowScan {
       if (first <= start) from = first
       until = Math.min(len, page + XLOG_BLCKSZ)
     }
-    this.owner = owner
-    this.gen = owner.gen
+    this.window = window
+    this.gen = window.gen
     this.buf = buf
     this.count = scanWalWindow!(buf, until, from, this.params, this.recs, this.blocks)
     const row = this.rowOf(start)

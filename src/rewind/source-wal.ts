@@ -1,0 +1,128 @@
+// The source's WAL as the WAL reader wants it. A source on this machine is read in place; any
+// other is fetched through the source's own fetch queue, a chunk at a time (memory stays at one
+// chunk however much WAL is read).
+
+import path from 'node:path'
+import { RewindError } from '../errors.js'
+import type { ControlFile } from '../pg/control.js'
+import { segmentFileName } from '../pg/lsn.js'
+import type { TimelineEntry } from '../pg/timeline.js'
+import { WalReader, type WalSegmentSource } from '../pg/wal/reader.js'
+import type { Source } from '../source/source.js'
+import { openDataDirWal, timelineChooser, WalDirectory } from './wal-source.js'
+
+// Reads go forward from the fork, often only a little way: a few round trips per segment, not a whole one each.
+const FETCH_CHUNK = 2 * 1024 * 1024
+
+/** A reader of the source's WAL along its timeline `history`; close it when done. */
+export function openSourceWal(source: Source, control: ControlFile, history: readonly TimelineEntry[]): { reader: WalReader; close: () => Promise<void> } {
+  if (source.localDataDir !== undefined) {
+    const { reader, dir } = openDataDirWal(source.localDataDir, control, history)
+    return { reader, close: () => dir.close() }
+  }
+  const segments = new FetchedWalSegments(source, control.xlog_seg_size, timelineChooser(history, control.xlog_seg_size))
+  const reader = new WalReader({ profile: control.profile, segSize: control.xlog_seg_size, blockSize: control.blcksz,
+    systemIdentifier: control.system_identifier, source: segments })
+  return { reader, close: () => reader.close() }
+}
+
+/** Segments fetched from a source by chunks; the last chunk fetched is kept for the reads that follow. */
+class FetchedWalSegments implements WalSegmentSource {
+  private cached: { segno: bigint; start: number; data: Buffer } | null = null
+  private readonly chunkSize: number
+
+  constructor(private readonly source: Source, private readonly segSize: number, private readonly timelineOf: (segno: bigint) => number) {
+    this.chunkSize = Math.min(segSize, FETCH_CHUNK)
+  }
+
+  segmentName(segno: bigint): string {
+    return segmentFileName(this.timelineOf(segno), segno, this.segSize)
+  }
+
+  async read(segno: bigint, offset: number, length: number): Promise<Buffer> {
+    const start = offset - (offset % this.chunkSize)
+    if (offset + length > start + this.chunkSize) return this.fetch(segno, offset, length)
+    let cached = this.cached
+    if (cached === null || cached.segno !== segno || cached.start !== start) {
+      cached = { segno, start, data: await this.fetch(segno, start, this.chunkSize) }
+      this.cached = cached
+    }
+    return cached.data.subarray(offset - start, Math.min(offset - start + length, cached.data.length))
+  }
+
+  private async fetch(segno: bigint, offset: number, length: number): Promise<Buffer> {
+    const name = this.segmentName(segno)
+    const path = `pg_wal/${name}`
+    const buf = Buffer.alloc(length)
+    let got = 0
+    let missing = false
+    this.source.queueRange(path, offset, length)
+    await this.source.flush({
+      chunk: async (_path, at, data) => {
+        data.copy(buf, at - offset)
+        got = Math.max(got, at - offset + data.length)
+      },
+      missing: async () => {
+        missing = true
+      },
+    })
+    if (missing) {
+      throw new RewindError('WAL_MISSING', `could not open file "${path}" of source ${this.source.description}: No such file or directory`, { path, segment: name })
+    }
+    return buf.subarray(0, got)
+  }
+}
+
+/** The source's WAL segment files, without a reader: in place for a source on this machine, fetched otherwise. */
+export function sourceWalSegments(source: Source, segSize: number, history: readonly TimelineEntry[]): { segments: WalSegmentSource; close: () => Promise<void> } {
+  const timelineOf = timelineChooser(history, segSize)
+  if (source.localDataDir !== undefined) {
+    const dir = new WalDirectory({ dir: path.join(source.localDataDir, 'pg_wal'), segSize, timelineOf })
+    return { segments: dir, close: () => dir.close() }
+  }
+  return { segments: new FetchedWalSegments(source, segSize, timelineOf), close: async () => {} }
+}
+
+/**
+ * The target's WAL, where a segment it no longer has (removed or recycled after the fork, and not
+ * restorable) is read from the source instead: wholly before the fork, both nodes wrote the same
+ * WAL, under the same file names. Nothing is taken from the source until `forkSegment` is set.
+ */
+export class TargetWalWithSourceFallback implements WalSegmentSource {
+  /** Segments before this one may come from the source. */
+  forkSegment: bigint | null = null
+  private readonly taken = new Set<bigint>()
+
+  constructor(private readonly target: WalDirectory, private readonly fromSource: WalSegmentSource,
+    private readonly onTaken: (fileName: string) => void) {}
+
+  segmentName(segno: bigint): string {
+    return this.target.segmentName(segno)
+  }
+
+  readIntoSync(segno: bigint, offset: number, buf: Buffer, length: number): number {
+    if (this.taken.has(segno)) return -1
+    return this.target.readIntoSync(segno, offset, buf, length)
+  }
+
+  async read(segno: bigint, offset: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length)
+    const done = await this.readInto(segno, offset, buf, length)
+    return done === length ? buf : buf.subarray(0, done)
+  }
+
+  async readInto(segno: bigint, offset: number, buf: Buffer, length: number): Promise<number> {
+    if (!this.taken.has(segno)) {
+      try {
+        return await this.target.readInto(segno, offset, buf, length)
+      } catch (err) {
+        if (!(err instanceof RewindError) || err.code !== 'WAL_MISSING' || this.forkSegment === null || segno >= this.forkSegment) throw err
+        this.taken.add(segno)
+        this.onTaken(this.target.segmentName(segno))
+      }
+    }
+    const data = await this.fromSource.read(segno, offset, length)
+    data.copy(buf, 0, 0, Math.min(length, data.length))
+    return Math.min(length, data.length)
+  }
+}
