@@ -77,9 +77,17 @@ export function straceMissing(): string | null {
  * system calls, by where they wrote (-y resolves each descriptor to its path). The trace file goes
  * to `traceFile` (a directory the OS user can write) and is removed afterwards.
  */
-export async function countBytes(kit: Kit, argv: string[], traceFile: string, timeoutMs = 4 * HOUR_MS): Promise<{ code: number; stderr: string; bytes: ByteCount }> {
-  const run = await kit.run('strace', ['-f', '-y', '-qq', '-s', '0', '-e', `trace=${WRITE_SYSCALLS.join(',')}`, '-e', 'signal=none',
-    '-o', traceFile, '--', ...argv], { timeoutMs })
+export async function countBytes(
+  kit: Kit,
+  argv: string[],
+  traceFile: string,
+  timeoutMs = 4 * HOUR_MS,
+): Promise<{ code: number; stderr: string; bytes: ByteCount }> {
+  const run = await kit.run(
+    'strace',
+    ['-f', '-y', '-qq', '-s', '0', '-e', `trace=${WRITE_SYSCALLS.join(',')}`, '-e', 'signal=none', '-o', traceFile, '--', ...argv],
+    { timeoutMs },
+  )
   try {
     const bytes = await parseStrace(traceFile)
     return { code: run.code, stderr: run.stderr, bytes }

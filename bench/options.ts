@@ -2,9 +2,15 @@
 // overrides for small validation runs, and where prepared states live (--state-dir).
 
 export const SHAPE_NAMES = [
-  'after-load', 'follow-load',
-  'scale200-short', 'scale50-30s', 'scale500-short', 'many-tables', 'long-wal-before-fork',
-  'time-to-streaming-short', 'time-to-streaming-long',
+  'after-load',
+  'follow-load',
+  'scale200-short',
+  'scale50-30s',
+  'scale500-short',
+  'many-tables',
+  'long-wal-before-fork',
+  'time-to-streaming-short',
+  'time-to-streaming-long',
 ] as const
 export type ShapeName = (typeof SHAPE_NAMES)[number]
 
@@ -61,14 +67,29 @@ tools:  ${CONTENDER_IDS.join(', ')} (walrewind-lcc = walrewind --replay-from=las
 --follow-load alone is --shape=follow-load (the older command line).`
 
 const NUMERIC: Record<string, keyof Overrides> = {
-  scale: 'scale', seconds: 'seconds', 'source-seconds': 'sourceSeconds', 'source-wal-mb': 'sourceWalMb',
-  tables: 'tables', changed: 'changed', 'wal-mb': 'walMb',
+  scale: 'scale',
+  seconds: 'seconds',
+  'source-seconds': 'sourceSeconds',
+  'source-wal-mb': 'sourceWalMb',
+  tables: 'tables',
+  changed: 'changed',
+  'wal-mb': 'walMb',
 }
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
   const opts: BenchOptions = {
-    shape: 'after-load', mode: null, runs: 3, stateDir: null, reprepare: false, keep: false, bytes: true,
-    tools: null, sourceLoad: 0, out: null, prepareOnly: false, overrides: {},
+    shape: 'after-load',
+    mode: null,
+    runs: 3,
+    stateDir: null,
+    reprepare: false,
+    keep: false,
+    bytes: true,
+    tools: null,
+    sourceLoad: 0,
+    out: null,
+    prepareOnly: false,
+    overrides: {},
   }
   let shapeGiven = false
   let followLoad = false
@@ -103,23 +124,47 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         opts.mode = mode
         break
       }
-      case 'runs': opts.runs = Math.floor(positive(1)); break
-      case 'state-dir': opts.stateDir = need(); break
-      case 'reprepare': opts.reprepare = true; break
-      case 'prepare-only': opts.prepareOnly = true; break
-      case 'keep': opts.keep = true; break
-      case 'no-bytes': opts.bytes = false; break
-      case 'follow-load': followLoad = true; break
-      case 'source-load': opts.sourceLoad = positive(0); break
-      case 'out': opts.out = need(); break
+      case 'runs':
+        opts.runs = Math.floor(positive(1))
+        break
+      case 'state-dir':
+        opts.stateDir = need()
+        break
+      case 'reprepare':
+        opts.reprepare = true
+        break
+      case 'prepare-only':
+        opts.prepareOnly = true
+        break
+      case 'keep':
+        opts.keep = true
+        break
+      case 'no-bytes':
+        opts.bytes = false
+        break
+      case 'follow-load':
+        followLoad = true
+        break
+      case 'source-load':
+        opts.sourceLoad = positive(0)
+        break
+      case 'out':
+        opts.out = need()
+        break
       case 'tools': {
-        const tools = need().split(',').map((t) => t.trim()).filter(Boolean)
-        for (const t of tools) if (!(CONTENDER_IDS as readonly string[]).includes(t)) throw new Error(`--tools: unknown tool ${t}\n${USAGE}`)
+        const tools = need()
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean)
+        for (const t of tools)
+          if (!(CONTENDER_IDS as readonly string[]).includes(t)) throw new Error(`--tools: unknown tool ${t}\n${USAGE}`)
         opts.tools = tools as ContenderId[]
         break
       }
-      case 'help': throw new Error(USAGE)
-      default: throw new Error(`unknown option --${name}\n${USAGE}`)
+      case 'help':
+        throw new Error(USAGE)
+      default:
+        throw new Error(`unknown option --${name}\n${USAGE}`)
     }
   }
   if (followLoad) {

@@ -34,8 +34,11 @@ const CONTENDERS: Record<ContenderId, Contender> = {
   pg_rewind: { id: 'pg_rewind', label: 'pg_rewind 15', cmd: [path.join(PG15, 'pg_rewind')], walrewind: false, optional: false },
   walrewind: { id: 'walrewind', label: 'walrewind', cmd: [...WALREWIND, '--debug'], walrewind: true, optional: false },
   'walrewind-lcc': {
-    id: 'walrewind-lcc', label: 'walrewind --replay-from=last-common-checkpoint',
-    cmd: [...WALREWIND, '--debug', '--replay-from=last-common-checkpoint'], walrewind: true, optional: true,
+    id: 'walrewind-lcc',
+    label: 'walrewind --replay-from=last-common-checkpoint',
+    cmd: [...WALREWIND, '--debug', '--replay-from=last-common-checkpoint'],
+    walrewind: true,
+    optional: true,
   },
 }
 
@@ -62,9 +65,11 @@ async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2))
   const shape = SHAPES[opts.shape]
   const params = resolveParams(shape, opts.overrides)
-  if (shape.kind === 'streaming' && opts.mode === 'local') throw new Error(`${shape.name} rewinds from the running source: --mode=remote only`)
-  const mode = shape.kind === 'streaming' ? 'remote' : opts.mode ?? 'local'
-  if (opts.sourceLoad > 0 && mode !== 'remote') throw new Error('--source-load needs a running source (--mode=remote or a time-to-streaming shape)')
+  if (shape.kind === 'streaming' && opts.mode === 'local')
+    throw new Error(`${shape.name} rewinds from the running source: --mode=remote only`)
+  const mode = shape.kind === 'streaming' ? 'remote' : (opts.mode ?? 'local')
+  if (opts.sourceLoad > 0 && mode !== 'remote')
+    throw new Error('--source-load needs a running source (--mode=remote or a time-to-streaming shape)')
   const kit = await Kit.create(`bench-${opts.shape}`)
   try {
     const store = new StateStore(opts.stateDir ? path.resolve(opts.stateDir) : path.join(kit.baseDir, 'prepared'))
@@ -78,7 +83,13 @@ async function main(): Promise<void> {
       log(`preparing ${key}: ${shape.describe(params)}`)
       const started = Date.now()
       const info = await shape.prep.run({ kit, log }, params)
-      meta = { key, shape: shape.name, params, created: new Date().toISOString(), info: { ...info, 'preparation (s)': Math.round((Date.now() - started) / 1000) } }
+      meta = {
+        key,
+        shape: shape.name,
+        params,
+        created: new Date().toISOString(),
+        info: { ...info, 'preparation (s)': Math.round((Date.now() - started) / 1000) },
+      }
       await store.save(meta, { target: kit.node('primary'), source: kit.node('standby') })
       log(`saved ${path.join(store.dir, key)}: ${mb(store.size(key), 0)} MB`)
     }
@@ -87,11 +98,25 @@ async function main(): Promise<void> {
       return
     }
     const outcomes = await runShape(kit, store, meta, shape, params, mode, opts)
-    const text = shape.kind === 'streaming' ? streamingTable(shape, params, meta, outcomes, opts) : rewindTable(shape, params, mode, meta, outcomes, opts)
+    const text =
+      shape.kind === 'streaming'
+        ? streamingTable(shape, params, meta, outcomes, opts)
+        : rewindTable(shape, params, mode, meta, outcomes, opts)
     console.log(`\n${text}`)
     if (opts.out) {
-      fs.appendFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), shape: shape.name, mode, params, runs: opts.runs,
-        sourceLoad: opts.sourceLoad, state: meta, outcomes: outcomes.map((o) => ({ ...o, contender: o.contender.label })) })}\n`)
+      fs.appendFileSync(
+        opts.out,
+        `${JSON.stringify({
+          date: new Date().toISOString(),
+          shape: shape.name,
+          mode,
+          params,
+          runs: opts.runs,
+          sourceLoad: opts.sourceLoad,
+          state: meta,
+          outcomes: outcomes.map((o) => ({ ...o, contender: o.contender.label })),
+        })}\n`,
+      )
     }
   } finally {
     if (opts.keep) {
@@ -102,13 +127,19 @@ async function main(): Promise<void> {
   }
 }
 
-async function runShape(kit: Kit, store: StateStore, meta: StateMeta, shape: Shape, params: Params, mode: 'local' | 'remote',
-  opts: BenchOptions): Promise<Outcome[]> {
+async function runShape(
+  kit: Kit,
+  store: StateStore,
+  meta: StateMeta,
+  shape: Shape,
+  _params: Params,
+  mode: 'local' | 'remote',
+  opts: BenchOptions,
+): Promise<Outcome[]> {
   const target = kit.node('primary')
   const source = kit.node('standby')
-  const sourceArgs = mode === 'local'
-    ? [`--source-pgdata=${source.dataDir}`]
-    : [`--source-server=${source.connectionString({ user: REWIND_ROLE })}`, '-R']
+  const sourceArgs =
+    mode === 'local' ? [`--source-pgdata=${source.dataDir}`] : [`--source-server=${source.connectionString({ user: REWIND_ROLE })}`, '-R']
   // The rewound node of time-to-streaming recovers with fsync on, as in production.
   const targetSettings: Settings = shape.kind === 'streaming' ? { fsync: true } : {}
   const argvOf = (c: Contender) => [...c.cmd, `--target-pgdata=${target.dataDir}`, ...sourceArgs]
@@ -130,14 +161,24 @@ async function runShape(kit: Kit, store: StateStore, meta: StateMeta, shape: Sha
     sourceInPlace = true
   }
 
-  const outcomes: Outcome[] = (opts.tools ?? shape.defaultTools).map((id) => ({ contender: CONTENDERS[id], unavailable: null, runs: [], bytes: null }))
+  const outcomes: Outcome[] = (opts.tools ?? shape.defaultTools).map((id) => ({
+    contender: CONTENDERS[id],
+    unavailable: null,
+    runs: [],
+    bytes: null,
+  }))
   const unavailableIf = (o: Outcome, code: number, stderr: string): boolean => {
     if (code === 0) {
-      if (/no rewind required/.test(stderr)) throw new Error(`${o.contender.label} answered "no rewind required": the prepared state is not what it should be\n${stderr}`)
+      if (/no rewind required/.test(stderr))
+        throw new Error(`${o.contender.label} answered "no rewind required": the prepared state is not what it should be\n${stderr}`)
       return false
     }
     if (o.contender.optional && /replay-from|unrecognized option|invalid option/i.test(stderr)) {
-      o.unavailable = stderr.split('\n').find((l) => /replay-from|option/i.test(l))?.trim() ?? `exit ${code}`
+      o.unavailable =
+        stderr
+          .split('\n')
+          .find((l) => /replay-from|option/i.test(l))
+          ?.trim() ?? `exit ${code}`
       log(`${o.contender.label}: unavailable (${o.unavailable})`)
       return true
     }
@@ -156,12 +197,24 @@ async function runShape(kit: Kit, store: StateStore, meta: StateMeta, shape: Sha
         if (unavailableIf(o, r.code, r.stderr)) continue
         const s = r as StreamingRun
         const { stderr, ...streaming } = s
-        o.runs.push({ wallSeconds: s.wallSeconds, maxRssMb: s.maxRssMb, stages: o.contender.walrewind ? stageTimings(stderr) : null, streaming: { ...streaming, stderr: '' } })
-        log(`  rewind ${secs(s.rewindSeconds)} s, consistent at ${secs(s.consistentSeconds)} s (${mb(s.replayedToConsistent)} MB of WAL replayed), streaming at ${secs(s.streamingSeconds)} s`)
+        o.runs.push({
+          wallSeconds: s.wallSeconds,
+          maxRssMb: s.maxRssMb,
+          stages: o.contender.walrewind ? stageTimings(stderr) : null,
+          streaming: { ...streaming, stderr: '' },
+        })
+        log(
+          `  rewind ${secs(s.rewindSeconds)} s, consistent at ${secs(s.consistentSeconds)} s (${mb(s.replayedToConsistent)} MB of WAL replayed), streaming at ${secs(s.streamingSeconds)} s`,
+        )
       } else {
         const r = await timedRun(kit, argvOf(o.contender))
         if (unavailableIf(o, r.code, r.stderr)) continue
-        o.runs.push({ wallSeconds: r.wallSeconds, maxRssMb: r.maxRssMb, stages: o.contender.walrewind ? stageTimings(r.stderr) : null, streaming: null })
+        o.runs.push({
+          wallSeconds: r.wallSeconds,
+          maxRssMb: r.maxRssMb,
+          stages: o.contender.walrewind ? stageTimings(r.stderr) : null,
+          streaming: null,
+        })
         log(`  ${secs(r.wallSeconds)} s, ${r.maxRssMb.toFixed(0)} MB peak RSS`)
       }
     }
@@ -189,10 +242,14 @@ async function runShape(kit: Kit, store: StateStore, meta: StateMeta, shape: Sha
 // Markdown
 
 function heading(shape: Shape, params: Params, mode: string, meta: StateMeta, opts: BenchOptions): string {
-  const info = Object.entries(meta.info).map(([k, v]) => `${k}: ${v}`).join('; ')
-  return `### ${shape.name}, ${mode} source${opts.sourceLoad ? ` (+${opts.sourceLoad} s of pgbench on it before each rewind)` : ''}\n\n` +
+  const info = Object.entries(meta.info)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('; ')
+  return (
+    `### ${shape.name}, ${mode} source${opts.sourceLoad ? ` (+${opts.sourceLoad} s of pgbench on it before each rewind)` : ''}\n\n` +
     `${shape.describe(params)}. State: ${info}.\n` +
     `PostgreSQL 15, ${opts.runs} run(s) per tool, tools alternating, state put back before each run; fsync on; walrewind with --debug.\n`
+  )
 }
 
 function bytesCells(o: Outcome, opts: BenchOptions): string[] {
@@ -201,37 +258,58 @@ function bytesCells(o: Outcome, opts: BenchOptions): string[] {
 }
 
 function rewindTable(shape: Shape, params: Params, mode: string, meta: StateMeta, outcomes: Outcome[], opts: BenchOptions): string {
-  const lines = [heading(shape, params, mode, meta, opts),
+  const lines = [
+    heading(shape, params, mode, meta, opts),
     '| tool | wall time, median (s) | every run (s) | peak RSS, median (MB) | bytes written to files (MB) | of which into pg_wal (MB) | write calls |',
-    '|---|---:|---|---:|---:|---:|---:|']
+    '|---|---:|---|---:|---:|---:|---:|',
+  ]
   for (const o of outcomes) {
     if (o.unavailable) {
       lines.push(`| ${o.contender.label} | unavailable: ${o.unavailable.replace(/\|/g, '\\|')} | | | | | |`)
       continue
     }
     const wall = o.runs.map((r) => r.wallSeconds)
-    lines.push(`| ${o.contender.label} | ${secs(median(wall))} | ${wall.map(secs).join(', ')} | ${median(o.runs.map((r) => r.maxRssMb)).toFixed(0)} | ${bytesCells(o, opts).join(' | ')} |`)
+    lines.push(
+      `| ${o.contender.label} | ${secs(median(wall))} | ${wall.map(secs).join(', ')} | ${median(o.runs.map((r) => r.maxRssMb)).toFixed(0)} | ${bytesCells(o, opts).join(' | ')} |`,
+    )
   }
   return `${lines.join('\n')}\n${stageTable(outcomes)}`
 }
 
 function streamingTable(shape: Shape, params: Params, meta: StateMeta, outcomes: Outcome[], opts: BenchOptions): string {
-  const lines = [heading(shape, params, 'remote', meta, opts),
-    'Seconds from the start of the rewind; WAL replayed from the backup_label\'s START WAL LOCATION. Medians, every run in brackets.' +
-    (opts.sourceLoad ? '' : ' The source restarts from its saved clean shutdown before each run, so its latest checkpoint is at the end of its WAL' +
-      ' (the best case for replaying from the source\'s checkpoint); --source-load=SECONDS writes after it first.') + '\n',
+  const lines = [
+    heading(shape, params, 'remote', meta, opts),
+    "Seconds from the start of the rewind; WAL replayed from the backup_label's START WAL LOCATION. Medians, every run in brackets." +
+      (opts.sourceLoad
+        ? ''
+        : ' The source restarts from its saved clean shutdown before each run, so its latest checkpoint is at the end of its WAL' +
+          " (the best case for replaying from the source's checkpoint); --source-load=SECONDS writes after it first.") +
+      '\n',
     '| tool | rewind (s) | consistent (s) | streaming (s) | WAL replayed to consistency (MB) | to streaming (MB) | bytes written to files (MB) | of which into pg_wal (MB) | write calls | peak RSS (MB) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
   for (const o of outcomes) {
     if (o.unavailable) {
       lines.push(`| ${o.contender.label} | unavailable: ${o.unavailable.replace(/\|/g, '\\|')} | | | | | | | | |`)
       continue
     }
     const s = o.runs.map((r) => r.streaming!)
-    const cell = (values: number[], fmt: (n: number) => string) => `${fmt(median(values))}${values.length > 1 ? ` (${values.map(fmt).join(', ')})` : ''}`
-    lines.push(`| ${o.contender.label} | ${cell(s.map((r) => r.rewindSeconds), secs)} | ${cell(s.map((r) => r.consistentSeconds), secs)} | ` +
-      `${cell(s.map((r) => r.streamingSeconds), secs)} | ${mb(median(s.map((r) => r.replayedToConsistent)))} | ${mb(median(s.map((r) => r.replayedToStreaming)))} | ` +
-      `${bytesCells(o, opts).join(' | ')} | ${median(o.runs.map((r) => r.maxRssMb)).toFixed(0)} |`)
+    const cell = (values: number[], fmt: (n: number) => string) =>
+      `${fmt(median(values))}${values.length > 1 ? ` (${values.map(fmt).join(', ')})` : ''}`
+    lines.push(
+      `| ${o.contender.label} | ${cell(
+        s.map((r) => r.rewindSeconds),
+        secs,
+      )} | ${cell(
+        s.map((r) => r.consistentSeconds),
+        secs,
+      )} | ` +
+        `${cell(
+          s.map((r) => r.streamingSeconds),
+          secs,
+        )} | ${mb(median(s.map((r) => r.replayedToConsistent)))} | ${mb(median(s.map((r) => r.replayedToStreaming)))} | ` +
+        `${bytesCells(o, opts).join(' | ')} | ${median(o.runs.map((r) => r.maxRssMb)).toFixed(0)} |`,
+    )
   }
   return `${lines.join('\n')}\n${stageTable(outcomes)}`
 }
@@ -242,8 +320,11 @@ function stageTable(outcomes: Outcome[]): string {
   if (withStages.length === 0) return ''
   const names: string[] = []
   for (const o of withStages) for (const r of o.runs) for (const [name] of r.stages!.stages) if (!names.includes(name)) names.push(name)
-  const lines = ['', `| walrewind stage, median ms (every run) | ${withStages.map((o) => o.contender.label).join(' | ')} |`,
-    `|---|${withStages.map(() => '---:').join('|')}|`]
+  const lines = [
+    '',
+    `| walrewind stage, median ms (every run) | ${withStages.map((o) => o.contender.label).join(' | ')} |`,
+    `|---|${withStages.map(() => '---:').join('|')}|`,
+  ]
   for (const name of names) {
     const cells = withStages.map((o) => {
       const ms = o.runs.map((r) => r.stages!.stages.filter(([n]) => n === name).reduce((sum, [, v]) => sum + v, 0))
@@ -252,9 +333,22 @@ function stageTable(outcomes: Outcome[]): string {
     lines.push(`| ${name} | ${cells.join(' | ')} |`)
   }
   const count = (f: (s: StageTimings) => number | null, fmt: (n: number) => string) =>
-    withStages.map((o) => { const v = median(o.runs.map((r) => f(r.stages!) ?? NaN)); return Number.isNaN(v) ? '–' : fmt(v) })
-  lines.push(`| (WAL records scanned) | ${count((s) => s.walRecords, (n) => n.toFixed(0)).join(' | ')} |`)
-  lines.push(`| (MB fetched from the source) | ${count((s) => s.copiedBytes, (n) => mb(n)).join(' | ')} |`)
+    withStages.map((o) => {
+      const v = median(o.runs.map((r) => f(r.stages!) ?? NaN))
+      return Number.isNaN(v) ? '–' : fmt(v)
+    })
+  lines.push(
+    `| (WAL records scanned) | ${count(
+      (s) => s.walRecords,
+      (n) => n.toFixed(0),
+    ).join(' | ')} |`,
+  )
+  lines.push(
+    `| (MB fetched from the source) | ${count(
+      (s) => s.copiedBytes,
+      (n) => mb(n),
+    ).join(' | ')} |`,
+  )
   return `${lines.join('\n')}\n`
 }
 

@@ -54,8 +54,9 @@ async function newPrimary(kit: Kit, conf: Settings): Promise<Node> {
 
 /** Runs Debian's pgbench 15 against `node`; returns the tps it printed (NaN for -i). */
 export async function pgbench(kit: Kit, node: Node, args: string[]): Promise<number> {
-  const r = await kit.run(path.join(PG15, 'pgbench'), ['-h', node.host, '-p', String(node.port), '-U', 'postgres', ...args, 'postgres'],
-    { timeoutMs: 8 * HOUR_MS })
+  const r = await kit.run(path.join(PG15, 'pgbench'), ['-h', node.host, '-p', String(node.port), '-U', 'postgres', ...args, 'postgres'], {
+    timeoutMs: 8 * HOUR_MS,
+  })
   if (r.code !== 0) throw new Error(`pgbench ${args.join(' ')} on ${node.name} failed:\n${r.stderr}`)
   const tps = /tps = ([\d.]+)/.exec(r.stdout)
   return tps ? Number(tps[1]) : NaN
@@ -65,15 +66,24 @@ export async function pgbench(kit: Kit, node: Node, args: string[]): Promise<num
 async function forkLsn(node: Node): Promise<string> {
   const tli = await node.queryValue<number>('select timeline_id from pg_control_checkpoint()')
   const history = await node.queryValue<string>(`select pg_read_file('pg_wal/${tli.toString(16).toUpperCase().padStart(8, '0')}.history')`)
-  const last = history.trim().split('\n').filter((l) => /^\d/.test(l)).pop()
+  const last = history
+    .trim()
+    .split('\n')
+    .filter((l) => /^\d/.test(l))
+    .pop()
   const lsn = last?.split(/\s+/)[1]
   if (!lsn) throw new Error(`no switch point in the history of ${node.name}: ${history}`)
   return lsn
 }
 
 async function walSince(node: Node, lsn: string): Promise<number> {
-  return Number(await node.queryValue<string>(`select pg_wal_lsn_diff(case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
-    else pg_current_wal_insert_lsn() end, $1)::bigint::text`, [lsn]))
+  return Number(
+    await node.queryValue<string>(
+      `select pg_wal_lsn_diff(case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
+    else pg_current_wal_insert_lsn() end, $1)::bigint::text`,
+      [lsn],
+    ),
+  )
 }
 
 async function dbSize(node: Node): Promise<string> {
@@ -81,7 +91,12 @@ async function dbSize(node: Node): Promise<string> {
 }
 
 /** Standby made by an online base backup right after the load (the kit's pg_basebackup), caught up, promoted, checkpointed. */
-async function standbyPromoted(kit: Kit, primary: Node, log: (m: string) => void, conf: Settings = {}): Promise<{ standby: Node; fork: string }> {
+async function standbyPromoted(
+  kit: Kit,
+  primary: Node,
+  log: (m: string) => void,
+  conf: Settings = {},
+): Promise<{ standby: Node; fork: string }> {
   log('standby: online base backup of the primary')
   const standby = await kit.createStandby(primary, 'standby', { conf })
   await standby.waitForReplay(await primary.currentLsn(), HOUR_MS)
@@ -103,8 +118,9 @@ async function stopBoth(primary: Node, standby: Node): Promise<void> {
 
 /** pg_waldump --stats over [start, end) of `node`'s (stopped) WAL: records, record bytes, FPI bytes. */
 async function walStats(kit: Kit, node: Node, start: string, end: string): Promise<Info> {
-  const r = await kit.run(path.join(PG15, 'pg_waldump'), ['--stats', '-p', path.join(node.dataDir, 'pg_wal'), '-s', start, '-e', end],
-    { timeoutMs: HOUR_MS })
+  const r = await kit.run(path.join(PG15, 'pg_waldump'), ['--stats', '-p', path.join(node.dataDir, 'pg_wal'), '-s', start, '-e', end], {
+    timeoutMs: HOUR_MS,
+  })
   // Total  N  record-bytes [x%]  fpi-bytes [x%]  combined [100%]
   const total = /^Total\s+(\d+)\s+(\d+)\s+\S+\s+(\d+)\s+\S+\s+(\d+)/m.exec(r.stdout)
   if (r.code !== 0 || !total) return { 'pg_waldump --stats': `failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}` }
@@ -133,7 +149,10 @@ function fileCount(dir: string): number {
 const forkPrep: Prep = {
   name: 'fork',
   async run({ kit, log }, p) {
-    const scale = p.scale!, seconds = p.seconds!, sourceSeconds = p.sourceSeconds ?? 0, sourceWalMb = p.sourceWalMb ?? 0
+    const scale = p.scale!,
+      seconds = p.seconds!,
+      sourceSeconds = p.sourceSeconds ?? 0,
+      sourceWalMb = p.sourceWalMb ?? 0
     const long = sourceSeconds > seconds || sourceWalMb > 0
     // The source must keep all its WAL since the fork (the rewound node replays it from there).
     const sourceConf: Settings = long ? { max_wal_size: '4GB', wal_keep_size: `${Math.max(4096, 3 * sourceWalMb)}MB` } : {}
@@ -147,13 +166,13 @@ const forkPrep: Prep = {
       seconds > 0 ? pgbench(kit, primary, ['-T', String(seconds), '-c', '4']) : NaN,
       seconds > 0 ? pgbench(kit, standby, ['-T', String(seconds), '-c', '4']) : NaN,
     ])
-    const info: Info = { 'database': await dbSize(primary), fork, 'target tps': Math.round(targetTps), 'source tps': Math.round(sourceTps) }
+    const info: Info = { database: await dbSize(primary), fork, 'target tps': Math.round(targetTps), 'source tps': Math.round(sourceTps) }
     if (sourceSeconds > seconds) {
       log(`source alone: ${sourceSeconds - seconds} s more of pgbench -c 4`)
       await pgbench(kit, standby, ['-T', String(sourceSeconds - seconds), '-c', '4'])
     }
     let extra = 0
-    while (sourceWalMb > 0 && await walSince(standby, fork) < sourceWalMb * MB) {
+    while (sourceWalMb > 0 && (await walSince(standby, fork)) < sourceWalMb * MB) {
       if (++extra > 60) throw new Error(`the source wrote less than ${sourceWalMb} MB of WAL in ${sourceSeconds + extra * 30} s`)
       log(`source: ${((await walSince(standby, fork)) / MB).toFixed(0)} MB of WAL since the fork, 30 s more`)
       await pgbench(kit, standby, ['-T', '30', '-c', '4'])
@@ -188,7 +207,11 @@ function legacyPrep(follow: boolean): Prep {
       await pgbench(kit, primary, ['-T', '20', '-c', '4', '-j', '2'])
       await pgbench(kit, standby, ['-T', '5', '-c', '2'])
       await standby.query('CHECKPOINT')
-      const info: Info = { database: await dbSize(primary), fork, 'source WAL since fork (MB)': Math.round((await walSince(standby, fork)) / MB) }
+      const info: Info = {
+        database: await dbSize(primary),
+        fork,
+        'source WAL since fork (MB)': Math.round((await walSince(standby, fork)) / MB),
+      }
       await stopBoth(primary, standby)
       return info
     },
@@ -203,7 +226,8 @@ function legacyPrep(follow: boolean): Prep {
 const manyTablesPrep: Prep = {
   name: 'many-tables',
   async run({ kit, log }, p) {
-    const tables = p.tables!, changed = Math.min(p.changed!, Math.floor(p.tables! / 2))
+    const tables = p.tables!,
+      changed = Math.min(p.changed!, Math.floor(p.tables! / 2))
     const primary = await newPrimary(kit, { ...BENCH_CONF, max_locks_per_transaction: 256 })
     log(`primary: ${tables} tables with an index each`)
     const batch = 250
@@ -253,7 +277,9 @@ const manyTablesPrep: Prep = {
 const longWalPrep: Prep = {
   name: 'long-wal',
   async run({ kit, log }, p) {
-    const walMb = p.walMb!, seconds = p.seconds!, scale = p.scale!
+    const walMb = p.walMb!,
+      seconds = p.seconds!,
+      scale = p.scale!
     const primary = await newPrimary(kit, { ...BENCH_CONF, checkpoint_timeout: '1h', max_wal_size: '10GB' })
     await pgbench(kit, primary, ['-i', '-q', '-s', String(scale)])
     await primary.query('CREATE TABLE smallrec (id int, v int)')
@@ -264,7 +290,7 @@ const longWalPrep: Prep = {
     const insertsFrom = await primary.currentLsn()
     log(`primary: single-row inserts until ${walMb} MB of WAL after the checkpoint (redo ${redo}, inserts from ${insertsFrom})`)
     let rows = 0
-    while (await walSince(primary, insertsFrom) < walMb * MB) {
+    while ((await walSince(primary, insertsFrom)) < walMb * MB) {
       await primary.query('INSERT INTO smallrec SELECT g, g FROM generate_series(1, 100000) g')
       rows += 100000
     }
@@ -277,13 +303,16 @@ const longWalPrep: Prep = {
       seconds > 0 ? pgbench(kit, standby, ['-T', String(seconds), '-c', '4']) : null,
     ])
     const info: Info = {
-      database: await dbSize(primary), 'last common checkpoint redo': redo, fork, 'rows inserted': rows,
+      database: await dbSize(primary),
+      'last common checkpoint redo': redo,
+      fork,
+      'rows inserted': rows,
       'WAL from the checkpoint to the fork (MB)': Math.round(beforeFork / MB),
       'of which the inserts (MB)': Math.round(Number(parseLsn(fork) - parseLsn(insertsFrom)) / MB),
       'source WAL since fork (MB)': Math.round((await walSince(standby, fork)) / MB),
     }
     await stopBoth(primary, standby)
-    return { ...info, ...await walStats(kit, primary, redo, fork) }
+    return { ...info, ...(await walStats(kit, primary, redo, fork)) }
   },
 }
 
@@ -294,39 +323,70 @@ const REWIND_TOOLS: ContenderId[] = ['pg_rewind', 'walrewind']
 const ALL_TOOLS: ContenderId[] = ['pg_rewind', 'walrewind', 'walrewind-lcc']
 
 const forkShape = (name: ShapeName, scale: number, seconds: number): Shape => ({
-  name, kind: 'rewind', prep: forkPrep, defaults: { scale, seconds, sourceSeconds: 0, sourceWalMb: 0 }, defaultTools: REWIND_TOOLS,
-  describe: (p) => `pgbench scale ${p.scale}, standby by base backup after the load, promoted, ${p.seconds} s of pgbench -c 4 on both sides`,
+  name,
+  kind: 'rewind',
+  prep: forkPrep,
+  defaults: { scale, seconds, sourceSeconds: 0, sourceWalMb: 0 },
+  defaultTools: REWIND_TOOLS,
+  describe: (p) =>
+    `pgbench scale ${p.scale}, standby by base backup after the load, promoted, ${p.seconds} s of pgbench -c 4 on both sides`,
 })
 
 export const SHAPES: Record<ShapeName, Shape> = {
   'after-load': {
-    name: 'after-load', kind: 'rewind', prep: legacyPrep(false), defaults: { scale: 50 }, defaultTools: REWIND_TOOLS,
+    name: 'after-load',
+    kind: 'rewind',
+    prep: legacyPrep(false),
+    defaults: { scale: 50 },
+    defaultTools: REWIND_TOOLS,
     describe: (p) => `pgbench scale ${p.scale}, standby made after the load, 20 s on the old primary, 5 s on the new`,
   },
   'follow-load': {
-    name: 'follow-load', kind: 'rewind', prep: legacyPrep(true), defaults: { scale: 50 }, defaultTools: REWIND_TOOLS,
+    name: 'follow-load',
+    kind: 'rewind',
+    prep: legacyPrep(true),
+    defaults: { scale: 50 },
+    defaultTools: REWIND_TOOLS,
     describe: (p) => `pgbench scale ${p.scale}, standby followed the load, 20 s on the old primary, 5 s on the new`,
   },
   'scale200-short': forkShape('scale200-short', 200, 5),
   'scale50-30s': forkShape('scale50-30s', 50, 30),
   'scale500-short': forkShape('scale500-short', 500, 5),
   'many-tables': {
-    name: 'many-tables', kind: 'rewind', prep: manyTablesPrep, defaults: { tables: 20000, changed: 300 }, defaultTools: REWIND_TOOLS,
-    describe: (p) => `${p.tables} small tables with an index each, ${p.changed} changed and ${Math.max(1, Math.floor(p.changed! / 20))} created on each side after the fork`,
+    name: 'many-tables',
+    kind: 'rewind',
+    prep: manyTablesPrep,
+    defaults: { tables: 20000, changed: 300 },
+    defaultTools: REWIND_TOOLS,
+    describe: (p) =>
+      `${p.tables} small tables with an index each, ${p.changed} changed and ${Math.max(1, Math.floor(p.changed! / 20))} created on each side after the fork`,
   },
   'long-wal-before-fork': {
-    name: 'long-wal-before-fork', kind: 'rewind', prep: longWalPrep, defaults: { walMb: 150, seconds: 5, scale: 10 }, defaultTools: REWIND_TOOLS,
-    describe: (p) => `${p.walMb} MB of small-record WAL between the last common checkpoint and the fork (standby streaming), then ${p.seconds} s of pgbench -c 4 (scale ${p.scale}) on both sides`,
+    name: 'long-wal-before-fork',
+    kind: 'rewind',
+    prep: longWalPrep,
+    defaults: { walMb: 150, seconds: 5, scale: 10 },
+    defaultTools: REWIND_TOOLS,
+    describe: (p) =>
+      `${p.walMb} MB of small-record WAL between the last common checkpoint and the fork (standby streaming), then ${p.seconds} s of pgbench -c 4 (scale ${p.scale}) on both sides`,
   },
   'time-to-streaming-short': {
-    name: 'time-to-streaming-short', kind: 'streaming', prep: forkPrep, defaults: { scale: 200, seconds: 5, sourceSeconds: 0, sourceWalMb: 0 },
+    name: 'time-to-streaming-short',
+    kind: 'streaming',
+    prep: forkPrep,
+    defaults: { scale: 200, seconds: 5, sourceSeconds: 0, sourceWalMb: 0 },
     defaultTools: ALL_TOOLS,
-    describe: (p) => `pgbench scale ${p.scale}, standby by base backup after the load, promoted, ${p.seconds} s of pgbench -c 4 on both sides (the same prepared state as scale200-short with these parameters)`,
+    describe: (p) =>
+      `pgbench scale ${p.scale}, standby by base backup after the load, promoted, ${p.seconds} s of pgbench -c 4 on both sides (the same prepared state as scale200-short with these parameters)`,
   },
   'time-to-streaming-long': {
-    name: 'time-to-streaming-long', kind: 'streaming', prep: forkPrep, defaults: { scale: 200, seconds: 5, sourceSeconds: 300, sourceWalMb: 2048 },
+    name: 'time-to-streaming-long',
+    kind: 'streaming',
+    prep: forkPrep,
+    defaults: { scale: 200, seconds: 5, sourceSeconds: 300, sourceWalMb: 2048 },
     defaultTools: ALL_TOOLS,
-    describe: (p) => `pgbench scale ${p.scale}, ${p.seconds} s on both sides after the fork, then the source alone until ${p.sourceSeconds} s and ${p.sourceWalMb} MB of WAL since the fork`,
+    describe: (p) =>
+      `pgbench scale ${p.scale}, ${p.seconds} s on both sides after the fork, then the source alone until ${p.sourceSeconds} s and ${p.sourceWalMb} MB of WAL since the fork`,
   },
 }
 
@@ -335,7 +395,10 @@ export function resolveParams(shape: Shape, overrides: Overrides): Params {
   const params: Params = { ...shape.defaults }
   for (const [name, value] of Object.entries(overrides) as Array<[keyof Overrides, number]>) {
     const option = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
-    if (!(name in shape.defaults)) throw new Error(`${option(name)} does not apply to shape ${shape.name} (it takes: ${Object.keys(shape.defaults).map(option).join(', ')})`)
+    if (!(name in shape.defaults))
+      throw new Error(
+        `${option(name)} does not apply to shape ${shape.name} (it takes: ${Object.keys(shape.defaults).map(option).join(', ')})`,
+      )
     params[name] = value
   }
   return params
@@ -343,5 +406,10 @@ export function resolveParams(shape: Shape, overrides: Overrides): Params {
 
 /** Where the prepared state is saved: the preparation and its parameters (shared by shapes that prepare alike). */
 export function stateKey(shape: Shape, params: Params): string {
-  return [shape.prep.name, ...Object.keys(params).sort().map((k) => `${k}${params[k as keyof Overrides]}`)].join('-')
+  return [
+    shape.prep.name,
+    ...Object.keys(params)
+      .sort()
+      .map((k) => `${k}${params[k as keyof Overrides]}`),
+  ].join('-')
 }

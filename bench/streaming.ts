@@ -35,7 +35,13 @@ export interface StreamingRun extends TimedRun {
  * target's own settings (pg_rewind copied the source's postgresql.conf: its port), starts the target
  * without waiting, and polls it. The target is left running.
  */
-export async function timeToStreaming(kit: Kit, target: Node, argv: string[], targetSettings: Settings, timeoutMs: number): Promise<StreamingRun | TimedRun> {
+export async function timeToStreaming(
+  kit: Kit,
+  target: Node,
+  argv: string[],
+  targetSettings: Settings,
+  timeoutMs: number,
+): Promise<StreamingRun | TimedRun> {
   const t0 = process.hrtime.bigint()
   const since = () => Number(process.hrtime.bigint() - t0) / 1e9
   const run = await timedRun(kit, argv)
@@ -45,14 +51,19 @@ export async function timeToStreaming(kit: Kit, target: Node, argv: string[], ta
   const startLsn = await recoveryStart(kit, target)
   const started = await target.pgCtl(['start', '-W', '-l', target.logFile])
   if (started.code !== 0) throw new Error(`pg_ctl start of the rewound ${target.name} failed:\n${started.stderr}\n${target.logTail()}`)
-  let consistentSeconds = NaN, consistentLsn = ''
+  let consistentSeconds = NaN,
+    consistentLsn = ''
   let gone = 0
   for (;;) {
-    if (since() - rewindSeconds > timeoutMs / 1000) throw new Error(`the rewound node was not streaming after ${timeoutMs / 1000} s\n${target.logTail()}`)
+    if (since() - rewindSeconds > timeoutMs / 1000)
+      throw new Error(`the rewound node was not streaming after ${timeoutMs / 1000} s\n${target.logTail()}`)
     let row: { r: boolean; lsn: string | null; s: string | null } | undefined
     try {
-      row = (await target.query<{ r: boolean; lsn: string | null; s: string | null }>(
-        'select pg_is_in_recovery() as r, pg_last_wal_replay_lsn()::text as lsn, (select status from pg_stat_wal_receiver) as s'))[0]
+      row = (
+        await target.query<{ r: boolean; lsn: string | null; s: string | null }>(
+          'select pg_is_in_recovery() as r, pg_last_wal_replay_lsn()::text as lsn, (select status from pg_stat_wal_receiver) as s',
+        )
+      )[0]
     } catch {
       // not consistent yet (or not listening yet); a server that went away is a failure
       if (!(await target.isRunning()) && ++gone > 40) throw new Error(`the rewound ${target.name} stopped:\n${target.logTail()}`)
@@ -69,8 +80,15 @@ export async function timeToStreaming(kit: Kit, target: Node, argv: string[], ta
       const streamingSeconds = since()
       const streamingLsn = row.lsn ?? ''
       return {
-        ...run, rewindSeconds, consistentSeconds, streamingSeconds, startLsn, consistentLsn, streamingLsn,
-        replayedToConsistent: distance(startLsn, consistentLsn), replayedToStreaming: distance(startLsn, streamingLsn),
+        ...run,
+        rewindSeconds,
+        consistentSeconds,
+        streamingSeconds,
+        startLsn,
+        consistentLsn,
+        streamingLsn,
+        replayedToConsistent: distance(startLsn, consistentLsn),
+        replayedToStreaming: distance(startLsn, streamingLsn),
       }
     }
     await sleep(POLL_MS)

@@ -27,7 +27,10 @@ function arg(name: string, fallback: string): string {
   return found ? found.slice(name.length + 3) : fallback
 }
 
-interface Timing { best: number; median: number }
+interface Timing {
+  best: number
+  median: number
+}
 
 function timing(seconds: number[]): Timing {
   const sorted = [...seconds].sort((a, b) => a - b)
@@ -58,7 +61,12 @@ async function pgWaldump(walDir: string, start: Lsn, end: Lsn): Promise<void> {
  * Reads [start, end) with the reader; `mode` is the API: the callback with one reused record (as
  * the rewind's scan reads), the callback with a record object each, or the async iterator.
  */
-async function walrewind(walDir: string, start: Lsn, end: Lsn, mode: 'reused' | 'callback' | 'iterator'): Promise<{ records: number; blocks: number }> {
+async function walrewind(
+  walDir: string,
+  start: Lsn,
+  end: Lsn,
+  mode: 'reused' | 'callback' | 'iterator',
+): Promise<{ records: number; blocks: number }> {
   const source = new WalDirectory({ dir: walDir, segSize: SEG, timelineOf: () => 1 })
   const reader = new WalReader({ profile: PG15, segSize: SEG, source })
   let records = 0
@@ -66,10 +74,14 @@ async function walrewind(walDir: string, start: Lsn, end: Lsn, mode: 'reused' | 
   try {
     // As pg_rewind reads: up to the record that ends at `end`.
     if (mode !== 'iterator') {
-      await reader.forEachRecord(start, (r) => {
-        records++
-        blocks += r.blocks.length
-      }, { until: end, reuseRecord: mode === 'reused' })
+      await reader.forEachRecord(
+        start,
+        (r) => {
+          records++
+          blocks += r.blocks.length
+        },
+        { until: end, reuseRecord: mode === 'reused' },
+      )
     } else {
       for await (const r of reader.records(start, { until: end })) {
         records++
@@ -83,7 +95,11 @@ async function walrewind(walDir: string, start: Lsn, end: Lsn, mode: 'reused' | 
   return { records, blocks }
 }
 
-interface Range { name: string; start: Lsn; end: Lsn }
+interface Range {
+  name: string
+  start: Lsn
+  end: Lsn
+}
 
 interface Wal {
   walDir: string
@@ -100,8 +116,11 @@ async function makeWal(kit: Kit, scale: number, seconds: number, saveTo: string)
   const node = await kit.initNode('pg15', 15, { conf: { max_wal_size: '4GB', wal_keep_size: '8GB', wal_compression: 'pglz' } })
   await node.start()
   const pgbench = async (args: string[]) => {
-    const r = await kit.run(path.join(DEBIAN_15, 'pgbench'), ['-h', node.host, '-p', String(node.port), '-U', 'postgres', ...args, 'postgres'],
-      { timeoutMs: 3_600_000 })
+    const r = await kit.run(
+      path.join(DEBIAN_15, 'pgbench'),
+      ['-h', node.host, '-p', String(node.port), '-U', 'postgres', ...args, 'postgres'],
+      { timeoutMs: 3_600_000 },
+    )
     if (r.code !== 0) throw new Error(r.stderr)
   }
   const lsn = async () => parseLsn(await node.queryValue<string>('select pg_current_wal_insert_lsn()::text'))
@@ -126,7 +145,10 @@ async function makeWal(kit: Kit, scale: number, seconds: number, saveTo: string)
   if (saveTo !== '') {
     fs.mkdirSync(saveTo, { recursive: true })
     for (const f of fs.readdirSync(walDir)) if (/^[0-9A-F]{24}$/.test(f)) fs.copyFileSync(path.join(walDir, f), path.join(saveTo, f))
-    fs.writeFileSync(path.join(saveTo, 'ranges.json'), JSON.stringify(ranges.map((r) => ({ ...r, start: formatLsn(r.start), end: formatLsn(r.end) }))))
+    fs.writeFileSync(
+      path.join(saveTo, 'ranges.json'),
+      JSON.stringify(ranges.map((r) => ({ ...r, start: formatLsn(r.start), end: formatLsn(r.end) }))),
+    )
     fs.writeFileSync(path.join(saveTo, 'made.json'), JSON.stringify({ scale, seconds }))
     walDir = saveTo
   }
@@ -136,7 +158,7 @@ async function makeWal(kit: Kit, scale: number, seconds: number, saveTo: string)
 function loadSaved(dir: string): Wal {
   const raw = JSON.parse(fs.readFileSync(path.join(dir, 'ranges.json'), 'utf8')) as { name: string; start: string; end: string }[]
   const madeFile = path.join(dir, 'made.json')
-  const made = fs.existsSync(madeFile) ? JSON.parse(fs.readFileSync(madeFile, 'utf8')) as Wal['made'] : { scale: NaN, seconds: NaN }
+  const made = fs.existsSync(madeFile) ? (JSON.parse(fs.readFileSync(madeFile, 'utf8')) as Wal['made']) : { scale: NaN, seconds: NaN }
   return { walDir: dir, ranges: raw.map((r) => ({ name: r.name, start: parseLsn(r.start), end: parseLsn(r.end) })), made }
 }
 
@@ -147,21 +169,32 @@ async function main(): Promise<void> {
   const saved = arg('wal-dir', '')
   const kit = await Kit.create('bench-wal-decode')
   try {
-    const { walDir, ranges, made } = saved !== '' && fs.existsSync(path.join(saved, 'ranges.json'))
-      ? loadSaved(saved)
-      : await makeWal(kit, scale, seconds, saved)
+    const { walDir, ranges, made } =
+      saved !== '' && fs.existsSync(path.join(saved, 'ranges.json')) ? loadSaved(saved) : await makeWal(kit, scale, seconds, saved)
     const results = []
     for (const r of ranges) {
       const mb = Number(r.end - r.start) / (1024 * 1024)
       const counted = await walrewind(walDir, r.start, r.end, 'callback')
       console.error(`${r.name}: ${formatLsn(r.start)}..${formatLsn(r.end)}, ${mb.toFixed(1)} MiB, ${counted.records} records`)
-      const t = await race({
-        waldump: () => pgWaldump(walDir, r.start, r.end),
-        reused: () => walrewind(walDir, r.start, r.end, 'reused'),
-        callback: () => walrewind(walDir, r.start, r.end, 'callback'),
-        iterator: () => walrewind(walDir, r.start, r.end, 'iterator'),
-      }, runs)
-      results.push({ range: r.name, mib: mb, records: counted.records, blockRefs: counted.blocks, waldump: t['waldump']!, reused: t['reused']!, callback: t['callback']!, iterator: t['iterator']! })
+      const t = await race(
+        {
+          waldump: () => pgWaldump(walDir, r.start, r.end),
+          reused: () => walrewind(walDir, r.start, r.end, 'reused'),
+          callback: () => walrewind(walDir, r.start, r.end, 'callback'),
+          iterator: () => walrewind(walDir, r.start, r.end, 'iterator'),
+        },
+        runs,
+      )
+      results.push({
+        range: r.name,
+        mib: mb,
+        records: counted.records,
+        blockRefs: counted.blocks,
+        waldump: t['waldump']!,
+        reused: t['reused']!,
+        callback: t['callback']!,
+        iterator: t['iterator']!,
+      })
     }
     const cpus = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*: (.*)$/m)?.[1] ?? 'unknown CPU'
     if (process.argv.includes('--json')) {
@@ -170,11 +203,15 @@ async function main(): Promise<void> {
     }
     console.log(`${process.version}, ${cpus}, pgbench scale ${made.scale} + ${made.seconds} s, best (median) of ${runs} runs, MiB/s of WAL`)
     console.log(`WAL records checked and decoded by: ${walScanMethod}\n`)
-    console.log('| WAL | MiB | records | pg_waldump -q | walrewind forEachRecord, reused record | forEachRecord, a record each | records() iterator |')
+    console.log(
+      '| WAL | MiB | records | pg_waldump -q | walrewind forEachRecord, reused record | forEachRecord, a record each | records() iterator |',
+    )
     console.log('|---|---:|---:|---:|---:|---:|---:|')
     const rate = (mib: number, t: Timing) => `${(mib / t.best).toFixed(0)} (${(mib / t.median).toFixed(0)})`
     for (const x of results) {
-      console.log(`| ${x.range} | ${x.mib.toFixed(1)} | ${x.records} | ${rate(x.mib, x.waldump)} | ${rate(x.mib, x.reused)} | ${rate(x.mib, x.callback)} | ${rate(x.mib, x.iterator)} |`)
+      console.log(
+        `| ${x.range} | ${x.mib.toFixed(1)} | ${x.records} | ${rate(x.mib, x.waldump)} | ${rate(x.mib, x.reused)} | ${rate(x.mib, x.callback)} | ${rate(x.mib, x.iterator)} |`,
+      )
     }
   } finally {
     await kit.cleanup()

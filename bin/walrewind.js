@@ -30,10 +30,12 @@ Promise.all([import('node:fs'), import('node:path'), import('node:url')])
     dirs.push(path.join(path.dirname(path.dirname(process.execPath)), 'lib', 'node_modules', 'walrewind'))
     const found = dirs.map((dir) => path.join(dir, ...MAIN)).find((file) => fs.existsSync(file))
     if (found === undefined) {
-      process.stderr.write(`${programName}: error: cannot find walrewind's modules (${MAIN.join('/')}) for "${invoked}"\n` +
-        `${programName}: detail: Looked in: ${dirs.join(', ')}.\n` +
-        `${programName}: hint: Symlink this program to bin/walrewind.js of an installed walrewind instead of copying it, ` +
-        'or set WALREWIND_HOME to the directory of that installation.\n')
+      process.stderr.write(
+        `${programName}: error: cannot find walrewind's modules (${MAIN.join('/')}) for "${invoked}"\n` +
+          `${programName}: detail: Looked in: ${dirs.join(', ')}.\n` +
+          `${programName}: hint: Symlink this program to bin/walrewind.js of an installed walrewind instead of copying it, ` +
+          'or set WALREWIND_HOME to the directory of that installation.\n',
+      )
       process.exitCode = internalStatus
       return
     }

@@ -59,7 +59,10 @@ function npmPackage(name, version) {
   if (fs.existsSync(path.join(dir, 'package', 'package.json'))) return path.join(dir, 'package')
   fs.mkdirSync(dir, { recursive: true })
   console.log(`fetching ${name}@${version} with npm pack`)
-  const file = run('npm', ['pack', '--silent', `${name}@${version}`], { cwd: dir }).trim().split('\n').pop()
+  const file = run('npm', ['pack', '--silent', `${name}@${version}`], { cwd: dir })
+    .trim()
+    .split('\n')
+    .pop()
   run('tar', ['xzf', file], { cwd: dir })
   fs.rmSync(path.join(dir, file))
   return path.join(dir, 'package')
@@ -90,7 +93,8 @@ async function main() {
   const target = ARCHES[arch]
   if (process.platform !== 'linux' || !target) fail(`builds for linux-x64 and linux-arm64 only (asked: ${process.platform}-${arch})`)
   const [major, minor] = process.versions.node.split('.').map(Number)
-  if (major < 20 || (major === 20 && minor < 12)) fail(`Node.js ${process.versions.node} cannot embed the native modules: SEA assets need 20.12 or newer`)
+  if (major < 20 || (major === 20 && minor < 12))
+    fail(`Node.js ${process.versions.node} cannot embed the native modules: SEA assets need 20.12 or newer`)
   const native = arch === process.arch
   const outDir = path.resolve(option('out-dir') ?? path.join(ROOT, 'exe', `linux-${arch}`))
   const exe = path.join(outDir, 'walrewind')
@@ -100,7 +104,8 @@ async function main() {
   if (!fs.existsSync(addon)) fail(`${path.relative(ROOT, addon)} is missing: run npm run build:prebuilds`)
   if (recordedHash() !== sourcesHash()) fail('prebuilds/ were built from other sources than native/: run npm run build:prebuilds')
 
-  const nodeBinary = option('node') ?? (native ? process.execPath : path.join(npmPackage(`node-linux-${arch}`, process.versions.node), 'bin', 'node'))
+  const nodeBinary =
+    option('node') ?? (native ? process.execPath : path.join(npmPackage(`node-linux-${arch}`, process.versions.node), 'bin', 'node'))
   if (!fs.existsSync(nodeBinary)) fail(`${nodeBinary}: no such node binary`)
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'walrewind-exe-'))
@@ -120,7 +125,9 @@ async function main() {
       banner: { js: "const __walrewind_import_meta_url = require('node:url').pathToFileURL(process.execPath).href;" },
       define: {
         'import.meta.url': '__walrewind_import_meta_url',
-        WALREWIND_PACKAGE_JSON: JSON.stringify(JSON.stringify({ name: pkg.name, version: pkg.version, homepage: pkg.homepage, bugs: pkg.bugs })),
+        WALREWIND_PACKAGE_JSON: JSON.stringify(
+          JSON.stringify({ name: pkg.name, version: pkg.version, homepage: pkg.homepage, bugs: pkg.bugs }),
+        ),
       },
       external: ['pg-native'],
       plugins: [seaPlugin()],
@@ -129,13 +136,20 @@ async function main() {
 
     const blob = path.join(work, 'sea-prep.blob')
     const config = path.join(work, 'sea-config.json')
-    fs.writeFileSync(config, JSON.stringify({
-      main: bundle,
-      output: blob,
-      disableExperimentalSEAWarning: true,
-      useCodeCache: native,
-      assets: { 'walrewind_native.node': addon },
-    }, null, 2))
+    fs.writeFileSync(
+      config,
+      JSON.stringify(
+        {
+          main: bundle,
+          output: blob,
+          disableExperimentalSEAWarning: true,
+          useCodeCache: native,
+          assets: { 'walrewind_native.node': addon },
+        },
+        null,
+        2,
+      ),
+    )
     run(process.execPath, ['--experimental-sea-config', config])
 
     fs.mkdirSync(outDir, { recursive: true })
@@ -162,7 +176,9 @@ async function main() {
     const check = spawnSync(exe, ['--version'], { encoding: 'utf8' })
     if (check.status !== 0 || !/^walrewind /.test(check.stdout)) fail(`${exe} --version failed: ${check.stdout}${check.stderr}`)
   }
-  console.log(`linux-${arch} executable: ${(fs.statSync(exe).size / 1048576).toFixed(1)} MiB (node ${process.versions.node}${native ? '' : ', not run here'})`)
+  console.log(
+    `linux-${arch} executable: ${(fs.statSync(exe).size / 1048576).toFixed(1)} MiB (node ${process.versions.node}${native ? '' : ', not run here'})`,
+  )
   console.log(exe)
 }
 

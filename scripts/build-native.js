@@ -30,7 +30,9 @@ function usablePrebuild() {
   }
   // A checkout whose native/ changed since the prebuilt binaries were made (scripts/prebuild.js
   // records what they were built from): build the current sources instead.
-  const recorded = readOrNull(path.join(root, 'prebuilds', 'SOURCES.sha256'))?.trim().split(/\s+/)[0]
+  const recorded = readOrNull(path.join(root, 'prebuilds', 'SOURCES.sha256'))
+    ?.trim()
+    .split(/\s+/)[0]
   if (fs.existsSync(path.join(root, 'native')) && recorded !== sourcesHash(root)) {
     return { ok: false, why: 'native/ differs from the sources of the prebuilt binaries' }
   }
@@ -53,7 +55,13 @@ if (!prebuild.ok) {
   const command = nodeGyp ? [process.execPath, [nodeGyp, 'rebuild']] : ['node-gyp', ['rebuild']]
   const result = spawnSync(command[0], command[1], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
   if (result.status !== 0) {
-    const why = result.error?.message ?? result.stderr.split('\n').filter((l) => /ERR!/.test(l)).slice(0, 3).join('\n')
+    const why =
+      result.error?.message ??
+      result.stderr
+        .split('\n')
+        .filter((l) => /ERR!/.test(l))
+        .slice(0, 3)
+        .join('\n')
     console.warn(`walrewind: the native WAL scan was not built (${prebuild.why}); WAL is checked in JavaScript instead (slower).\n${why}`)
   }
 }

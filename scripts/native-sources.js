@@ -7,7 +7,13 @@ import path from 'node:path'
 
 export function sourcesHash(root) {
   const hash = crypto.createHash('sha256')
-  const files = ['binding.gyp', ...fs.readdirSync(path.join(root, 'native')).sort().map((name) => `native/${name}`)]
+  const files = [
+    'binding.gyp',
+    ...fs
+      .readdirSync(path.join(root, 'native'))
+      .sort()
+      .map((name) => `native/${name}`),
+  ]
   for (const file of files) {
     hash.update(`${file}\0`)
     hash.update(fs.readFileSync(path.join(root, file)))

@@ -52,8 +52,10 @@ function have(program) {
 
 /** npm's own node-gyp (npm run sets npm_config_node_gyp; else next to this node's npm). */
 function nodeGyp() {
-  const candidates = [process.env.npm_config_node_gyp,
-    path.join(path.dirname(path.dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')]
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    path.join(path.dirname(path.dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  ]
   const found = candidates.find((file) => file && fs.existsSync(file))
   if (!found) throw new Error('node-gyp not found (it comes with npm)')
   return found
@@ -72,16 +74,35 @@ function build(arch, scratch) {
   if (!toolchain) throw new Error(`no toolchain known for ${arch}`)
   const missing = toolchain.needs.filter((program) => !have(program))
   if (missing.length > 0) {
-    throw new Error(`linux-${arch}: ${missing.join(', ')} not found` +
-      (arch === 'arm64' ? ' (Debian: apt-get install gcc-aarch64-linux-gnu)' : ''))
+    throw new Error(
+      `linux-${arch}: ${missing.join(', ')} not found` + (arch === 'arm64' ? ' (Debian: apt-get install gcc-aarch64-linux-gnu)' : ''),
+    )
   }
   const prebuildify = path.join(ROOT, 'node_modules', 'prebuildify', 'bin.js')
   // N-API: built once against this node's headers (no download: the headers installed with node).
-  const result = spawnSync(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc', `--target=node@${process.versions.node}`,
-    `--arch=${arch}`, '--platform=linux', `--cwd=${scratch}`], {
-    stdio: 'inherit',
-    env: { ...process.env, ...toolchain.env, PREBUILD_STRIP_BIN: toolchain.strip, PREBUILD_NODE_GYP: nodeGyp(), npm_config_nodedir: nodeDir() },
-  })
+  const result = spawnSync(
+    process.execPath,
+    [
+      prebuildify,
+      '--napi',
+      '--strip',
+      '--tag-libc',
+      `--target=node@${process.versions.node}`,
+      `--arch=${arch}`,
+      '--platform=linux',
+      `--cwd=${scratch}`,
+    ],
+    {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        ...toolchain.env,
+        PREBUILD_STRIP_BIN: toolchain.strip,
+        PREBUILD_NODE_GYP: nodeGyp(),
+        npm_config_nodedir: nodeDir(),
+      },
+    },
+  )
   if (result.status !== 0) throw new Error(`linux-${arch}: prebuildify failed (exit ${result.status})`)
   // A fresh build/ for the next architecture.
   fs.rmSync(path.join(scratch, 'build'), { recursive: true, force: true })
@@ -93,7 +114,9 @@ function main() {
     const want = sourcesHash()
     const got = recordedHash()
     if (got !== want) {
-      console.error(`prebuilds/ were built from other sources than native/ and binding.gyp now (${got ?? 'none recorded'} != ${want}): run npm run build:prebuilds`)
+      console.error(
+        `prebuilds/ were built from other sources than native/ and binding.gyp now (${got ?? 'none recorded'} != ${want}): run npm run build:prebuilds`,
+      )
       process.exit(1)
     }
     console.log(`prebuilds/ match native/ (${want})`)

@@ -23,13 +23,15 @@ const nodeOptions = args.filter((arg) => arg.startsWith('--'))
 /** Every *.test.js below dir, sorted. */
 function findTests(dir) {
   if (!fs.existsSync(dir)) return []
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile() && entry.name.endsWith('.test.js'))
     .map((entry) => path.join(entry.parentPath ?? entry.path, entry.name))
     .sort()
 }
 
-const files = testDirs.flatMap((dir) => findTests(path.join(root, dir)))
+const files = testDirs
+  .flatMap((dir) => findTests(path.join(root, dir)))
   .filter((file) => filters.length === 0 || filters.some((filter) => path.relative(root, file).includes(filter)))
 
 if (files.length === 0) {
@@ -45,8 +47,14 @@ fs.chmodSync(suiteRoot, 0o755)
 
 const concurrency = Number(process.env.WALREWIND_TEST_CONCURRENCY || 2)
 const timeoutMs = Number(process.env.WALREWIND_TEST_TIMEOUT_MS || 20 * 60_000)
-const nodeArgs = ['--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeoutMs}`,
-  '--test-reporter=spec', ...nodeOptions, ...files]
+const nodeArgs = [
+  '--test',
+  `--test-concurrency=${concurrency}`,
+  `--test-timeout=${timeoutMs}`,
+  '--test-reporter=spec',
+  ...nodeOptions,
+  ...files,
+]
 console.log(`running ${files.length} test file(s), ${concurrency} at a time, test root ${suiteRoot}`)
 
 // Ctrl-C reaches the test processes directly; this one waits for them and still checks for leaks.
@@ -125,8 +133,7 @@ function findLeakedServers(dir) {
 
 /** SIGQUIT (immediate shutdown) to each postmaster named by a postmaster.pid under `dir`. */
 function stopLeakedServers(dir) {
-  const pidFiles = fs.readdirSync(dir, { recursive: true })
-    .filter((file) => path.basename(String(file)) === 'postmaster.pid')
+  const pidFiles = fs.readdirSync(dir, { recursive: true }).filter((file) => path.basename(String(file)) === 'postmaster.pid')
   for (const file of pidFiles) {
     const dataDir = path.dirname(path.join(dir, String(file)))
     try {

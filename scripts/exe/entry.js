@@ -27,7 +27,9 @@ function invokedPath(typed) {
 
 const invoked = invokedPath(process.argv[1] ?? process.execPath)
 main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }, invoked)
-  .then((code) => { process.exitCode = code })
+  .then((code) => {
+    process.exitCode = code
+  })
   .catch((err) => {
     const programName = personalityOf(invoked)
     process.stderr.write(`${programName}: error: internal error: ${err?.stack ?? String(err)}\n`)

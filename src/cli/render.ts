@@ -2,7 +2,7 @@
 // (`prog: message`, `prog: error: …`, `prog: detail: …`), so log scrapers written for pg_rewind
 // keep working. The JSON renderer lives with the command: it only prints the final document.
 
-import { RewindError } from '../errors.js'
+import type { RewindError } from '../errors.js'
 import type { Emit } from '../events.js'
 import type { CliIo } from './io.js'
 
@@ -10,15 +10,26 @@ export function textRenderer(io: CliIo, programName: string, opts: { progress: b
   const tty = io.stderr.isTTY === true
   let progressOpen = false
   const line = (text: string) => {
-    if (progressOpen) { io.stderr.write('\n'); progressOpen = false }
+    if (progressOpen) {
+      io.stderr.write('\n')
+      progressOpen = false
+    }
     io.stderr.write(`${programName}: ${text}\n`)
   }
   return (event) => {
     switch (event.type) {
-      case 'info': line(event.message); break
-      case 'step': if (opts.progress) line(event.message); break
-      case 'debug': if (opts.debug) line(`debug: ${event.message}`); break
-      case 'warning': line(`warning: ${event.message}`); break
+      case 'info':
+        line(event.message)
+        break
+      case 'step':
+        if (opts.progress) line(event.message)
+        break
+      case 'debug':
+        if (opts.debug) line(`debug: ${event.message}`)
+        break
+      case 'warning':
+        line(`warning: ${event.message}`)
+        break
       case 'progress': {
         if (!opts.progress) break
         const total = Math.max(event.total, event.done)
@@ -36,8 +47,10 @@ export function textRenderer(io: CliIo, programName: string, opts: { progress: b
         const seconds = Math.max((Date.now() - event.startedAt) / 1000, 0.001)
         const percent = event.total ? Math.min(100, Math.floor((event.compared * 100) / event.total)) : 100
         const final = event.compared >= event.total
-        io.stderr.write(`${mb(event.compared)}/${mb(event.total)} MB compared (${percent}%), ${mb(event.differing)} MB to copy, ` +
-          `${(event.compared / 1048576 / seconds).toFixed(0)} MB/s${!final && tty ? '\r' : '\n'}`)
+        io.stderr.write(
+          `${mb(event.compared)}/${mb(event.total)} MB compared (${percent}%), ${mb(event.differing)} MB to copy, ` +
+            `${(event.compared / 1048576 / seconds).toFixed(0)} MB/s${!final && tty ? '\r' : '\n'}`,
+        )
         progressOpen = !final && tty
         break
       }

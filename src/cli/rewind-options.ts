@@ -71,9 +71,28 @@ export interface ParseContext {
 }
 
 type OptionId =
-  | 'c' | 'D' | 'n' | 'N' | 'P' | 'R' | '?' | 'V'
-  | 'source-pgdata' | 'source-server' | 'debug' | 'no-ensure-shutdown' | 'config-file' | 'sync-method'
-  | 'json' | 'jobs' | 'source-timeout' | 'postgres-bindir' | 'copy-config-files' | 'require-source-wal' | 'replay-from' | 'compare'
+  | 'c'
+  | 'D'
+  | 'n'
+  | 'N'
+  | 'P'
+  | 'R'
+  | '?'
+  | 'V'
+  | 'source-pgdata'
+  | 'source-server'
+  | 'debug'
+  | 'no-ensure-shutdown'
+  | 'config-file'
+  | 'sync-method'
+  | 'json'
+  | 'jobs'
+  | 'source-timeout'
+  | 'postgres-bindir'
+  | 'copy-config-files'
+  | 'require-source-wal'
+  | 'replay-from'
+  | 'compare'
 
 interface LongOption {
   readonly name: string
@@ -148,11 +167,23 @@ export function parseRewindArgs(argv: readonly string[], programName: 'pg_rewind
     sourcePgdata: null,
     sourceServer: null,
     options: {
-      dryRun: false, noSync: false, progress: false, debug: false, restoreTargetWal: false,
-      ensureShutdown: true, writeRecoveryConf: false, configFile: null, syncMethod: 'fsync',
-      json: false, jobs: null, timeoutSeconds: null, postgresBindir: null,
+      dryRun: false,
+      noSync: false,
+      progress: false,
+      debug: false,
+      restoreTargetWal: false,
+      ensureShutdown: true,
+      writeRecoveryConf: false,
+      configFile: null,
+      syncMethod: 'fsync',
+      json: false,
+      jobs: null,
+      timeoutSeconds: null,
+      postgresBindir: null,
       // pg_rewind copies the source's configuration files; walrewind keeps the target's own.
-      copyConfigFiles: programName === 'pg_rewind', requireSourceWal: false, replayFrom: null,
+      copyConfigFiles: programName === 'pg_rewind',
+      requireSourceWal: false,
+      replayFrom: null,
       compare: programName === 'pg_rewind' ? 'wal' : 'auto',
     },
   }
@@ -223,9 +254,8 @@ export function parseRewindArgs(argv: readonly string[], programName: 'pg_rewind
   }
   if (operands.length > 0) return usageFailure(`too many command-line arguments (first is "${operands[0]}")`)
 
-  const source: RewindOptions['source'] = draft.sourceServer !== null
-    ? { kind: 'server', conninfo: draft.sourceServer }
-    : { kind: 'local', pgdata: draft.sourcePgdata! }
+  const source: RewindOptions['source'] =
+    draft.sourceServer !== null ? { kind: 'server', conninfo: draft.sourceServer } : { kind: 'local', pgdata: draft.sourcePgdata! }
   return { kind: 'run', options: { targetPgdata: draft.targetPgdata, source, ...draft.options } }
 }
 
@@ -335,7 +365,8 @@ function applyOption(draft: Draft, id: OptionId, value: string | null, platform:
       options.replayFrom = value
       break
     case 'compare':
-      if (value !== 'auto' && value !== 'wal' && value !== 'blocks') return valueFailure(`invalid value "${value}" for option --compare: auto, wal or blocks`)
+      if (value !== 'auto' && value !== 'wal' && value !== 'blocks')
+        return valueFailure(`invalid value "${value}" for option --compare: auto, wal or blocks`)
       options.compare = value
       break
     // getopt_long returned '?' or 'V' for --help/--version after the first argument, silently;

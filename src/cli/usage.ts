@@ -34,17 +34,21 @@ export function readPackageInfo(): PackageInfo {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   while (true) {
     // The single executable has no package.json beside it: its bundler puts the fields here.
-    const pkg = typeof WALREWIND_PACKAGE_JSON === 'string' ? JSON.parse(WALREWIND_PACKAGE_JSON) as Record<string, unknown>
-      : readJson(path.join(dir, 'package.json'))
+    const pkg =
+      typeof WALREWIND_PACKAGE_JSON === 'string'
+        ? (JSON.parse(WALREWIND_PACKAGE_JSON) as Record<string, unknown>)
+        : readJson(path.join(dir, 'package.json'))
     if (pkg !== null && pkg['name'] === 'walrewind') {
       const bugs = pkg['bugs']
       return {
         version: typeof pkg['version'] === 'string' ? pkg['version'] : 'unknown',
         homepage: typeof pkg['homepage'] === 'string' ? pkg['homepage'] : null,
-        bugs: typeof bugs === 'string' ? bugs
-          : typeof bugs === 'object' && bugs !== null && typeof (bugs as Record<string, unknown>)['url'] === 'string'
-            ? (bugs as Record<string, string>)['url']!
-            : null,
+        bugs:
+          typeof bugs === 'string'
+            ? bugs
+            : typeof bugs === 'object' && bugs !== null && typeof (bugs as Record<string, unknown>)['url'] === 'string'
+              ? (bugs as Record<string, string>)['url']!
+              : null,
       }
     }
     const parent = path.dirname(dir)
@@ -57,7 +61,7 @@ export function readPackageInfo(): PackageInfo {
 function readJson(file: string): Record<string, unknown> | null {
   try {
     const value: unknown = JSON.parse(readFileSync(file, 'utf8'))
-    return typeof value === 'object' && value !== null ? value as Record<string, unknown> : null
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : null
   } catch {
     return null
   }
@@ -81,17 +85,21 @@ export function formatUsage(programName: 'pg_rewind' | 'walrewind', pkg: Package
     'Usage:',
     `  ${programName} [OPTION]...`,
     ...(programName === 'walrewind'
-      ? ['  walrewind COMMAND [ARGUMENT]...', '',
-        'Without a COMMAND, walrewind rewinds a data directory, with pg_rewind\'s options below.', '',
-        'Commands (walrewind COMMAND --help for each):',
-        '  timelines                      the timeline graph of a cluster family, and',
-        '                                 which nodes need a rewind',
-        `  controldata                    what pg_controldata shows, for PostgreSQL ${SUPPORTED_RANGE}`,
-        '  waldump                        decode WAL records, as pg_waldump does',
-        '  verify                         compare a stopped data directory with a',
-        '                                 source, block by block; read-only',
-        '  demo                           a 4-node cluster family, forked and rewound',
-        '                                 on real PostgreSQL clusters']
+      ? [
+          '  walrewind COMMAND [ARGUMENT]...',
+          '',
+          "Without a COMMAND, walrewind rewinds a data directory, with pg_rewind's options below.",
+          '',
+          'Commands (walrewind COMMAND --help for each):',
+          '  timelines                      the timeline graph of a cluster family, and',
+          '                                 which nodes need a rewind',
+          `  controldata                    what pg_controldata shows, for PostgreSQL ${SUPPORTED_RANGE}`,
+          '  waldump                        decode WAL records, as pg_waldump does',
+          '  verify                         compare a stopped data directory with a',
+          '                                 source, block by block; read-only',
+          '  demo                           a 4-node cluster family, forked and rewound',
+          '                                 on real PostgreSQL clusters',
+        ]
       : []),
     '',
     'Options:',
@@ -128,18 +136,22 @@ export function formatUsage(programName: 'pg_rewind' | 'walrewind', pkg: Package
     '                                 (default: a warning)',
     '      --replay-from=WHERE        source-checkpoint (default: copy blocks',
     '                                 changed on either side, replay from the',
-    '                                 source\'s checkpoint) or',
-    '                                 last-common-checkpoint (pg_rewind\'s way)',
+    "                                 source's checkpoint) or",
+    "                                 last-common-checkpoint (pg_rewind's way)",
     '      --compare=HOW              find changed blocks from the WAL (wal), by',
     '                                 comparing them with the source (blocks), or',
     '                                 by comparing when the WAL cannot tell (auto;',
     '                                 the default as walrewind, wal as pg_rewind)',
     ...(programName === 'walrewind'
-      ? ['      --copy-config-files        copy the source\'s postgresql.conf, pg_hba.conf,',
-        '                                 pg_ident.conf, postgresql.auto.conf as pg_rewind',
-        '                                 does (default: keep the target\'s own)']
-      : ['      --copy-config-files        copy the source\'s configuration files (the',
-        '                                 default as pg_rewind)']),
+      ? [
+          "      --copy-config-files        copy the source's postgresql.conf, pg_hba.conf,",
+          '                                 pg_ident.conf, postgresql.auto.conf as pg_rewind',
+          "                                 does (default: keep the target's own)",
+        ]
+      : [
+          "      --copy-config-files        copy the source's configuration files (the",
+          '                                 default as pg_rewind)',
+        ]),
   ]
   // pg_rewind's bug-report lines name PostgreSQL's list; walrewind's name its own tracker.
   if (pkg.bugs !== null || pkg.homepage !== null) lines.push('')

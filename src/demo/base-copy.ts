@@ -28,14 +28,23 @@ export interface CopyTarget {
 
 // Whose contents a base backup leaves out (basebackup.c excludeDirContents); the directories
 // themselves are kept. pg_wal is handled on its own.
-const EMPTIED_DIRS = new Set(['pg_replslot', 'pg_stat_tmp', 'pg_dynshmem', 'pg_notify', 'pg_serial',
-  'pg_snapshots', 'pg_subtrans'])
+const EMPTIED_DIRS = new Set(['pg_replslot', 'pg_stat_tmp', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_subtrans'])
 
 // Files of the upstream that must not reach the copy (basebackup.c excludeFiles, plus the
 // recovery signals the kit writes itself).
-const SKIPPED_FILES = new Set(['postmaster.pid', 'postmaster.opts', 'backup_label', 'backup_label.old',
-  'tablespace_map', 'tablespace_map.old', 'current_logfiles', 'current_logfiles.tmp', 'postgresql.auto.conf.tmp',
-  'standby.signal', 'recovery.signal'])
+const SKIPPED_FILES = new Set([
+  'postmaster.pid',
+  'postmaster.opts',
+  'backup_label',
+  'backup_label.old',
+  'tablespace_map',
+  'tablespace_map.old',
+  'current_logfiles',
+  'current_logfiles.tmp',
+  'postgresql.auto.conf.tmp',
+  'standby.signal',
+  'recovery.signal',
+])
 
 const PARALLEL_COPIES = 8
 
@@ -68,9 +77,10 @@ export async function copyStopped(upstream: CopySource, target: CopyTarget): Pro
 
 async function stopBackup(session: Client, major: number): Promise<{ labelfile: string; spcmapfile: string | null }> {
   // wait_for_archive = false: the standby streams, and a test's failing archive_command must not hang here.
-  const sql = major >= 15
-    ? 'select labelfile, spcmapfile from pg_backup_stop(false)'
-    : 'select labelfile, spcmapfile from pg_stop_backup(false, false)'
+  const sql =
+    major >= 15
+      ? 'select labelfile, spcmapfile from pg_backup_stop(false)'
+      : 'select labelfile, spcmapfile from pg_stop_backup(false, false)'
   const { rows } = await session.query<{ labelfile: string; spcmapfile: string | null }>(sql)
   if (!rows[0]) throw new Error('backup stop returned no row')
   return rows[0]
@@ -106,8 +116,7 @@ async function copyDataDir(source: string, target: CopyTarget, online: boolean):
   return mapping
 }
 
-async function copyTablespaces(from: string, to: string, target: CopyTarget, online: boolean,
-  mapping: Map<string, string>): Promise<void> {
+async function copyTablespaces(from: string, to: string, target: CopyTarget, online: boolean, mapping: Map<string, string>): Promise<void> {
   makeUserDir(to, target.user, fs.statSync(from).mode & 0o7777)
   for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
     const link = path.join(from, entry.name)

@@ -24,9 +24,17 @@ const PG_CTL_WAIT_S = 90
 export class DemoNode {
   readonly host = '127.0.0.1' as const
 
-  constructor(readonly name: string, readonly major: Major, readonly binDir: string, readonly dataDir: string,
-    readonly port: number, readonly socketDir: string, readonly logFile: string, private readonly runner: Runner,
-    private readonly user: OsUser | null) {}
+  constructor(
+    readonly name: string,
+    readonly major: Major,
+    readonly binDir: string,
+    readonly dataDir: string,
+    readonly port: number,
+    readonly socketDir: string,
+    readonly logFile: string,
+    private readonly runner: Runner,
+    private readonly user: OsUser | null,
+  ) {}
 
   /** libpq keyword=value string for this node. */
   connectionString(opts: { user?: string } = {}): string {
@@ -49,8 +57,11 @@ export class DemoNode {
   async promote(): Promise<void> {
     const result = await this.pgCtl(['promote', '-w', '-t', String(PG_CTL_WAIT_S)])
     if (result.code !== 0) throw this.failure('promote', result)
-    await this.waitUntil(async () => (await this.queryValue<boolean>('select pg_is_in_recovery()')) === false,
-      60_000, 'the end of recovery after promote')
+    await this.waitUntil(
+      async () => (await this.queryValue<boolean>('select pg_is_in_recovery()')) === false,
+      60_000,
+      'the end of recovery after promote',
+    )
   }
 
   isRunning(): boolean {
@@ -58,9 +69,17 @@ export class DemoNode {
   }
 
   async connect(dbname = 'postgres'): Promise<pg.Client> {
-    const client = new pg.Client({ host: this.host, port: this.port, user: 'postgres', database: dbname,
-      connectionTimeoutMillis: 20_000, application_name: 'walrewind-demo' })
-    client.on('error', () => { /* a server going away mid-query surfaces as the query's error */ })
+    const client = new pg.Client({
+      host: this.host,
+      port: this.port,
+      user: 'postgres',
+      database: dbname,
+      connectionTimeoutMillis: 20_000,
+      application_name: 'walrewind-demo',
+    })
+    client.on('error', () => {
+      /* a server going away mid-query surfaces as the query's error */
+    })
     try {
       await client.connect()
     } catch (err) {
@@ -100,10 +119,14 @@ export class DemoNode {
   /** Waits until this node has replayed `lsn` (on a primary: written past it). */
   async waitForReplay(lsn: string, timeoutMs = 60_000): Promise<void> {
     const target = parseLsn(lsn)
-    await this.waitUntil(async () => {
-      const now = await this.currentLsn().catch(() => null)
-      return now !== null && reached(parseLsn(now), target)
-    }, timeoutMs, `replay of ${lsn}`)
+    await this.waitUntil(
+      async () => {
+        const now = await this.currentLsn().catch(() => null)
+        return now !== null && reached(parseLsn(now), target)
+      },
+      timeoutMs,
+      `replay of ${lsn}`,
+    )
   }
 
   /** For a stopped node: standby.signal and primary_conninfo pointing at `upstream`. */
@@ -140,8 +163,10 @@ export class DemoNode {
   }
 
   private failure(action: string, result: RunResult): Error {
-    return new Error(`${this.name} (PostgreSQL ${this.major}, ${this.dataDir}): pg_ctl ${action} failed with exit ${result.code}\n` +
-      `${result.stdout}${result.stderr}--- ${this.logFile}\n${this.logTail()}`)
+    return new Error(
+      `${this.name} (PostgreSQL ${this.major}, ${this.dataDir}): pg_ctl ${action} failed with exit ${result.code}\n` +
+        `${result.stdout}${result.stderr}--- ${this.logFile}\n${this.logTail()}`,
+    )
   }
 }
 
@@ -155,8 +180,12 @@ export class DemoClusters implements FamilyMaker<DemoNode> {
     process.kill(process.pid, signal)
   }
 
-  private constructor(readonly baseDir: string, private readonly socketRoot: string, readonly binDir: string,
-    readonly user: OsUser | null) {
+  private constructor(
+    readonly baseDir: string,
+    private readonly socketRoot: string,
+    readonly binDir: string,
+    readonly user: OsUser | null,
+  ) {
     this.runner = new Runner(user, childEnv(path.join(baseDir, 'home'), user), baseDir)
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, this.onSignal)
   }
@@ -180,7 +209,8 @@ export class DemoClusters implements FamilyMaker<DemoNode> {
     const args = ['-D', node.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']
     if (major >= 18) args.push('--no-data-checksums')
     const result = await this.runner.run(path.join(this.binDir, 'initdb'), args, { timeoutMs: 180_000 })
-    if (result.code !== 0) throw new Error(`${name}: initdb (PostgreSQL ${major}) failed with exit ${result.code}\n${result.stdout}${result.stderr}`)
+    if (result.code !== 0)
+      throw new Error(`${name}: initdb (PostgreSQL ${major}) failed with exit ${result.code}\n${result.stdout}${result.stderr}`)
     const settings: Settings = { ...BASE_SETTINGS, wal_log_hints: opts.walLogHints, ...this.nodeSettings(node) }
     fs.appendFileSync(path.join(node.dataDir, 'postgresql.conf'), formatSettings(settings, 'walrewind demo'))
     fs.writeFileSync(path.join(node.dataDir, 'pg_hba.conf'), [...BASE_HBA, ''].join('\n'))
@@ -190,9 +220,15 @@ export class DemoClusters implements FamilyMaker<DemoNode> {
   /** A streaming standby of `upstream` (a primary, or a standby for a cascading one), started. */
   async createStandby(upstream: DemoNode, name: string): Promise<DemoNode> {
     const node = await this.newNode(name, upstream.major)
-    await copyRunning(upstream, { dataDir: node.dataDir, tablespaceDir: path.join(path.dirname(node.dataDir), 'tablespaces'), user: this.user },
-      `walrewind demo: ${name}`)
-    fs.appendFileSync(path.join(node.dataDir, 'postgresql.conf'), formatSettings(this.nodeSettings(node), `walrewind demo: standby ${name}`))
+    await copyRunning(
+      upstream,
+      { dataDir: node.dataDir, tablespaceDir: path.join(path.dirname(node.dataDir), 'tablespaces'), user: this.user },
+      `walrewind demo: ${name}`,
+    )
+    fs.appendFileSync(
+      path.join(node.dataDir, 'postgresql.conf'),
+      formatSettings(this.nodeSettings(node), `walrewind demo: standby ${name}`),
+    )
     node.followAs(upstream)
     await node.start()
     return node
@@ -232,8 +268,17 @@ export class DemoClusters implements FamilyMaker<DemoNode> {
     makeUserDir(socketDir, this.user)
     const logFile = path.join(nodeDir, 'postgres.log')
     writeUserFile(logFile, '', this.user)
-    const node = new DemoNode(name, major, this.binDir, path.join(nodeDir, 'data'), await this.freePort(), socketDir, logFile,
-      this.runner, this.user)
+    const node = new DemoNode(
+      name,
+      major,
+      this.binDir,
+      path.join(nodeDir, 'data'),
+      await this.freePort(),
+      socketDir,
+      logFile,
+      this.runner,
+      this.user,
+    )
     this.nodes.push(node)
     return node
   }

@@ -33,8 +33,12 @@ export type Family<N extends FamilyNode> = Record<FamilyName, N>
 export const REWIND_ROLE = 'rewind_user'
 
 /** The four grants pg_rewind documents for a non-superuser source role. */
-export const REWIND_GRANTS = ['pg_ls_dir(text, boolean, boolean)', 'pg_stat_file(text, boolean)', 'pg_read_binary_file(text)',
-  'pg_read_binary_file(text, bigint, bigint, boolean)'].map((fn) => `GRANT EXECUTE ON function pg_catalog.${fn} TO ${REWIND_ROLE}`)
+export const REWIND_GRANTS = [
+  'pg_ls_dir(text, boolean, boolean)',
+  'pg_stat_file(text, boolean)',
+  'pg_read_binary_file(text)',
+  'pg_read_binary_file(text, bigint, bigint, boolean)',
+].map((fn) => `GRANT EXECUTE ON function pg_catalog.${fn} TO ${REWIND_ROLE}`)
 
 export interface FamilyOptions {
   /** Rows of the accounts table (default 100000). */

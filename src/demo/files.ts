@@ -5,7 +5,11 @@
 import fs from 'node:fs'
 
 /** The OS user servers (and walrewind itself) run as; null means the current user. */
-export interface OsUser { name: string; uid: number; gid: number }
+export interface OsUser {
+  name: string
+  uid: number
+  gid: number
+}
 
 /** Makes a path this process created belong to `user` (no-op for the current user). */
 export function giveToUser(file: string, user: OsUser | null): void {

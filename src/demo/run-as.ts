@@ -25,7 +25,10 @@ function lookupUser(name: string): OsUser | null {
   }
   if (line === undefined) {
     try {
-      line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`))
+      line = fs
+        .readFileSync('/etc/passwd', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(`${name}:`))
     } catch {
       return null
     }
@@ -58,7 +61,8 @@ export function demoUser(osUser: string | null, env: NodeJS.ProcessEnv): RunAsRe
   if (own !== null && own.uid !== 0) return { ok: true, user: own, why: `as the system user ${own.name}` }
   return {
     ok: false,
-    message: 'running as root, and PostgreSQL does not run as root. Run the demo as an ordinary user, ' +
+    message:
+      'running as root, and PostgreSQL does not run as root. Run the demo as an ordinary user, ' +
       'or from one with sudo, or name one with --os-user=NAME (the demo creates no user; ' +
       `a system user named ${WALREWIND_OS_USER} is used when there is one).`,
   }
@@ -66,8 +70,10 @@ export function demoUser(osUser: string | null, env: NodeJS.ProcessEnv): RunAsRe
 
 /** The paths of `needs` that `user` cannot access as asked (-r read, -x execute or enter). */
 export function inaccessible(user: OsUser, needs: Array<['-r' | '-x', string]>): string[] {
-  return needs.filter(([flag, file]) => {
-    const result = spawnSync('/bin/sh', ['-c', 'test "$1" "$2"', 'sh', flag, file], { uid: user.uid, gid: user.gid, cwd: '/' })
-    return result.status !== 0
-  }).map(([, file]) => file)
+  return needs
+    .filter(([flag, file]) => {
+      const result = spawnSync('/bin/sh', ['-c', 'test "$1" "$2"', 'sh', flag, file], { uid: user.uid, gid: user.gid, cwd: '/' })
+      return result.status !== 0
+    })
+    .map(([, file]) => file)
 }

@@ -5,7 +5,11 @@
 import { spawn } from 'node:child_process'
 import os from 'node:os'
 import type { OsUser } from './files.js'
-export interface RunResult { code: number; stdout: string; stderr: string }
+export interface RunResult {
+  code: number
+  stdout: string
+  stderr: string
+}
 
 export interface RunOptions {
   env?: Record<string, string>
@@ -19,7 +23,11 @@ const DEFAULT_TIMEOUT_MS = 5 * 60_000
 
 /** Runs children as one OS user with one base environment. */
 export class Runner {
-  constructor(readonly user: OsUser | null, readonly baseEnv: Record<string, string>, readonly defaultCwd: string) {}
+  constructor(
+    readonly user: OsUser | null,
+    readonly baseEnv: Record<string, string>,
+    readonly defaultCwd: string,
+  ) {}
 
   run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
@@ -39,7 +47,9 @@ export class Runner {
       }, timeoutMs)
       child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk))
       child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
-      child.stdin.on('error', () => { /* the child may exit without reading its input */ })
+      child.stdin.on('error', () => {
+        /* the child may exit without reading its input */
+      })
       child.stdin.end(opts.input ?? '')
       child.once('error', (err) => {
         clearTimeout(timer)
@@ -53,8 +63,12 @@ export class Runner {
           stderr: Buffer.concat(stderr).toString('utf8'),
         }
         if (timedOut) {
-          reject(new Error(`${cmd} ${args.join(' ')}: no exit after ${timeoutMs} ms, killed\n` +
-            `--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`))
+          reject(
+            new Error(
+              `${cmd} ${args.join(' ')}: no exit after ${timeoutMs} ms, killed\n` +
+                `--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`,
+            ),
+          )
           return
         }
         resolve(result)

@@ -29,19 +29,23 @@ function localZoneName(at: Date): string {
 
 /** strftime("%Y-%m-%d %H:%M:%S %Z") in local time. */
 function formatStartTime(at: Date, zone: string): string {
-  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ` +
+  return (
+    `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ` +
     `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())} ${zone}`
+  )
 }
 
 /** The backup_label pg_rewind's createBackupLabel writes, byte for byte. */
 export function formatRewindBackupLabel(label: RewindBackupLabel): string {
   const file = segmentFileName(label.redoTli, segmentOf(label.redo, label.segSize), label.segSize)
   const zone = label.timeZoneName ?? localZoneName(label.startTime)
-  return `START WAL LOCATION: ${formatLsn(label.redo)} (file ${file})\n` +
+  return (
+    `START WAL LOCATION: ${formatLsn(label.redo)} (file ${file})\n` +
     `CHECKPOINT LOCATION: ${formatLsn(label.checkpoint)}\n` +
     'BACKUP METHOD: pg_rewind\n' +
     'BACKUP FROM: standby\n' +
     `START TIME: ${formatStartTime(label.startTime, zone)}\n`
+  )
 }
 
 export interface BackupLabel {

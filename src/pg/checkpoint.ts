@@ -9,11 +9,23 @@ import type { VersionProfile } from './versions.js'
 export const SIZE_OF_CHECKPOINT = 88
 
 // CheckPoint field offsets, catalog/pg_control.h
-const REDO = 0 /* XLogRecPtr */, THIS_TLI = 8 /* TimeLineID */, PREV_TLI = 12 /* TimeLineID */
-const FULL_PAGE_WRITES = 16 /* bool */, WAL_LEVEL = 20 /* int, 17+ */, NEXT_XID = 24 /* FullTransactionId */
-const NEXT_OID = 32, NEXT_MULTI = 36, NEXT_MULTI_OFFSET = 40, OLDEST_XID = 44, OLDEST_XID_DB = 48
-const OLDEST_MULTI = 52, OLDEST_MULTI_DB = 56, TIME = 64 /* pg_time_t */, OLDEST_COMMIT_TS_XID = 72
-const NEWEST_COMMIT_TS_XID = 76, OLDEST_ACTIVE_XID = 80
+const REDO = 0 /* XLogRecPtr */,
+  THIS_TLI = 8 /* TimeLineID */,
+  PREV_TLI = 12 /* TimeLineID */
+const FULL_PAGE_WRITES = 16 /* bool */,
+  WAL_LEVEL = 20 /* int, 17+ */,
+  NEXT_XID = 24 /* FullTransactionId */
+const NEXT_OID = 32,
+  NEXT_MULTI = 36,
+  NEXT_MULTI_OFFSET = 40,
+  OLDEST_XID = 44,
+  OLDEST_XID_DB = 48
+const OLDEST_MULTI = 52,
+  OLDEST_MULTI_DB = 56,
+  TIME = 64 /* pg_time_t */,
+  OLDEST_COMMIT_TS_XID = 72
+const NEWEST_COMMIT_TS_XID = 76,
+  OLDEST_ACTIVE_XID = 80
 
 export interface CheckPoint {
   readonly redo: Lsn

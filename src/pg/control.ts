@@ -13,15 +13,39 @@ export const PG_CONTROL_FILE_SIZE = 8192
 const SIZE_OF_CONTROL_FILE_DATA = 296
 
 // ControlFileData field offsets, catalog/pg_control.h (x86-64/arm64 alignment)
-const SYSTEM_IDENTIFIER = 0 /* uint64 */, PG_CONTROL_VERSION = 8 /* uint32 */, CATALOG_VERSION_NO = 12 /* uint32 */
-const STATE = 16 /* DBState, 4-byte enum */, TIME = 24 /* pg_time_t */, CHECKPOINT = 32 /* XLogRecPtr */
-const CHECKPOINT_COPY = 40 /* CheckPoint, 88 bytes */, UNLOGGED_LSN = 128, MIN_RECOVERY_POINT = 136
-const MIN_RECOVERY_POINT_TLI = 144, BACKUP_START_POINT = 152, BACKUP_END_POINT = 160, BACKUP_END_REQUIRED = 168 /* bool */
-const WAL_LEVEL = 172, WAL_LOG_HINTS = 176 /* bool */, MAX_CONNECTIONS = 180, MAX_WORKER_PROCESSES = 184
-const MAX_WAL_SENDERS = 188, MAX_PREPARED_XACTS = 192, MAX_LOCKS_PER_XACT = 196, TRACK_COMMIT_TIMESTAMP = 200 /* bool */
-const MAX_ALIGN = 204, FLOAT_FORMAT = 208 /* double */, BLCKSZ = 216, RELSEG_SIZE = 220, XLOG_BLCKSZ = 224
-const XLOG_SEG_SIZE = 228, NAME_DATA_LEN = 232, INDEX_MAX_KEYS = 236, TOAST_MAX_CHUNK_SIZE = 240, LOBLKSIZE = 244
-const FLOAT8_BY_VAL = 248 /* bool */, DATA_CHECKSUM_VERSION = 252
+const SYSTEM_IDENTIFIER = 0 /* uint64 */,
+  PG_CONTROL_VERSION = 8 /* uint32 */,
+  CATALOG_VERSION_NO = 12 /* uint32 */
+const STATE = 16 /* DBState, 4-byte enum */,
+  TIME = 24 /* pg_time_t */,
+  CHECKPOINT = 32 /* XLogRecPtr */
+const CHECKPOINT_COPY = 40 /* CheckPoint, 88 bytes */,
+  UNLOGGED_LSN = 128,
+  MIN_RECOVERY_POINT = 136
+const MIN_RECOVERY_POINT_TLI = 144,
+  BACKUP_START_POINT = 152,
+  BACKUP_END_POINT = 160,
+  BACKUP_END_REQUIRED = 168 /* bool */
+const WAL_LEVEL = 172,
+  WAL_LOG_HINTS = 176 /* bool */,
+  MAX_CONNECTIONS = 180,
+  MAX_WORKER_PROCESSES = 184
+const MAX_WAL_SENDERS = 188,
+  MAX_PREPARED_XACTS = 192,
+  MAX_LOCKS_PER_XACT = 196,
+  TRACK_COMMIT_TIMESTAMP = 200 /* bool */
+const MAX_ALIGN = 204,
+  FLOAT_FORMAT = 208 /* double */,
+  BLCKSZ = 216,
+  RELSEG_SIZE = 220,
+  XLOG_BLCKSZ = 224
+const XLOG_SEG_SIZE = 228,
+  NAME_DATA_LEN = 232,
+  INDEX_MAX_KEYS = 236,
+  TOAST_MAX_CHUNK_SIZE = 240,
+  LOBLKSIZE = 244
+const FLOAT8_BY_VAL = 248 /* bool */,
+  DATA_CHECKSUM_VERSION = 252
 const MOCK_AUTH_NONCE_LEN = 32
 
 /** DBState (catalog/pg_control.h); the same values in 13–18. */
@@ -36,8 +60,15 @@ export const DBState = Object.freeze({
 } as const)
 export type DBStateValue = (typeof DBState)[keyof typeof DBState]
 
-const DB_STATE_NAMES = ['starting up', 'shut down', 'shut down in recovery', 'shutting down', 'in crash recovery',
-  'in archive recovery', 'in production'] as const
+const DB_STATE_NAMES = [
+  'starting up',
+  'shut down',
+  'shut down in recovery',
+  'shutting down',
+  'in crash recovery',
+  'in archive recovery',
+  'in production',
+] as const
 
 /** The state as pg_controldata prints it. */
 export function dbStateName(state: number): string {
@@ -95,7 +126,11 @@ export interface ControlFile {
 }
 
 function invalid(message: string, detail?: string): RewindError {
-  return new RewindError('CONTROL_FILE_INVALID', message, detail === undefined ? { path: 'global/pg_control' } : { path: 'global/pg_control', detail })
+  return new RewindError(
+    'CONTROL_FILE_INVALID',
+    message,
+    detail === undefined ? { path: 'global/pg_control' } : { path: 'global/pg_control', detail },
+  )
 }
 
 function segmentSizeError(size: number, profile: VersionProfile): RewindError {
@@ -103,8 +138,10 @@ function segmentSizeError(size: number, profile: VersionProfile): RewindError {
   if (profile.controlSegmentSizeMessage === 'v11') {
     return invalid(`WAL segment size must be a power of two between 1 MB and 1 GB, but the control file specifies ${size} ${unit}`)
   }
-  return invalid(`invalid WAL segment size in control file (${size} ${unit})`,
-    'The WAL segment size must be a power of two between 1 MB and 1 GB.')
+  return invalid(
+    `invalid WAL segment size in control file (${size} ${unit})`,
+    'The WAL segment size must be a power of two between 1 MB and 1 GB.',
+  )
 }
 
 /** Checks what digestControlFile checks and returns the profile of the file's major version. */
@@ -125,9 +162,11 @@ function checkControlFile(buf: Buffer): VersionProfile {
   }
   const version = buf.readUInt32LE(PG_CONTROL_VERSION)
   if (known === null || known.pgControlVersion !== version) {
-    throw new RewindError('INCOMPATIBLE_VERSION',
+    throw new RewindError(
+      'INCOMPATIBLE_VERSION',
       `unsupported pg_control version ${version} with catalog version ${catalog}; ${SUPPORTED_TEXT}`,
-      { path: 'global/pg_control' })
+      { path: 'global/pg_control' },
+    )
   }
   return known
 }

@@ -20,8 +20,14 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** native/wal-scan.h, wal_scan_window: the records of a window; see src/pg/wal/window-scan.ts. */
-export type ScanWalWindow = (buf: Uint8Array, len: number, start: number, params: Int32Array, recs: Int32Array,
-  blocks: Int32Array) => number
+export type ScanWalWindow = (
+  buf: Uint8Array,
+  len: number,
+  start: number,
+  params: Int32Array,
+  recs: Int32Array,
+  blocks: Int32Array,
+) => number
 
 /** native/wal-scan.h's params[] indexes and row layouts, by their names there. */
 export type ScanLayout = Readonly<Record<string, number>>
@@ -40,7 +46,10 @@ interface Addon {
 /** The SEA asset holding the addon (scripts/build-exe.js puts it there). */
 export const SEA_ADDON_ASSET = 'walrewind_native.node'
 
-interface SeaModule { isSea(): boolean; getRawAsset(key: string): ArrayBuffer }
+interface SeaModule {
+  isSea(): boolean
+  getRawAsset(key: string): ArrayBuffer
+}
 
 function seaModule(): SeaModule | null {
   try {
@@ -91,7 +100,10 @@ export function loadSeaAddon<T>(asset: string): T {
   throw new Error(`cannot load the embedded ${asset}: ${failures.join('; ')}`)
 }
 
-interface Loaded { addon: Addon | null; from: string }
+interface Loaded {
+  addon: Addon | null
+  from: string
+}
 
 function load(): Loaded {
   if (process.env['WALREWIND_NATIVE'] === '0') return { addon: null, from: 'WALREWIND_NATIVE=0' }
@@ -121,11 +133,14 @@ function checkExports(loaded: Loaded): Loaded {
   const { addon } = loaded
   if (addon === null) return loaded
   const types: Record<keyof Addon, string> = { scanWalWindow: 'function', scanLayout: 'object', crc32c: 'function', hardware: 'boolean' }
-  const missing = Object.entries(types).filter(([name, type]) => typeof (addon as unknown as Record<string, unknown>)[name] !== type)
+  const missing = Object.entries(types)
+    .filter(([name, type]) => typeof (addon as unknown as Record<string, unknown>)[name] !== type)
     .map(([name]) => name)
   if (missing.length > 0) {
-    throw new Error(`the native addon (${loaded.from}) does not export ${missing.join(', ')}: it was built from older sources than ` +
-      'native/; rebuild it (npm run build:native, or node scripts/prebuild.js for prebuilds/)')
+    throw new Error(
+      `the native addon (${loaded.from}) does not export ${missing.join(', ')}: it was built from older sources than ` +
+        'native/; rebuild it (npm run build:native, or node scripts/prebuild.js for prebuilds/)',
+    )
   }
   return loaded
 }
@@ -143,5 +158,7 @@ export const scanLayout: ScanLayout | null = addon?.scanLayout ?? null
 export const nativeCrc32c: Crc32cRange | null = addon?.crc32c ?? null
 
 /** How WAL records are checked and decoded, and where the addon came from, for --debug and the benchmark. */
-export const walScanMethod: string = addon === null ? `JavaScript, one record at a time (${loaded.from})`
-  : `native window scan, ${addon.hardware ? 'CPU CRC instruction' : 'CRC tables'} (${loaded.from})`
+export const walScanMethod: string =
+  addon === null
+    ? `JavaScript, one record at a time (${loaded.from})`
+    : `native window scan, ${addon.hardware ? 'CPU CRC instruction' : 'CRC tables'} (${loaded.from})`

@@ -52,7 +52,10 @@ function oid(text: string | undefined): number {
  * pg_tblspc/<spc>/<version dir>/<db>/. The candidate is regenerated and must match exactly, which
  * rejects leading zeros, `.0` suffixes, other forks and other majors' tablespace directories.
  */
-export function parseRelationDataFile(path: string, profile: VersionProfile): { spcOid: number; dbOid: number; relNumber: number; segno: number } | null {
+export function parseRelationDataFile(
+  path: string,
+  profile: VersionProfile,
+): { spcOid: number; dbOid: number; relNumber: number; segno: number } | null {
   let rel: RelFileLocator
   let segno: number
   let m = GLOBAL_FILE.exec(path)

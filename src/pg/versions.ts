@@ -156,17 +156,30 @@ export interface VersionProfile {
 }
 
 const CONTROL_13: ControlLayout = Object.freeze({
-  fileSize: 8192, crcOffset: 288, checkpointHasWalLevel: false, defaultCharSignednessOffset: null, mockAuthNonceOffset: 256,
+  fileSize: 8192,
+  crcOffset: 288,
+  checkpointHasWalLevel: false,
+  defaultCharSignednessOffset: null,
+  mockAuthNonceOffset: 256,
 } as const)
 const CONTROL_17: ControlLayout = Object.freeze({ ...CONTROL_13, checkpointHasWalLevel: true } as const)
 const CONTROL_18: ControlLayout = Object.freeze({
-  ...CONTROL_17, crcOffset: 292, defaultCharSignednessOffset: 256, mockAuthNonceOffset: 257,
+  ...CONTROL_17,
+  crcOffset: 292,
+  defaultCharSignednessOffset: 256,
+  mockAuthNonceOffset: 257,
 } as const)
 
 // 13–14: 0x02 BKPIMAGE_IS_COMPRESSED (always pglz), 0x04 BKPIMAGE_APPLY.
 const BIMG_13: BimgBits = Object.freeze({ HAS_HOLE: 0x01, APPLY: 0x04, COMPRESS_PGLZ: 0x02, COMPRESS_LZ4: 0, COMPRESS_ZSTD: 0 } as const)
 // 15+: APPLY moved to 0x02 and each method got its own bit.
-const BIMG_15: BimgBits = Object.freeze({ HAS_HOLE: 0x01, APPLY: 0x02, COMPRESS_PGLZ: 0x04, COMPRESS_LZ4: 0x08, COMPRESS_ZSTD: 0x10 } as const)
+const BIMG_15: BimgBits = Object.freeze({
+  HAS_HOLE: 0x01,
+  APPLY: 0x02,
+  COMPRESS_PGLZ: 0x04,
+  COMPRESS_LZ4: 0x08,
+  COMPRESS_ZSTD: 0x10,
+} as const)
 
 const CODES_13: RecordCodes = Object.freeze({
   XLOG_CHECKPOINT_SHUTDOWN: 0x00,
@@ -217,16 +230,36 @@ function xactNames(entries: Record<number, string>): Names16 {
 }
 
 const XLOG_NAMES_13 = names({
-  0x00: 'CHECKPOINT_SHUTDOWN', 0x10: 'CHECKPOINT_ONLINE', 0x20: 'NOOP', 0x30: 'NEXTOID', 0x40: 'SWITCH',
-  0x50: 'BACKUP_END', 0x60: 'PARAMETER_CHANGE', 0x70: 'RESTORE_POINT', 0x80: 'FPW_CHANGE', 0x90: 'END_OF_RECOVERY',
-  0xa0: 'FPI_FOR_HINT', 0xb0: 'FPI', 0xd0: 'OVERWRITE_CONTRECORD',
+  0x00: 'CHECKPOINT_SHUTDOWN',
+  0x10: 'CHECKPOINT_ONLINE',
+  0x20: 'NOOP',
+  0x30: 'NEXTOID',
+  0x40: 'SWITCH',
+  0x50: 'BACKUP_END',
+  0x60: 'PARAMETER_CHANGE',
+  0x70: 'RESTORE_POINT',
+  0x80: 'FPW_CHANGE',
+  0x90: 'END_OF_RECOVERY',
+  0xa0: 'FPI_FOR_HINT',
+  0xb0: 'FPI',
+  0xd0: 'OVERWRITE_CONTRECORD',
 })
 const XLOG_NAMES_17 = Object.freeze([...XLOG_NAMES_13.slice(0, 14), 'CHECKPOINT_REDO', null])
 const XACT_NAMES_13 = xactNames({
-  0x00: 'COMMIT', 0x10: 'PREPARE', 0x20: 'ABORT', 0x30: 'COMMIT_PREPARED', 0x40: 'ABORT_PREPARED', 0x50: 'ASSIGNMENT',
+  0x00: 'COMMIT',
+  0x10: 'PREPARE',
+  0x20: 'ABORT',
+  0x30: 'COMMIT_PREPARED',
+  0x40: 'ABORT_PREPARED',
+  0x50: 'ASSIGNMENT',
 })
 const XACT_NAMES_14 = xactNames({
-  0x00: 'COMMIT', 0x10: 'PREPARE', 0x20: 'ABORT', 0x30: 'COMMIT_PREPARED', 0x40: 'ABORT_PREPARED', 0x50: 'ASSIGNMENT',
+  0x00: 'COMMIT',
+  0x10: 'PREPARE',
+  0x20: 'ABORT',
+  0x30: 'COMMIT_PREPARED',
+  0x40: 'ABORT_PREPARED',
+  0x50: 'ASSIGNMENT',
   0x60: 'INVALIDATION',
 })
 const SMGR_NAMES = names({ 0x10: 'CREATE', 0x20: 'TRUNCATE' })
@@ -237,40 +270,102 @@ const TBLSPC_NAMES = names({ 0x00: 'CREATE', 0x10: 'DROP' })
 const MULTIXACT_NAMES = names({ 0x00: 'ZERO_OFF_PAGE', 0x10: 'ZERO_MEM_PAGE', 0x20: 'CREATE_ID', 0x30: 'TRUNCATE_ID' })
 const RELMAP_NAMES = names({ 0x00: 'UPDATE' })
 const STANDBY_NAMES = names({ 0x00: 'LOCK', 0x10: 'RUNNING_XACTS', 0x20: 'INVALIDATIONS' })
-const HEAP2_TAIL = { 0x00: 'REWRITE', 0x40: 'VISIBLE', 0x50: 'MULTI_INSERT', 0xd0: 'MULTI_INSERT+INIT', 0x60: 'LOCK_UPDATED', 0x70: 'NEW_CID' }
+const HEAP2_TAIL = {
+  0x00: 'REWRITE',
+  0x40: 'VISIBLE',
+  0x50: 'MULTI_INSERT',
+  0xd0: 'MULTI_INSERT+INIT',
+  0x60: 'LOCK_UPDATED',
+  0x70: 'NEW_CID',
+}
 const HEAP2_NAMES_13 = names({ ...HEAP2_TAIL, 0x10: 'CLEAN', 0x20: 'FREEZE_PAGE', 0x30: 'CLEANUP_INFO' })
 const HEAP2_NAMES_14 = names({ ...HEAP2_TAIL, 0x10: 'PRUNE', 0x20: 'VACUUM', 0x30: 'FREEZE_PAGE' })
 const HEAP2_NAMES_17 = names({ ...HEAP2_TAIL, 0x10: 'PRUNE_ON_ACCESS', 0x20: 'PRUNE_VACUUM_SCAN', 0x30: 'PRUNE_VACUUM_CLEANUP' })
 const HEAP_NAMES = names({
-  0x00: 'INSERT', 0x80: 'INSERT+INIT', 0x10: 'DELETE', 0x20: 'UPDATE', 0xa0: 'UPDATE+INIT', 0x30: 'TRUNCATE',
-  0x40: 'HOT_UPDATE', 0xc0: 'HOT_UPDATE+INIT', 0x50: 'HEAP_CONFIRM', 0x60: 'LOCK', 0x70: 'INPLACE',
+  0x00: 'INSERT',
+  0x80: 'INSERT+INIT',
+  0x10: 'DELETE',
+  0x20: 'UPDATE',
+  0xa0: 'UPDATE+INIT',
+  0x30: 'TRUNCATE',
+  0x40: 'HOT_UPDATE',
+  0xc0: 'HOT_UPDATE+INIT',
+  0x50: 'HEAP_CONFIRM',
+  0x60: 'LOCK',
+  0x70: 'INPLACE',
 })
 const BTREE_NAMES = names({
-  0x00: 'INSERT_LEAF', 0x10: 'INSERT_UPPER', 0x20: 'INSERT_META', 0x30: 'SPLIT_L', 0x40: 'SPLIT_R', 0x50: 'INSERT_POST',
-  0x60: 'DEDUP', 0x70: 'DELETE', 0x80: 'UNLINK_PAGE', 0x90: 'UNLINK_PAGE_META', 0xa0: 'NEWROOT',
-  0xb0: 'MARK_PAGE_HALFDEAD', 0xc0: 'VACUUM', 0xd0: 'REUSE_PAGE', 0xe0: 'META_CLEANUP',
+  0x00: 'INSERT_LEAF',
+  0x10: 'INSERT_UPPER',
+  0x20: 'INSERT_META',
+  0x30: 'SPLIT_L',
+  0x40: 'SPLIT_R',
+  0x50: 'INSERT_POST',
+  0x60: 'DEDUP',
+  0x70: 'DELETE',
+  0x80: 'UNLINK_PAGE',
+  0x90: 'UNLINK_PAGE_META',
+  0xa0: 'NEWROOT',
+  0xb0: 'MARK_PAGE_HALFDEAD',
+  0xc0: 'VACUUM',
+  0xd0: 'REUSE_PAGE',
+  0xe0: 'META_CLEANUP',
 })
 const HASH_NAMES = names({
-  0x00: 'INIT_META_PAGE', 0x10: 'INIT_BITMAP_PAGE', 0x20: 'INSERT', 0x30: 'ADD_OVFL_PAGE', 0x40: 'SPLIT_ALLOCATE_PAGE',
-  0x50: 'SPLIT_PAGE', 0x60: 'SPLIT_COMPLETE', 0x70: 'MOVE_PAGE_CONTENTS', 0x80: 'SQUEEZE_PAGE', 0x90: 'DELETE',
-  0xa0: 'SPLIT_CLEANUP', 0xb0: 'UPDATE_META_PAGE', 0xc0: 'VACUUM_ONE_PAGE',
+  0x00: 'INIT_META_PAGE',
+  0x10: 'INIT_BITMAP_PAGE',
+  0x20: 'INSERT',
+  0x30: 'ADD_OVFL_PAGE',
+  0x40: 'SPLIT_ALLOCATE_PAGE',
+  0x50: 'SPLIT_PAGE',
+  0x60: 'SPLIT_COMPLETE',
+  0x70: 'MOVE_PAGE_CONTENTS',
+  0x80: 'SQUEEZE_PAGE',
+  0x90: 'DELETE',
+  0xa0: 'SPLIT_CLEANUP',
+  0xb0: 'UPDATE_META_PAGE',
+  0xc0: 'VACUUM_ONE_PAGE',
 })
 const GIN_NAMES = names({
-  0x10: 'CREATE_PTREE', 0x20: 'INSERT', 0x30: 'SPLIT', 0x40: 'VACUUM_PAGE', 0x50: 'DELETE_PAGE', 0x60: 'UPDATE_META_PAGE',
-  0x70: 'INSERT_LISTPAGE', 0x80: 'DELETE_LISTPAGE', 0x90: 'VACUUM_DATA_LEAF_PAGE',
+  0x10: 'CREATE_PTREE',
+  0x20: 'INSERT',
+  0x30: 'SPLIT',
+  0x40: 'VACUUM_PAGE',
+  0x50: 'DELETE_PAGE',
+  0x60: 'UPDATE_META_PAGE',
+  0x70: 'INSERT_LISTPAGE',
+  0x80: 'DELETE_LISTPAGE',
+  0x90: 'VACUUM_DATA_LEAF_PAGE',
 })
 const GIST_NAMES_13 = names({ 0x00: 'PAGE_UPDATE', 0x10: 'DELETE', 0x20: 'PAGE_REUSE', 0x30: 'PAGE_SPLIT', 0x60: 'PAGE_DELETE' })
 const GIST_NAMES_14 = names({
-  0x00: 'PAGE_UPDATE', 0x10: 'DELETE', 0x20: 'PAGE_REUSE', 0x30: 'PAGE_SPLIT', 0x60: 'PAGE_DELETE', 0x70: 'ASSIGN_LSN',
+  0x00: 'PAGE_UPDATE',
+  0x10: 'DELETE',
+  0x20: 'PAGE_REUSE',
+  0x30: 'PAGE_SPLIT',
+  0x60: 'PAGE_DELETE',
+  0x70: 'ASSIGN_LSN',
 })
 const SEQ_NAMES = names({ 0x00: 'LOG' })
 const SPGIST_NAMES = names({
-  0x10: 'ADD_LEAF', 0x20: 'MOVE_LEAFS', 0x30: 'ADD_NODE', 0x40: 'SPLIT_TUPLE', 0x50: 'PICKSPLIT', 0x60: 'VACUUM_LEAF',
-  0x70: 'VACUUM_ROOT', 0x80: 'VACUUM_REDIRECT',
+  0x10: 'ADD_LEAF',
+  0x20: 'MOVE_LEAFS',
+  0x30: 'ADD_NODE',
+  0x40: 'SPLIT_TUPLE',
+  0x50: 'PICKSPLIT',
+  0x60: 'VACUUM_LEAF',
+  0x70: 'VACUUM_ROOT',
+  0x80: 'VACUUM_REDIRECT',
 })
 const BRIN_NAMES = names({
-  0x00: 'CREATE_INDEX', 0x10: 'INSERT', 0x90: 'INSERT+INIT', 0x20: 'UPDATE', 0xa0: 'UPDATE+INIT', 0x30: 'SAMEPAGE_UPDATE',
-  0x40: 'REVMAP_EXTEND', 0x50: 'DESUMMARIZE',
+  0x00: 'CREATE_INDEX',
+  0x10: 'INSERT',
+  0x90: 'INSERT+INIT',
+  0x20: 'UPDATE',
+  0xa0: 'UPDATE+INIT',
+  0x30: 'SAMEPAGE_UPDATE',
+  0x40: 'REVMAP_EXTEND',
+  0x50: 'DESUMMARIZE',
 })
 const COMMIT_TS_NAMES = names({ 0x00: 'ZEROPAGE', 0x10: 'TRUNCATE' })
 const REPLORIGIN_NAMES = names({ 0x00: 'SET', 0x10: 'DROP' })
@@ -280,9 +375,28 @@ const LOGICALMSG_NAMES = names({ 0x00: 'MESSAGE' })
 
 function recordTypeNames(over: Partial<Record<number, Names16>>): RecordTypeNames {
   const base: Names16[] = [
-    XLOG_NAMES_13, XACT_NAMES_14, SMGR_NAMES, CLOG_NAMES, DBASE_NAMES_15, TBLSPC_NAMES, MULTIXACT_NAMES, RELMAP_NAMES,
-    STANDBY_NAMES, HEAP2_NAMES_14, HEAP_NAMES, BTREE_NAMES, HASH_NAMES, GIN_NAMES, GIST_NAMES_14, SEQ_NAMES,
-    SPGIST_NAMES, BRIN_NAMES, COMMIT_TS_NAMES, REPLORIGIN_NAMES, GENERIC_NAMES, LOGICALMSG_NAMES,
+    XLOG_NAMES_13,
+    XACT_NAMES_14,
+    SMGR_NAMES,
+    CLOG_NAMES,
+    DBASE_NAMES_15,
+    TBLSPC_NAMES,
+    MULTIXACT_NAMES,
+    RELMAP_NAMES,
+    STANDBY_NAMES,
+    HEAP2_NAMES_14,
+    HEAP_NAMES,
+    BTREE_NAMES,
+    HASH_NAMES,
+    GIN_NAMES,
+    GIST_NAMES_14,
+    SEQ_NAMES,
+    SPGIST_NAMES,
+    BRIN_NAMES,
+    COMMIT_TS_NAMES,
+    REPLORIGIN_NAMES,
+    GENERIC_NAMES,
+    LOGICALMSG_NAMES,
   ]
   for (const [id, table] of Object.entries(over)) base[Number(id)] = table!
   return Object.freeze(base)
@@ -393,7 +507,8 @@ export const CONTROL_CRC_OFFSETS: readonly number[] = Object.freeze([...new Set(
 
 /** The profile of a major version number. */
 export function profileForMajor(major: number): VersionProfile {
-  if (!isSupportedMajor(major)) throw new RewindError('INCOMPATIBLE_VERSION', `unsupported PostgreSQL major version ${major}; ${SUPPORTED_TEXT}`)
+  if (!isSupportedMajor(major))
+    throw new RewindError('INCOMPATIBLE_VERSION', `unsupported PostgreSQL major version ${major}; ${SUPPORTED_TEXT}`)
   return PROFILE_OF[major]
 }
 
@@ -432,7 +547,10 @@ export function findProfileByCatalogVersion(n: number): VersionProfile | null {
 export function profileFromWalMagic(magic: number): VersionProfile {
   const found = PROFILES.find((p) => p.walPageMagic === magic)
   if (found === undefined) {
-    throw new RewindError('INCOMPATIBLE_VERSION', `unsupported WAL page magic 0x${magic.toString(16).toUpperCase().padStart(4, '0')}; ${SUPPORTED_TEXT}`)
+    throw new RewindError(
+      'INCOMPATIBLE_VERSION',
+      `unsupported WAL page magic 0x${magic.toString(16).toUpperCase().padStart(4, '0')}; ${SUPPORTED_TEXT}`,
+    )
   }
   return found
 }

@@ -44,13 +44,19 @@ export class BlockMap {
     for (let block = 0; block < end; block++) {
       const word = bits[block >>> 5]!
       if (word === 0 && (block & 31) === 0) {
-        if (runStart >= 0) { out.push([runStart, block - runStart]); runStart = -1 }
+        if (runStart >= 0) {
+          out.push([runStart, block - runStart])
+          runStart = -1
+        }
         block += 31
         continue
       }
       const set = (word & (1 << (block & 31))) !== 0
       if (set && runStart < 0) runStart = block
-      else if (!set && runStart >= 0) { out.push([runStart, block - runStart]); runStart = -1 }
+      else if (!set && runStart >= 0) {
+        out.push([runStart, block - runStart])
+        runStart = -1
+      }
     }
     if (runStart >= 0) out.push([runStart, end - runStart])
     return out

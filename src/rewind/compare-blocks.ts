@@ -46,13 +46,23 @@ export async function compareRelationFiles(input: CompareInput): Promise<Compare
   const startedAt = Date.now()
   let lastReport = 0
   const summary = await findDifferingBlocks({
-    source: input.source, targetDir: input.targetDir, files, blockSize: input.blockSize, blocks: input.blocks,
+    source: input.source,
+    targetDir: input.targetDir,
+    files,
+    blockSize: input.blockSize,
+    blocks: input.blocks,
     ...(input.jobs ? { jobs: input.jobs } : {}),
     onProgress: (progress) => {
       const now = Date.now()
       if (now - lastReport < 250 && progress.comparedBytes < progress.totalBytes) return
       lastReport = now
-      input.emit({ type: 'compare-progress', compared: progress.comparedBytes, total: progress.totalBytes, differing: progress.differingBytes, startedAt })
+      input.emit({
+        type: 'compare-progress',
+        compared: progress.comparedBytes,
+        total: progress.totalBytes,
+        differing: progress.differingBytes,
+        startedAt,
+      })
     },
   })
   return summary

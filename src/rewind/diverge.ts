@@ -6,7 +6,7 @@ import { RewindError } from '../errors.js'
 import type { ControlFile } from '../pg/control.js'
 import { formatLsn, historyFileName, segmentFileName, segmentOf, type Lsn } from '../pg/lsn.js'
 import { findCommonAncestor, parseTimelineHistory, timelineOneHistory, type TimelineEntry } from '../pg/timeline.js'
-import { WalReader } from '../pg/wal/reader.js'
+import type { WalReader } from '../pg/wal/reader.js'
 import type { WalRecord } from '../pg/wal/record.js'
 import type { VersionProfile } from '../pg/versions.js'
 import { decodeCheckpoint } from '../pg/checkpoint.js'
@@ -21,8 +21,11 @@ export function currentTimeline(control: ControlFile): number {
 export function historyOf(tli: number, historyText: string | null, where: string): TimelineEntry[] {
   if (tli === 1) return timelineOneHistory()
   if (historyText === null) {
-    throw new RewindError('TIMELINE_HISTORY_INVALID', `could not open file "${where}/pg_wal/${historyFileName(tli)}": No such file or directory`,
-      { path: `pg_wal/${historyFileName(tli)}` })
+    throw new RewindError(
+      'TIMELINE_HISTORY_INVALID',
+      `could not open file "${where}/pg_wal/${historyFileName(tli)}": No such file or directory`,
+      { path: `pg_wal/${historyFileName(tli)}` },
+    )
   }
   return parseTimelineHistory(historyText, tli)
 }
@@ -37,8 +40,10 @@ export type Divergence =
  * NOTE: `readTargetRecord` reads the target's WAL following the target's history.
  */
 export async function findDivergence(opts: {
-  source: ControlFile; target: ControlFile
-  sourceHistory: TimelineEntry[]; targetHistory: TimelineEntry[]
+  source: ControlFile
+  target: ControlFile
+  sourceHistory: TimelineEntry[]
+  targetHistory: TimelineEntry[]
   readTargetRecord: (lsn: Lsn) => Promise<WalRecord>
 }): Promise<Divergence> {
   const sourceTli = currentTimeline(opts.source)
@@ -48,11 +53,11 @@ export async function findDivergence(opts: {
   // number with different histories, though; only identical histories mean the same timeline.
   if (sourceTli === targetTli && (common === null || common.lsn === null)) return { kind: 'same-timeline', tli: targetTli }
   if (common === null) {
-    throw new RewindError('NO_COMMON_ANCESTOR', 'could not find common ancestor of the source and target cluster\'s timelines')
+    throw new RewindError('NO_COMMON_ANCESTOR', "could not find common ancestor of the source and target cluster's timelines")
   }
   // Different timelines with identical histories cannot both be current; treat the open end as the
   // target's own end so the WAL comparison below decides.
-  const divergenceLsn = common.lsn ?? 0xFFFFFFFFFFFFFFFFn
+  const divergenceLsn = common.lsn ?? 0xffffffffffffffffn
   const tli = opts.targetHistory[common.index]!.tli
 
   // The target's WAL ends at its last (shutdown) checkpoint, or at minRecoveryPoint if it was a
@@ -65,13 +70,22 @@ export async function findDivergence(opts: {
   return { kind: 'no-rewind', lsn: divergenceLsn, tli, targetWalEnd }
 }
 
-export interface LastCheckpoint { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }
+export interface LastCheckpoint {
+  readonly lsn: Lsn
+  readonly redo: Lsn
+  readonly tli: number
+}
 
 /**
  * Walks back from the divergence point along xl_prev to the last checkpoint record before it.
  */
-export async function findLastCommonCheckpoint(reader: WalReader, divergence: Lsn, profile: VersionProfile,
-  segSize: number, tliOf: (segno: bigint) => number): Promise<LastCheckpoint> {
+export async function findLastCommonCheckpoint(
+  reader: WalReader,
+  divergence: Lsn,
+  profile: VersionProfile,
+  segSize: number,
+  tliOf: (segno: bigint) => number,
+): Promise<LastCheckpoint> {
   let found: LastCheckpoint | null = null
   const stopped = await reader.walkBack(divergence, (record) => {
     if (!isCheckpointRecord(record, profile) || record.lsn >= divergence) return true
@@ -80,12 +94,16 @@ export async function findLastCommonCheckpoint(reader: WalReader, divergence: Ls
     return false
   })
   if (stopped !== null && 'badPrev' in stopped) {
-    throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(stopped.badPrev)}: invalid xl_prev`, { lsn: formatLsn(stopped.badPrev) })
+    throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(stopped.badPrev)}: invalid xl_prev`, {
+      lsn: formatLsn(stopped.badPrev),
+    })
   }
   if (stopped !== null) {
     const segno = segmentOf(stopped.lsn, segSize)
-    throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(stopped.lsn)}: ${stopped.end.message}`,
-      { lsn: formatLsn(stopped.lsn), segment: segmentFileName(tliOf(segno), segno, segSize) })
+    throw new RewindError('WAL_INVALID', `could not find previous WAL record at ${formatLsn(stopped.lsn)}: ${stopped.end.message}`, {
+      lsn: formatLsn(stopped.lsn),
+      segment: segmentFileName(tliOf(segno), segno, segSize),
+    })
   }
   return found!
 }

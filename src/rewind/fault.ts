@@ -12,17 +12,37 @@ import fs from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export const FAULT_POINTS = [
-  'marker-written', 'journal-written', 'control-removed',
-  'action-create', 'action-copy-truncated', 'action-truncate', 'action-remove',
-  'chunk-copy', 'chunk-copy-tail', 'chunk-blocks', 'file-copied',
-  'group-flushed', 'group-synced', 'progress-recorded', 'wal-catchup',
-  'backup-label-written', 'standby-settings-written', 'marker-removed', 'sync-file',
-  'control-tmp-written', 'journal-removed', 'control-renamed',
+  'marker-written',
+  'journal-written',
+  'control-removed',
+  'action-create',
+  'action-copy-truncated',
+  'action-truncate',
+  'action-remove',
+  'chunk-copy',
+  'chunk-copy-tail',
+  'chunk-blocks',
+  'file-copied',
+  'group-flushed',
+  'group-synced',
+  'progress-recorded',
+  'wal-catchup',
+  'backup-label-written',
+  'standby-settings-written',
+  'marker-removed',
+  'sync-file',
+  'control-tmp-written',
+  'journal-removed',
+  'control-renamed',
 ] as const
 
 export type FaultPoint = (typeof FAULT_POINTS)[number]
 
-interface Armed { point: string; nth: number; pause: boolean }
+interface Armed {
+  point: string
+  nth: number
+  pause: boolean
+}
 
 function armed(): Armed | null {
   const spec = process.env['WALREWIND_FAULT']

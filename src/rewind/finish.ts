@@ -13,7 +13,7 @@
 
 import fs from 'node:fs/promises'
 import { formatRewindBackupLabel } from '../pg/backup-label.js'
-import { DBState, decodeControlFile, updateControlFile, type ControlFile } from '../pg/control.js'
+import { DBState, decodeControlFile, updateControlFile } from '../pg/control.js'
 import { formatLsn, parseLsn, parseSegmentFileName, segmentFileName, segmentOf, segmentStart, type Lsn } from '../pg/lsn.js'
 import type { TimelineEntry } from '../pg/timeline.js'
 import { RewindError } from '../errors.js'
@@ -57,7 +57,11 @@ async function databaseCopyIn(input: FinishInput, start: LastCheckpoint, end: So
     return scanned.databaseFileCopies[0] ?? null
   } catch (err) {
     if (!(err instanceof RewindError) || (err.code !== 'WAL_MISSING' && err.code !== 'WAL_INVALID')) throw err
-    input.emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `could not check the source's WAL from ${formatLsn(start.redo)} for a CREATE DATABASE that copied files: ${err.message}` })
+    input.emit({
+      type: 'warning',
+      code: 'SOURCE_WAL_MISSING',
+      message: `could not check the source's WAL from ${formatLsn(start.redo)} for a CREATE DATABASE that copied files: ${err.message}`,
+    })
     return null
   }
 }
@@ -151,8 +155,12 @@ export async function finishRewind(input: FinishInput): Promise<FinishResult> {
     // changed on the source since the first start is copied again.
     const later = sourceCheckpointOf(after)
     if (later.redo <= copy || pass === MAX_REFRESH_PASSES) throw databaseCopiedAfter(copy, start, source.description)
-    emit({ type: 'info', message: `the source created a database by copying files at ${formatLsn(copy)}, during the rewind: ` +
-      `copying again what it changed before its checkpoint at ${formatLsn(later.lsn)}, where replay will start` })
+    emit({
+      type: 'info',
+      message:
+        `the source created a database by copying files at ${formatLsn(copy)}, during the rewind: ` +
+        `copying again what it changed before its checkpoint at ${formatLsn(later.lsn)}, where replay will start`,
+    })
     catchUpBytes += await refreshToCheckpoint({ ...input, from: start, to: later, sourceWalEnd: end.lsn })
     start = later
   }
@@ -236,8 +244,13 @@ async function catchUpWal(input: FinishInput, from: Lsn, end: SourceWalEnd): Pro
   const missing: string[] = []
   for (let segno = first + 1n; segno <= last; segno++) if (!present.has(segno)) missing.push(segmentFileName(end.tli, segno, segSize))
   if (missing.length > 0) {
-    emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `the source no longer has WAL segment ${missing[0]}${missing.length > 1 ? ` nor ${missing.length - 1} more after it` : ''}, written during the rewind ` +
-      `(before its WAL end at ${formatLsn(end.lsn)}): the rewound server reaches a consistent state only if its restore_command can fetch them from an archive` })
+    emit({
+      type: 'warning',
+      code: 'SOURCE_WAL_MISSING',
+      message:
+        `the source no longer has WAL segment ${missing[0]}${missing.length > 1 ? ` nor ${missing.length - 1} more after it` : ''}, written during the rewind ` +
+        `(before its WAL end at ${formatLsn(end.lsn)}): the rewound server reaches a consistent state only if its restore_command can fetch them from an archive`,
+    })
   }
   return bytes
 }

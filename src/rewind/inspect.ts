@@ -6,7 +6,6 @@ import path from 'node:path'
 import { RewindError } from '../errors.js'
 import { decodeControlFile, DBState, type ControlFile } from '../pg/control.js'
 import { profileFromPgVersionFile, type VersionProfile } from '../pg/versions.js'
-import type { Source } from '../source/source.js'
 import { errText } from '../source/walk.js'
 
 export interface TargetInfo {
@@ -78,18 +77,28 @@ export async function runningPostmasterPid(dir: string): Promise<number | null> 
  */
 export function checkSameCluster(target: ControlFile, targetProfile: VersionProfile, source: ControlFile): void {
   if (target.system_identifier !== source.system_identifier) {
-    throw new RewindError('DIFFERENT_SYSTEMS', 'source and target clusters are from different systems',
-      { detail: `The target's system identifier is ${target.system_identifier}, the source's ${source.system_identifier}.` })
+    throw new RewindError('DIFFERENT_SYSTEMS', 'source and target clusters are from different systems', {
+      detail: `The target's system identifier is ${target.system_identifier}, the source's ${source.system_identifier}.`,
+    })
   }
-  if (target.catalog_version_no !== source.catalog_version_no || target.pg_control_version !== source.pg_control_version ||
-      target.profile.major !== targetProfile.major) {
-    throw new RewindError('INCOMPATIBLE_VERSION', 'clusters are not compatible with this version of pg_rewind',
-      { detail: `The target is PostgreSQL ${target.profile.major} (catalog version ${target.catalog_version_no}), the source PostgreSQL ${source.profile.major} (catalog version ${source.catalog_version_no}).` })
+  if (
+    target.catalog_version_no !== source.catalog_version_no ||
+    target.pg_control_version !== source.pg_control_version ||
+    target.profile.major !== targetProfile.major
+  ) {
+    throw new RewindError('INCOMPATIBLE_VERSION', 'clusters are not compatible with this version of pg_rewind', {
+      detail: `The target is PostgreSQL ${target.profile.major} (catalog version ${target.catalog_version_no}), the source PostgreSQL ${source.profile.major} (catalog version ${source.catalog_version_no}).`,
+    })
   }
-  if (target.blcksz !== source.blcksz || target.xlog_seg_size !== source.xlog_seg_size || target.relseg_size !== source.relseg_size ||
-      target.xlog_blcksz !== source.xlog_blcksz) {
-    throw new RewindError('INCOMPATIBLE_VERSION', 'source and target clusters have different block or WAL segment sizes',
-      { detail: `block size ${target.blcksz}/${source.blcksz}, WAL segment size ${target.xlog_seg_size}/${source.xlog_seg_size}` })
+  if (
+    target.blcksz !== source.blcksz ||
+    target.xlog_seg_size !== source.xlog_seg_size ||
+    target.relseg_size !== source.relseg_size ||
+    target.xlog_blcksz !== source.xlog_blcksz
+  ) {
+    throw new RewindError('INCOMPATIBLE_VERSION', 'source and target clusters have different block or WAL segment sizes', {
+      detail: `block size ${target.blcksz}/${source.blcksz}, WAL segment size ${target.xlog_seg_size}/${source.xlog_seg_size}`,
+    })
   }
 }
 

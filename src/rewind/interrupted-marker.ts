@@ -26,7 +26,10 @@ async function readAutoConf(target: TargetDir): Promise<string | null> {
 }
 
 function withoutMarker(text: string): string {
-  return text.split(/(?<=\n)/).filter((line) => !line.startsWith(`${MARKER_PARAMETER} =`)).join('')
+  return text
+    .split(/(?<=\n)/)
+    .filter((line) => !line.startsWith(`${MARKER_PARAMETER} =`))
+    .join('')
 }
 
 /** Whether the marker line is there. */

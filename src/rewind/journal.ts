@@ -61,7 +61,11 @@ export function encodeJournal(journal: Journal): string {
     startedAt: journal.startedAt,
     targetControl: journal.targetControl.toString('base64'),
     sourceControl: journal.sourceControl.toString('base64'),
-    targetHistory: journal.targetHistory.map((e) => ({ tli: e.tli, begin: formatLsn(e.begin), end: e.end === null ? null : formatLsn(e.end) })),
+    targetHistory: journal.targetHistory.map((e) => ({
+      tli: e.tli,
+      begin: formatLsn(e.begin),
+      end: e.end === null ? null : formatLsn(e.end),
+    })),
     divergence: { lsn: formatLsn(journal.divergence.lsn), tli: journal.divergence.tli },
     checkpoint: { lsn: formatLsn(journal.checkpoint.lsn), redo: formatLsn(journal.checkpoint.redo), tli: journal.checkpoint.tli },
     planWalEnd: formatLsn(journal.planWalEnd),

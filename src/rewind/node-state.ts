@@ -12,16 +12,28 @@ import { isCleanlyShutDown } from './inspect.js'
 import type { NodeState } from './timeline-graph.js'
 import { openDataDirWal } from './wal-source.js'
 
-export interface NodeSpec { readonly name: string; readonly spec: string }
+export interface NodeSpec {
+  readonly name: string
+  readonly spec: string
+}
 
 /** A spec is a data directory if it exists as a directory, else a connection string. */
-export async function describeNode(node: NodeSpec, env: NodeJS.ProcessEnv): Promise<NodeState & { control: ControlFile; kind: Source['kind'] }> {
-  const isDir = await fs.stat(node.spec).then((s) => s.isDirectory(), () => false)
-  const source = await openSource(isDir ? { kind: 'local', pgdata: node.spec } : { kind: 'server', conninfo: node.spec }, { env, emit: () => {} })
+export async function describeNode(
+  node: NodeSpec,
+  env: NodeJS.ProcessEnv,
+): Promise<NodeState & { control: ControlFile; kind: Source['kind'] }> {
+  const isDir = await fs.stat(node.spec).then(
+    (s) => s.isDirectory(),
+    () => false,
+  )
+  const source = await openSource(isDir ? { kind: 'local', pgdata: node.spec } : { kind: 'server', conninfo: node.spec }, {
+    env,
+    emit: () => {},
+  })
   try {
     const control = decodeControlFile(await source.readFile('global/pg_control'))
     const tli = currentTimeline(control)
-    const historyText = tli === 1 ? null : (await source.readFileIfExists(`pg_wal/${historyFileName(tli)}`))?.toString('utf8') ?? null
+    const historyText = tli === 1 ? null : ((await source.readFileIfExists(`pg_wal/${historyFileName(tli)}`))?.toString('utf8') ?? null)
     const history = historyOf(tli, historyText, source.description)
     let walEnd: Lsn
     let state = dbStateName(control.state)
@@ -44,6 +56,9 @@ export async function describeNode(node: NodeSpec, env: NodeJS.ProcessEnv): Prom
 async function stoppedWalEnd(dataDir: string, control: ControlFile, history: NodeState['history']): Promise<Lsn> {
   const { reader, dir } = openDataDirWal(dataDir, control, history)
   const result = await reader.readRecord(control.checkPoint).finally(() => dir.close())
-  if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at checkpoint of "${dataDir}": ${result.end.message}`, { path: dataDir })
+  if ('end' in result)
+    throw new RewindError('WAL_INVALID', `could not read WAL record at checkpoint of "${dataDir}": ${result.end.message}`, {
+      path: dataDir,
+    })
   return control.minRecoveryPoint > result.record.endLsn ? control.minRecoveryPoint : result.record.endLsn
 }

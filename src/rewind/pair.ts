@@ -7,7 +7,11 @@ import { findLastCommonCheckpoint, type LastCheckpoint } from './diverge.js'
 import type { NodeState } from './timeline-graph.js'
 import { openDataDirWal } from './wal-source.js'
 
-export async function findLastCommonCheckpointOf(targetDir: string, target: NodeState & { control: ControlFile }, divergence: Lsn): Promise<LastCheckpoint> {
+export async function findLastCommonCheckpointOf(
+  targetDir: string,
+  target: NodeState & { control: ControlFile },
+  divergence: Lsn,
+): Promise<LastCheckpoint> {
   const { reader, dir, timelineOf } = openDataDirWal(targetDir, target.control, target.history)
   try {
     return await findLastCommonCheckpoint(reader, divergence, target.control.profile, target.control.xlog_seg_size, timelineOf)

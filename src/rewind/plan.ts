@@ -19,7 +19,11 @@ import { timelineChooser } from './wal-source.js'
 export type Action = 'create' | 'copy' | 'copy-tail' | 'none' | 'truncate' | 'remove'
 const ACTION_ORDER: Record<Action, number> = { create: 0, copy: 1, 'copy-tail': 2, none: 3, truncate: 4, remove: 5 }
 
-export interface PlanSide { readonly type: FileType; readonly size: number; readonly linkTarget?: string }
+export interface PlanSide {
+  readonly type: FileType
+  readonly size: number
+  readonly linkTarget?: string
+}
 
 export interface PlanEntry {
   readonly path: string
@@ -91,7 +95,11 @@ export interface PlanInput {
   readonly divergence: { readonly lsn: Lsn; readonly tli: number }
   readonly checkpoint: { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }
   /** Where replay will start. From the source's checkpoint, WAL before its redo point is not copied. */
-  readonly replay: { readonly from: ReplayFrom; readonly checkpoint: { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }; readonly reason: string }
+  readonly replay: {
+    readonly from: ReplayFrom
+    readonly checkpoint: { readonly lsn: Lsn; readonly redo: Lsn; readonly tli: number }
+    readonly reason: string
+  }
   /**
    * Where the source's WAL ended when it was listed. Segment files past it are recycled ones with
    * stale contents: recovery never reads them, so they are not copied.
@@ -114,8 +122,15 @@ export const TARGET_CONFIG_FILES: ReadonlySet<string> = new Set(['postgresql.con
 // Directories whose contents are never copied (pg_rewind's excludeDirContents).
 const EXCLUDED_DIR_CONTENTS = ['pg_stat_tmp', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_subtrans']
 // File names never copied, wherever they are (pg_rewind's excludeFiles).
-const EXCLUDED_FILE_NAMES = new Set(['postgresql.auto.conf.tmp', 'current_logfiles.tmp', 'backup_label', 'tablespace_map',
-  'backup_manifest', 'postmaster.pid', 'postmaster.opts'])
+const EXCLUDED_FILE_NAMES = new Set([
+  'postgresql.auto.conf.tmp',
+  'current_logfiles.tmp',
+  'backup_label',
+  'tablespace_map',
+  'backup_manifest',
+  'postmaster.pid',
+  'postmaster.opts',
+])
 
 /** Why a path is left out of the copy, or null. */
 export function exclusionReason(path: string): string | null {
@@ -130,7 +145,9 @@ export function exclusionReason(path: string): string | null {
 
 function side(entry: FileEntry | undefined): PlanSide | null {
   if (!entry) return null
-  return entry.type === 'symlink' ? { type: entry.type, size: 0, linkTarget: entry.linkTarget ?? '' } : { type: entry.type, size: entry.size }
+  return entry.type === 'symlink'
+    ? { type: entry.type, size: 0, linkTarget: entry.linkTarget ?? '' }
+    : { type: entry.type, size: entry.size }
 }
 
 /** pg_wal may be a symlink on either side; it is a directory for the comparison. */
@@ -200,7 +217,11 @@ export function plan(input: PlanInput): Plan {
     checkpoint: { lsn: formatLsn(input.checkpoint.lsn), redo: formatLsn(input.checkpoint.redo), tli: input.checkpoint.tli },
     replay: {
       from: input.replay.from,
-      checkpoint: { lsn: formatLsn(input.replay.checkpoint.lsn), redo: formatLsn(input.replay.checkpoint.redo), tli: input.replay.checkpoint.tli },
+      checkpoint: {
+        lsn: formatLsn(input.replay.checkpoint.lsn),
+        redo: formatLsn(input.replay.checkpoint.redo),
+        tli: input.replay.checkpoint.tli,
+      },
       reason: input.replay.reason,
     },
     entries,
@@ -226,8 +247,15 @@ function missingSourceWal(input: PlanInput, sources: Map<string, FileEntry>): st
   return missing
 }
 
-function decideAction(path: string, source: FileEntry | undefined, target: FileEntry | undefined, isRelFile: boolean,
-  input: PlanInput, divergenceSegment: bigint, replaySegment: bigint): Action {
+function decideAction(
+  path: string,
+  source: FileEntry | undefined,
+  target: FileEntry | undefined,
+  isRelFile: boolean,
+  input: PlanInput,
+  divergenceSegment: bigint,
+  replaySegment: bigint,
+): Action {
   // The control file is written at the end from the source's, with the recovery point set.
   if (path === 'global/pg_control') return 'none'
   // macOS Finder litter: neither copied nor removed (pg_rewind 18).

@@ -11,16 +11,28 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { RewindError } from '../errors.js'
 
-export interface PostgresBinary { readonly path: string; readonly version: string; readonly foundVia: string }
+export interface PostgresBinary {
+  readonly path: string
+  readonly version: string
+  readonly foundVia: string
+}
 
 /** Runs `file args`, returning exit code and output; never throws for a non-zero exit. */
-export function runProgram(file: string, args: string[], opts: { input?: 'ignore' } = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+export function runProgram(
+  file: string,
+  args: string[],
+  opts: { input?: 'ignore' } = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: [opts.input ?? 'ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d
+    })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
     child.on('error', reject)
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
   })
@@ -48,10 +60,18 @@ export interface FindPostgresOptions {
   readonly programName?: string
 }
 
-interface Candidate { readonly dir: string; readonly via: string; readonly explicit: boolean }
+interface Candidate {
+  readonly dir: string
+  readonly via: string
+  readonly explicit: boolean
+}
 
 /** Where to look, in order, without duplicates (the first mention of a directory wins). */
-export function postgresCandidates(opts: FindPostgresOptions, env: NodeJS.ProcessEnv, realpath: (p: string) => string | null = realpathOrNull): Candidate[] {
+export function postgresCandidates(
+  opts: FindPostgresOptions,
+  env: NodeJS.ProcessEnv,
+  realpath: (p: string) => string | null = realpathOrNull,
+): Candidate[] {
   const list: Candidate[] = []
   const add = (dir: string, via: string, explicit: boolean) => {
     const resolved = path.resolve(dir)
@@ -110,14 +130,22 @@ export async function findPostgres(major: number, opts: FindPostgresOptions, env
     if (version && Number(version[1]) === major) return { path: file, version: version[1]! + (version[2] ?? ''), foundVia: via }
     // An explicit directory with the wrong version is a mistake worth stopping for.
     if (explicit) {
-      throw new RewindError('POSTGRES_NOT_FOUND', `program "postgres" found in ${via} ("${file}") is version ${version?.[1] ?? 'unknown'}, but the target cluster is PostgreSQL ${major}`,
-        { path: file })
+      throw new RewindError(
+        'POSTGRES_NOT_FOUND',
+        `program "postgres" found in ${via} ("${file}") is version ${version?.[1] ?? 'unknown'}, but the target cluster is PostgreSQL ${major}`,
+        { path: file },
+      )
     }
   }
   const prog = opts.programName ?? 'walrewind'
   const beside = opts.programPath ? ` in the same directory as "${opts.programPath}",` : ''
-  throw new RewindError('POSTGRES_NOT_FOUND', `program "postgres" of PostgreSQL ${major} is needed by ${prog} but was not found${beside} in --postgres-bindir, $PG_BINDIR or the PATH`,
-    { hint: `Install walrewind next to the target's postgres (e.g. as pg_rewind in its bin directory), or name that directory with --postgres-bindir or PG_BINDIR.${tried.length ? ` Tried: ${tried.join(', ')}.` : ''}` })
+  throw new RewindError(
+    'POSTGRES_NOT_FOUND',
+    `program "postgres" of PostgreSQL ${major} is needed by ${prog} but was not found${beside} in --postgres-bindir, $PG_BINDIR or the PATH`,
+    {
+      hint: `Install walrewind next to the target's postgres (e.g. as pg_rewind in its bin directory), or name that directory with --postgres-bindir or PG_BINDIR.${tried.length ? ` Tried: ${tried.join(', ')}.` : ''}`,
+    },
+  )
 }
 
 function configArgs(configFile: string | null): string[] {
@@ -134,8 +162,10 @@ export async function runCrashRecovery(postgres: PostgresBinary, dataDir: string
   const result = await runProgram(postgres.path, args)
   if (result.code !== 0) {
     const command = [postgres.path, ...args].map(shellQuote).join(' ') + ' < /dev/null'
-    throw new RewindError('CRASH_RECOVERY_FAILED', 'postgres single-user mode in target cluster failed',
-      { detail: `Command was: ${command}${result.stderr.trim() ? `\n${result.stderr.trim()}` : ''}`, path: dataDir })
+    throw new RewindError('CRASH_RECOVERY_FAILED', 'postgres single-user mode in target cluster failed', {
+      detail: `Command was: ${command}${result.stderr.trim() ? `\n${result.stderr.trim()}` : ''}`,
+      path: dataDir,
+    })
   }
 }
 
@@ -143,7 +173,10 @@ export async function runCrashRecovery(postgres: PostgresBinary, dataDir: string
 export async function readRestoreCommand(postgres: PostgresBinary, dataDir: string, configFile: string | null): Promise<string> {
   const result = await runProgram(postgres.path, ['-D', dataDir, ...configArgs(configFile), '-C', 'restore_command'])
   if (result.code !== 0) {
-    throw new RewindError('RESTORE_COMMAND', 'could not read "restore_command" from target cluster', { detail: result.stderr.trim(), path: dataDir })
+    throw new RewindError('RESTORE_COMMAND', 'could not read "restore_command" from target cluster', {
+      detail: result.stderr.trim(),
+      path: dataDir,
+    })
   }
   const value = result.stdout.replace(/\n$/, '')
   if (value === '') throw new RewindError('RESTORE_COMMAND', '"restore_command" is not set in the target cluster', { path: dataDir })

@@ -58,13 +58,21 @@ async function existingAncestor(dir: string): Promise<string> {
   }
 }
 
-interface FileSystemNeed { dir: string; bytes: number }
+interface FileSystemNeed {
+  dir: string
+  bytes: number
+}
 
 /**
  * Free space per file system against what the plan writes there; throws TARGET_NO_SPACE.
  * `pending`: for a resumed run, the entries not done yet (their files' sizes are read now).
  */
-export async function checkFreeSpace(targetDir: string, plan: Plan, pending: ReadonlySet<number> | null, extraBytes: number): Promise<void> {
+export async function checkFreeSpace(
+  targetDir: string,
+  plan: Plan,
+  pending: ReadonlySet<number> | null,
+  extraBytes: number,
+): Promise<void> {
   const newTablespaces = new Map<string, string>()
   for (const entry of plan.entries) {
     if (entry.action === 'create' && entry.source?.type === 'symlink' && isTablespaceLink(entry.path)) {
@@ -95,11 +103,15 @@ export async function checkFreeSpace(targetDir: string, plan: Plan, pending: Rea
     const stats = await fs.statfs(dir)
     const available = Number(stats.bavail) * Number(stats.bsize)
     if (available < needed) {
-      throw new RewindError('TARGET_NO_SPACE', `not enough free space on the file system of "${dir}" for the rewind: ` +
-        `${mb(needed)} MB needed (${mb(bytes)} MB to write plus a margin), ${mb(available)} MB available`, {
-        path: dir,
-        hint: 'Free space there (or grow the file system) and run the same command again.',
-      })
+      throw new RewindError(
+        'TARGET_NO_SPACE',
+        `not enough free space on the file system of "${dir}" for the rewind: ` +
+          `${mb(needed)} MB needed (${mb(bytes)} MB to write plus a margin), ${mb(available)} MB available`,
+        {
+          path: dir,
+          hint: 'Free space there (or grow the file system) and run the same command again.',
+        },
+      )
     }
   }
 }
@@ -111,7 +123,9 @@ function mb(bytes: number): number {
 /** Every file the plan writes or removes, and every directory it changes, must be writable. */
 export async function checkWritable(targetDir: string, plan: Plan, pending: ReadonlySet<number> | null): Promise<void> {
   const checks = new Map<string, string>()
-  const need = (abs: string, why: string) => { if (!checks.has(abs)) checks.set(abs, why) }
+  const need = (abs: string, why: string) => {
+    if (!checks.has(abs)) checks.set(abs, why)
+  }
   need(targetDir, 'the journal and backup_label are written there')
   need(path.join(targetDir, 'global'), 'pg_control is replaced there')
   for (const [index, entry] of plan.entries.entries()) {

@@ -25,7 +25,8 @@ export function recordKind(record: WalRecord, profile: VersionProfile): RecordKi
     case RM.XACT: {
       // Dropped relations of a commit or abort: the files are missing on one side, and copied or removed.
       const op = record.xl_info & c.XLOG_XACT_OPMASK
-      if (op === c.XLOG_XACT_COMMIT || op === c.XLOG_XACT_ABORT || op === c.XLOG_XACT_COMMIT_PREPARED || op === c.XLOG_XACT_ABORT_PREPARED) return 'whole-file'
+      if (op === c.XLOG_XACT_COMMIT || op === c.XLOG_XACT_ABORT || op === c.XLOG_XACT_COMMIT_PREPARED || op === c.XLOG_XACT_ABORT_PREPARED)
+        return 'whole-file'
       break
     }
   }

@@ -30,18 +30,43 @@ export async function refreshToCheckpoint(input: RefreshInput): Promise<number> 
   await scanCopiedSourceWal(input, input.from.redo, input.to.redo, changedBlocks)
   const [sourceFiles, targetFiles] = await Promise.all([source.listFiles(), listDataDirectory(target.abs('.'))])
   const again = makePlan({
-    profile: control.profile, blockSize: control.blcksz, relsegSize: control.relseg_size, walSegSize: control.xlog_seg_size,
-    sourceDescription: source.description, sourceKind: source.kind, targetDir: journal.plan.target, sourceFiles, targetFiles,
-    changedBlocks, keepWal: new Set(), divergence: journal.divergence, checkpoint: journal.checkpoint,
-    replay: { from: 'source-checkpoint', checkpoint: input.to, reason: 'a later source checkpoint, after a CREATE DATABASE that copied files' },
-    sourceWalEnd: input.sourceWalEnd, sourceHistory: input.sourceHistory,
+    profile: control.profile,
+    blockSize: control.blcksz,
+    relsegSize: control.relseg_size,
+    walSegSize: control.xlog_seg_size,
+    sourceDescription: source.description,
+    sourceKind: source.kind,
+    targetDir: journal.plan.target,
+    sourceFiles,
+    targetFiles,
+    changedBlocks,
+    keepWal: new Set(),
+    divergence: journal.divergence,
+    checkpoint: journal.checkpoint,
+    replay: {
+      from: 'source-checkpoint',
+      checkpoint: input.to,
+      reason: 'a later source checkpoint, after a CREATE DATABASE that copied files',
+    },
+    sourceWalEnd: input.sourceWalEnd,
+    sourceHistory: input.sourceHistory,
     // The target's configuration as it is now: the marker stays in it until finish removes it.
     keepTargetConfig: true,
     debug: (message) => emit({ type: 'debug', message }),
   })
-  emit({ type: 'info', message: `copying again ${Math.ceil(again.totals.fetchBytes / 1048576)} MB (${again.totals.blockCount} blocks, ${again.entries.length} files)` })
+  emit({
+    type: 'info',
+    message: `copying again ${Math.ceil(again.totals.fetchBytes / 1048576)} MB (${again.totals.blockCount} blocks, ${again.entries.length} files)`,
+  })
   const applied = await applyPlan({
-    plan: again, source, target, blockSize: control.blcksz, emit, done: new Set(), syncGroup: null, recordDone: async () => {},
+    plan: again,
+    source,
+    target,
+    blockSize: control.blcksz,
+    emit,
+    done: new Set(),
+    syncGroup: null,
+    recordDone: async () => {},
   })
   return applied.fetchedBytes
 }

@@ -77,7 +77,12 @@ export async function chooseReplayStart(input: ReplayStartInput): Promise<Replay
   const { source, sourceControl, emit } = input
   const fromCommon = (reason: string): ReplayChoice => {
     if (input.lastCommonCheckpoint === null) throw new RewindError('INTERNAL', 'no last common checkpoint to replay from')
-    return { from: 'last-common-checkpoint', checkpoint: commonCheckpointStart(input.lastCommonCheckpoint, sourceControl), reason, sourceRecords: 0 }
+    return {
+      from: 'last-common-checkpoint',
+      checkpoint: commonCheckpointStart(input.lastCommonCheckpoint, sourceControl),
+      reason,
+      sourceRecords: 0,
+    }
   }
   if (input.wanted === 'last-common-checkpoint') return fromCommon('asked for (--replay-from=last-common-checkpoint)')
 
@@ -86,20 +91,33 @@ export async function chooseReplayStart(input: ReplayStartInput): Promise<Replay
   // the copy leaves it on the target. Found in the WAL read here (a stopped source), or at the end
   // of the copy (a running one: finish.ts).
   const from = input.comparing === true || start.redo < input.divergence ? start.redo : input.divergence
-  const end = source.running ? start.redo : (input.sourceWalEnd.lsn > start.redo ? input.sourceWalEnd.lsn : start.redo)
+  const end = source.running ? start.redo : input.sourceWalEnd.lsn > start.redo ? input.sourceWalEnd.lsn : start.redo
   emit({ type: 'step', message: `reading WAL in source from ${formatLsn(from)} to ${formatLsn(end)}` })
   const wal = openSourceWal(source, sourceControl, input.sourceHistory)
   try {
     const scanned = await scanSourceWal(wal.reader, from, end, input.profile, input.relsegSize, input.changedBlocks)
     const copyAfterStart = scanned.databaseFileCopies.find((lsn) => lsn >= start.redo)
     if (copyAfterStart !== undefined) throw databaseCopiedAfter(copyAfterStart, start, source.description)
-    const what = input.comparing === true ? 'blocks that differ from the source\'s are copied' : 'blocks changed on either side since the fork are copied'
-    return { from: 'source-checkpoint', checkpoint: start, sourceRecords: scanned.records, reason: `${what}; replay starts at the source's checkpoint (redo ${formatLsn(start.redo)})` }
+    const what =
+      input.comparing === true
+        ? "blocks that differ from the source's are copied"
+        : 'blocks changed on either side since the fork are copied'
+    return {
+      from: 'source-checkpoint',
+      checkpoint: start,
+      sourceRecords: scanned.records,
+      reason: `${what}; replay starts at the source's checkpoint (redo ${formatLsn(start.redo)})`,
+    }
   } catch (err) {
     if (!(err instanceof RewindError) || err.code !== 'WAL_MISSING' || input.comparing === true) throw err
     const segment = err.info.segment ?? err.info.path ?? 'a segment'
-    emit({ type: 'warning', code: 'SOURCE_WAL_RECYCLED', message: `the source no longer has its WAL from the fork (${segment}): ` +
-      'replaying from the last common checkpoint instead (pg_rewind\'s algorithm), which needs the rewound node to get every source record since then' })
+    emit({
+      type: 'warning',
+      code: 'SOURCE_WAL_RECYCLED',
+      message:
+        `the source no longer has its WAL from the fork (${segment}): ` +
+        "replaying from the last common checkpoint instead (pg_rewind's algorithm), which needs the rewound node to get every source record since then",
+    })
     return fromCommon(`the source no longer has its WAL from the fork (${segment})`)
   } finally {
     await wal.close()
@@ -107,9 +125,13 @@ export async function chooseReplayStart(input: ReplayStartInput): Promise<Replay
 }
 
 export function databaseCopiedAfter(lsn: Lsn, start: LastCheckpoint, sourceDescription: string): RewindError {
-  return new RewindError('SOURCE_DATABASE_COPY', `the source created a database by copying files at ${formatLsn(lsn)}, after its checkpoint at ${formatLsn(start.lsn)} where replay would start`, {
-    lsn: formatLsn(lsn),
-    detail: `Replaying that CREATE DATABASE on the rewound node would copy the template database as the rewind leaves it, not as it was then on ${sourceDescription}.`,
-    hint: 'Run CHECKPOINT on the source (on a standby it makes a restartpoint), then run the same command again.',
-  })
+  return new RewindError(
+    'SOURCE_DATABASE_COPY',
+    `the source created a database by copying files at ${formatLsn(lsn)}, after its checkpoint at ${formatLsn(start.lsn)} where replay would start`,
+    {
+      lsn: formatLsn(lsn),
+      detail: `Replaying that CREATE DATABASE on the rewound node would copy the template database as the rewind leaves it, not as it was then on ${sourceDescription}.`,
+      hint: 'Run CHECKPOINT on the source (on a standby it makes a restartpoint), then run the same command again.',
+    },
+  )
 }

@@ -28,15 +28,20 @@ export async function restoreWalSegment(command: string, fileName: string, destP
     child.on('close', (code, signal) => resolve({ code, signal }))
   })
   if (signal !== null || (code !== null && code > 125)) {
-    throw new RewindError('RESTORE_COMMAND', `restore_command failed: ${signal ? `child process was terminated by signal ${signal}` : `child process exited with exit code ${code}`}`,
-      { detail: `The failed command was: ${shellCommand}` })
+    throw new RewindError(
+      'RESTORE_COMMAND',
+      `restore_command failed: ${signal ? `child process was terminated by signal ${signal}` : `child process exited with exit code ${code}`}`,
+      { detail: `The failed command was: ${shellCommand}` },
+    )
   }
   if (code !== 0) return false
   let size: number
   try {
     size = (await fs.stat(destPath)).size
   } catch (err) {
-    throw new RewindError('RESTORE_COMMAND', `could not open file "${destPath}" restored from archive: ${(err as Error).message}`, { path: destPath })
+    throw new RewindError('RESTORE_COMMAND', `could not open file "${destPath}" restored from archive: ${(err as Error).message}`, {
+      path: destPath,
+    })
   }
   if (size !== segSize) {
     throw new RewindError('RESTORE_COMMAND', `unexpected file size for "${destPath}": ${size} instead of ${segSize}`, { path: destPath })

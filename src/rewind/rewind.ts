@@ -23,10 +23,26 @@ import { currentTimeline, findDivergence, findLastCommonCheckpoint, historyOf } 
 import type { Emit } from '../events.js'
 import { faultPoint } from './fault.js'
 import { CONTROL_FILE, finishRewind, NEW_CONTROL_FILE, removeJournal, writeRecoveryConfig } from './finish.js'
-import { checkHintBitsInWal, checkSameCluster, checkShutdownStates, isCleanlyShutDown, readTargetDirMode, readTargetProfile, runningPostmasterPid } from './inspect.js'
+import {
+  checkHintBitsInWal,
+  checkSameCluster,
+  checkShutdownStates,
+  isCleanlyShutDown,
+  readTargetDirMode,
+  readTargetProfile,
+  runningPostmasterPid,
+} from './inspect.js'
 import { addInterruptedMarker, AUTO_CONF, hasInterruptedMarker, MARKER_PARAMETER, removeInterruptedMarker } from './interrupted-marker.js'
 import {
-  controlFileOf, encodeJournal, JOURNAL_FILE, journalState, readJournal, readProgress, recordControlRemoval, recordProgress, type Journal,
+  controlFileOf,
+  encodeJournal,
+  JOURNAL_FILE,
+  journalState,
+  readJournal,
+  readProgress,
+  recordControlRemoval,
+  recordProgress,
+  type Journal,
 } from './journal.js'
 import { plan as makePlan, type Plan, type PlanReplay, type ReplayFrom } from './plan.js'
 import { chooseReplayStart } from './replay-start.js'
@@ -97,7 +113,12 @@ export interface RewindResult {
   /** Where replay on the rewound node starts, and why. */
   readonly replay?: PlanReplay
   /** When blocks were compared: why, and what it found. */
-  readonly compare?: { readonly reason: string; readonly method: 'bytes' | 'digests'; readonly comparedBytes: number; readonly differingBlocks: number }
+  readonly compare?: {
+    readonly reason: string
+    readonly method: 'bytes' | 'digests'
+    readonly comparedBytes: number
+    readonly differingBlocks: number
+  }
   readonly plan?: Plan
   readonly walRecordsScanned?: number
   readonly fetchedBytes?: number
@@ -136,7 +157,11 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
   let postgres: PostgresBinary | null = null
   const needsCrashRecovery = !isCleanlyShutDown(targetControl) && (options.ensureShutdown ?? true) && !rewoundLabel
   if (needsCrashRecovery || options.restoreTargetWal) {
-    postgres = await findPostgres(profile.major, { bindir: options.postgresBindir ?? null, programPath: options.programPath ?? null, programName: options.programName ?? 'walrewind' }, env)
+    postgres = await findPostgres(
+      profile.major,
+      { bindir: options.postgresBindir ?? null, programPath: options.programPath ?? null, programName: options.programName ?? 'walrewind' },
+      env,
+    )
     emit({ type: 'debug', message: `using "${postgres.path}" (PostgreSQL ${postgres.version}, found via ${postgres.foundVia})` })
   }
   const restoreCommand = options.restoreTargetWal ? await readRestoreCommand(postgres!, targetDir, options.configFile ?? null) : null
@@ -174,8 +199,10 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     if (needsCrashRecovery) {
       const pid = await runningPostmasterPid(targetDir)
       if (pid !== null) {
-        throw new RewindError('TARGET_NOT_SHUT_DOWN', 'target server must be shut down cleanly',
-          { detail: `The target server is running (postmaster.pid names process ${pid}).`, path: targetDir })
+        throw new RewindError('TARGET_NOT_SHUT_DOWN', 'target server must be shut down cleanly', {
+          detail: `The target server is running (postmaster.pid names process ${pid}).`,
+          path: targetDir,
+        })
       }
       emit({ type: 'info', message: `executing "${postgres!.path}" for target server to complete crash recovery` })
       if (!dryRun) {
@@ -190,13 +217,26 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     const segSize = targetControl.xlog_seg_size
     const targetTli = currentTimeline(targetControl)
     const targetHistory = historyOf(targetTli, await readHistory(new LocalSource(targetDir), targetTli), targetDir)
-    const targetWalReader = targetWal(targetDir, targetHistory, targetControl, restoreCommand, sourceWalSegments(source, segSize, sourceHistory), emit)
+    const targetWalReader = targetWal(
+      targetDir,
+      targetHistory,
+      targetControl,
+      restoreCommand,
+      sourceWalSegments(source, segSize, sourceHistory),
+      emit,
+    )
     wal = targetWalReader
     const divergence = await findDivergence({
-      source: sourceControl, target: targetControl, sourceHistory, targetHistory,
+      source: sourceControl,
+      target: targetControl,
+      sourceHistory,
+      targetHistory,
       readTargetRecord: async (lsn) => {
         const result = await targetWalReader.reader.readRecord(lsn)
-        if ('end' in result) throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(lsn)}: ${result.end.message}`, { lsn: formatLsn(lsn) })
+        if ('end' in result)
+          throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(lsn)}: ${result.end.message}`, {
+            lsn: formatLsn(lsn),
+          })
         return result.record
       },
     })
@@ -206,7 +246,9 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       emit({ type: 'info', message: 'no rewind required' })
       if (options.writeRecoveryConf && !dryRun) await writeStandbySettings(source, new TargetDir(targetDir, modesFromDataDirMode(dirMode)))
       return {
-        outcome: 'no-rewind-required', reason: divergence.kind === 'same-timeline' ? 'same-timeline' : 'target-is-ancestor', major: profile.major,
+        outcome: 'no-rewind-required',
+        reason: divergence.kind === 'same-timeline' ? 'same-timeline' : 'target-is-ancestor',
+        major: profile.major,
         ...(divergence.kind === 'no-rewind' ? { divergence: { lsn: formatLsn(divergence.lsn), tli: divergence.tli } } : {}),
         millis: Date.now() - started,
       }
@@ -215,7 +257,10 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     let commonCheckpoint: LastCheckpoint | null = null
     try {
       commonCheckpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
-      emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(commonCheckpoint.lsn)} on timeline ${commonCheckpoint.tli}` })
+      emit({
+        type: 'info',
+        message: `rewinding from last common checkpoint at ${formatLsn(commonCheckpoint.lsn)} on timeline ${commonCheckpoint.tli}`,
+      })
     } catch (err) {
       const why = cannotTell(err)
       if (why === null) throw err
@@ -227,63 +272,124 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     emit({ type: 'step', message: 'reading source file list' })
     emit({ type: 'step', message: 'reading target file list' })
     emit({ type: 'step', message: 'reading WAL in target' })
-    const scanned = commonCheckpoint === null ? null
-      : scanTargetWal(targetWalReader.reader, commonCheckpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size).catch((err: unknown) => {
-        const why = cannotTell(err)
-        if (why === null) throw err
-        compareReason ??= why
-        return null
-      })
+    const scanned =
+      commonCheckpoint === null
+        ? null
+        : scanTargetWal(targetWalReader.reader, commonCheckpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size).catch(
+            (err: unknown) => {
+              const why = cannotTell(err)
+              if (why === null) throw err
+              compareReason ??= why
+              return null
+            },
+          )
     const [sourceFiles, targetFiles, targetScan] = await Promise.all([source.listFiles(), listDataDirectory(targetDir), scanned])
     const scan = targetScan ?? { changedBlocks: new BlockMap(), records: 0, walBytes: 0 }
     mark(`listing and scanning ${scan.records} WAL records (checked by: ${walScanMethod})`)
     const sourceWalEnd = await source.walEnd(sourceControl)
     if (compareReason !== null && options.replayFrom === 'last-common-checkpoint') {
-      throw new RewindError('USAGE', `comparing blocks (${compareReason}) needs replay from the source's checkpoint, not --replay-from=last-common-checkpoint`)
+      throw new RewindError(
+        'USAGE',
+        `comparing blocks (${compareReason}) needs replay from the source's checkpoint, not --replay-from=last-common-checkpoint`,
+      )
     }
     const replay = await chooseReplayStart({
-      wanted: compareReason !== null ? 'source-checkpoint' : options.replayFrom ?? 'source-checkpoint', comparing: compareReason !== null,
-      source, sourceControl, sourceHistory, sourceWalEnd, divergence: divergence.lsn,
-      lastCommonCheckpoint: commonCheckpoint, profile, relsegSize: targetControl.relseg_size, changedBlocks: scan.changedBlocks, emit,
+      wanted: compareReason !== null ? 'source-checkpoint' : (options.replayFrom ?? 'source-checkpoint'),
+      comparing: compareReason !== null,
+      source,
+      sourceControl,
+      sourceHistory,
+      sourceWalEnd,
+      divergence: divergence.lsn,
+      lastCommonCheckpoint: commonCheckpoint,
+      profile,
+      relsegSize: targetControl.relseg_size,
+      changedBlocks: scan.changedBlocks,
+      emit,
     })
-    emit({ type: 'info', message: `replay will start at ${formatLsn(replay.checkpoint.redo)} on timeline ${replay.checkpoint.tli} (${replay.reason})` })
+    emit({
+      type: 'info',
+      message: `replay will start at ${formatLsn(replay.checkpoint.redo)} on timeline ${replay.checkpoint.tli} (${replay.reason})`,
+    })
     mark(`reading ${replay.sourceRecords} WAL records of the source`)
     let compared: RewindResult['compare'] | undefined
     if (compareReason !== null) {
       emit({ type: 'info', message: `comparing the blocks of every relation file with the source: ${compareReason}` })
       const summary = await compareRelationFiles({
-        source, targetDir, sourceFiles, targetFiles, profile, blockSize: targetControl.blcksz, blocks: scan.changedBlocks, jobs: options.jobs ?? null, emit,
+        source,
+        targetDir,
+        sourceFiles,
+        targetFiles,
+        profile,
+        blockSize: targetControl.blcksz,
+        blocks: scan.changedBlocks,
+        jobs: options.jobs ?? null,
+        emit,
       })
-      compared = { reason: compareReason, method: summary.method, comparedBytes: summary.comparedBytes, differingBlocks: summary.differingBlocks }
-      mark(`comparing ${summary.comparedBytes} bytes of ${summary.files} files (${summary.method}): ${summary.differingBlocks} blocks differ`)
+      compared = {
+        reason: compareReason,
+        method: summary.method,
+        comparedBytes: summary.comparedBytes,
+        differingBlocks: summary.differingBlocks,
+      }
+      mark(
+        `comparing ${summary.comparedBytes} bytes of ${summary.files} files (${summary.method}): ${summary.differingBlocks} blocks differ`,
+      )
     }
     // Without the target's WAL back to it, the last common checkpoint is unknown: the plan and the
     // journal name the replay start in its place.
     const checkpoint = commonCheckpoint ?? replay.checkpoint
 
     // plan
-    const keepWal = replay.from === 'last-common-checkpoint' ? replayWalOfTarget(checkpoint.redo, divergence.lsn, segSize, targetWalReader.tliOf) : new Set<string>()
+    const keepWal =
+      replay.from === 'last-common-checkpoint'
+        ? replayWalOfTarget(checkpoint.redo, divergence.lsn, segSize, targetWalReader.tliOf)
+        : new Set<string>()
     const thePlan = makePlan({
-      sourceWalEnd: sourceWalEnd.lsn, sourceHistory,
-      profile, blockSize: targetControl.blcksz, relsegSize: targetControl.relseg_size, walSegSize: segSize,
-      sourceDescription: source.description, sourceKind: source.kind, targetDir, sourceFiles, targetFiles,
-      changedBlocks: scan.changedBlocks, keepWal, divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint,
+      sourceWalEnd: sourceWalEnd.lsn,
+      sourceHistory,
+      profile,
+      blockSize: targetControl.blcksz,
+      relsegSize: targetControl.relseg_size,
+      walSegSize: segSize,
+      sourceDescription: source.description,
+      sourceKind: source.kind,
+      targetDir,
+      sourceFiles,
+      targetFiles,
+      changedBlocks: scan.changedBlocks,
+      keepWal,
+      divergence: { lsn: divergence.lsn, tli: divergence.tli },
+      checkpoint,
       replay: { from: replay.from, checkpoint: replay.checkpoint, reason: replay.reason },
       keepTargetConfig: !(options.copyConfigFiles ?? false),
       debug: (message) => emit({ type: 'debug', message }),
     })
     reportPlan(thePlan, sourceWalEnd.lsn, emit, options.requireSourceWal ?? false)
     mark('planning')
-    const summary = { major: profile.major, divergence: thePlan.divergence, checkpoint: thePlan.checkpoint, replay: thePlan.replay!, plan: thePlan,
-      walRecordsScanned: scan.records + replay.sourceRecords, ...(compared ? { compare: compared } : {}) }
+    const summary = {
+      major: profile.major,
+      divergence: thePlan.divergence,
+      checkpoint: thePlan.checkpoint,
+      replay: thePlan.replay!,
+      plan: thePlan,
+      walRecordsScanned: scan.records + replay.sourceRecords,
+      ...(compared ? { compare: compared } : {}),
+    }
     if (dryRun) {
       emit({ type: 'info', message: 'Done!' })
       return { outcome: 'dry-run', ...summary, millis: Date.now() - started }
     }
 
     const theJournal: Journal = {
-      startedAt: new Date().toISOString(), targetControl: targetControlBytes, sourceControl: sourceControlBytes, targetHistory,
-      divergence: { lsn: divergence.lsn, tli: divergence.tli }, checkpoint, planWalEnd: sourceWalEnd.lsn, plan: thePlan,
+      startedAt: new Date().toISOString(),
+      targetControl: targetControlBytes,
+      sourceControl: sourceControlBytes,
+      targetHistory,
+      divergence: { lsn: divergence.lsn, tli: divergence.tli },
+      checkpoint,
+      planWalEnd: sourceWalEnd.lsn,
+      plan: thePlan,
     }
     const journalText = encodeJournal(theJournal)
     await checkBeforeFirstWrite(targetDir, thePlan, null, journalText.length)
@@ -299,7 +405,17 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       await target.replaceFileDurably(JOURNAL_FILE, journalText)
       await faultPoint('journal-written')
     })
-    const applied = await runJournaled({ journal: theJournal, done: new Set(), target, source, sourceHistory, segSize, options, emit, mark })
+    const applied = await runJournaled({
+      journal: theJournal,
+      done: new Set(),
+      target,
+      source,
+      sourceHistory,
+      segSize,
+      options,
+      emit,
+      mark,
+    })
     return { outcome: 'rewound', ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
   } finally {
     await wal?.close()
@@ -355,7 +471,12 @@ async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }
     await target.removeDurably(CONTROL_FILE)
     await faultPoint('control-removed')
     const applied = await applyPlan({
-      plan: journal.plan, source, target, blockSize: controlFileOf(journal).blcksz, emit, done: run.done,
+      plan: journal.plan,
+      source,
+      target,
+      blockSize: controlFileOf(journal).blcksz,
+      emit,
+      done: run.done,
       syncGroup: sync ? () => target.sync(syncMethod) : null,
       recordDone: (indices) => recordProgress(target, indices, sync),
       // Copied at the end instead: emptied for the copy, it would lose the marker until then.
@@ -363,7 +484,18 @@ async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }
     })
     run.mark(`copying ${applied.fetchedBytes} bytes`)
     const copyAutoConf = journal.plan.entries.some((entry) => entry.path === AUTO_CONF && entry.action === 'copy')
-    const finished = await finishRewind({ source, sourceHistory: run.sourceHistory, target, journal, segSize: run.segSize, sync, syncMethod, primaryConninfo, copyAutoConf, emit })
+    const finished = await finishRewind({
+      source,
+      sourceHistory: run.sourceHistory,
+      target,
+      journal,
+      segSize: run.segSize,
+      sync,
+      syncMethod,
+      primaryConninfo,
+      copyAutoConf,
+      emit,
+    })
     run.mark('finishing (control file, sync)')
     emit({ type: 'info', message: 'Done!' })
     return { fetchedBytes: applied.fetchedBytes + finished.catchUpBytes }
@@ -388,17 +520,27 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
   const progress = await readProgress(targetDir, journal.plan.entries.length)
   const state = journalState(journal, await readFileIfExists(path.join(targetDir, CONTROL_FILE)), progress)
   if (state === 'stale') {
-    emit({ type: 'warning', code: 'STALE_JOURNAL', message: `ignoring ${JOURNAL_FILE}: the rewind that wrote it was interrupted before it changed anything else, and the target has run since` })
+    emit({
+      type: 'warning',
+      code: 'STALE_JOURNAL',
+      message: `ignoring ${JOURNAL_FILE}: the rewind that wrote it was interrupted before it changed anything else, and the target has run since`,
+    })
     if (dryRun) return null
     await removeJournalFiles(targetDir, input.dirMode)
     return null
   }
   if (state === 'conflict') {
-    throw modified(new RewindError('JOURNAL_CONFLICT', `a rewind of "${targetDir}" was interrupted, and a global/pg_control has been put in place since`, {
-      path: path.join(targetDir, CONTROL_FILE),
-      detail: `The data directory is partly rewound (see ${JOURNAL_FILE}); its pg_control is neither the one it had nor one the rewind wrote.`,
-      hint: 'Restore the data directory from a base backup or a new copy of the source.',
-    }))
+    throw modified(
+      new RewindError(
+        'JOURNAL_CONFLICT',
+        `a rewind of "${targetDir}" was interrupted, and a global/pg_control has been put in place since`,
+        {
+          path: path.join(targetDir, CONTROL_FILE),
+          detail: `The data directory is partly rewound (see ${JOURNAL_FILE}); its pg_control is neither the one it had nor one the rewind wrote.`,
+          hint: 'Restore the data directory from a base backup or a new copy of the source.',
+        },
+      ),
+    )
   }
   const targetControl = controlFileOf(journal)
   emit({ type: 'info', message: `resuming the rewind interrupted after it began at ${journal.startedAt}` })
@@ -412,23 +554,43 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
       if (!source.running && !sourceControlBytes.equals(journal.sourceControl)) {
         // The journal's sizes and WAL end are those of the stopped source as it was: a directory
         // that ran since does not match them. A running server is read as it is, so it can.
-        throw new RewindError('SOURCE_CHANGED', `source data directory "${source.description}" was started since the interrupted rewind began`, {
-          hint: 'Start the source and finish the rewind against it as a running server (--source-server), or restore the target from a base backup.',
-        })
+        throw new RewindError(
+          'SOURCE_CHANGED',
+          `source data directory "${source.description}" was started since the interrupted rewind began`,
+          {
+            hint: 'Start the source and finish the rewind against it as a running server (--source-server), or restore the target from a base backup.',
+          },
+        )
       }
       const sourceTli = currentTimeline(sourceControl)
       const sourceHistory = historyOf(sourceTli, await readHistory(source, sourceTli), source.description)
       const common = findCommonAncestor(sourceHistory, journal.targetHistory)
       if (common === null || common.lsn !== journal.divergence.lsn) {
-        throw new RewindError('SOURCE_CHANGED', `the source's timeline history no longer matches the interrupted rewind (which diverged at ${formatLsn(journal.divergence.lsn)})`,
-          { hint: 'Rewind against the source the interrupted run used, or restore the target from a base backup.' })
+        throw new RewindError(
+          'SOURCE_CHANGED',
+          `the source's timeline history no longer matches the interrupted rewind (which diverged at ${formatLsn(journal.divergence.lsn)})`,
+          { hint: 'Rewind against the source the interrupted run used, or restore the target from a base backup.' },
+        )
       }
-      emit({ type: 'info', message: `servers diverged at WAL location ${formatLsn(journal.divergence.lsn)} on timeline ${journal.divergence.tli}` })
-      emit({ type: 'info', message: `rewinding from last common checkpoint at ${formatLsn(journal.checkpoint.lsn)} on timeline ${journal.checkpoint.tli}` })
+      emit({
+        type: 'info',
+        message: `servers diverged at WAL location ${formatLsn(journal.divergence.lsn)} on timeline ${journal.divergence.tli}`,
+      })
+      emit({
+        type: 'info',
+        message: `rewinding from last common checkpoint at ${formatLsn(journal.checkpoint.lsn)} on timeline ${journal.checkpoint.tli}`,
+      })
       const plan = journal.plan
       const done = progress.done
       emit({ type: 'info', message: `${done.size} of ${plan.entries.length} planned actions were done already` })
-      const summary = { major: profile.major, divergence: plan.divergence, checkpoint: plan.checkpoint, ...(plan.replay ? { replay: plan.replay } : {}), plan, resumed: true }
+      const summary = {
+        major: profile.major,
+        divergence: plan.divergence,
+        checkpoint: plan.checkpoint,
+        ...(plan.replay ? { replay: plan.replay } : {}),
+        plan,
+        resumed: true,
+      }
       if (dryRun) {
         emit({ type: 'info', message: 'Done!' })
         return { outcome: 'dry-run' as const, ...summary, millis: Date.now() - started }
@@ -437,7 +599,15 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
       await checkBeforeFirstWrite(targetDir, plan, pending, 0)
       const target = new TargetDir(targetDir, modesFromDataDirMode(input.dirMode))
       const applied = await runJournaled({
-        journal, done, target, source, sourceHistory, segSize: targetControl.xlog_seg_size, options, emit, mark: (stage) => emit({ type: 'debug', message: stage }),
+        journal,
+        done,
+        target,
+        source,
+        sourceHistory,
+        segSize: targetControl.xlog_seg_size,
+        options,
+        emit,
+        mark: (stage) => emit({ type: 'debug', message: stage }),
       })
       return { outcome: 'rewound' as const, ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
     })
@@ -453,7 +623,10 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
 async function removeLeftoverMarker(targetDir: string, dirMode: number, emit: Emit): Promise<void> {
   const target = new TargetDir(targetDir, modesFromDataDirMode(dirMode))
   if (!(await hasInterruptedMarker(target))) return
-  emit({ type: 'info', message: `removing the ${MARKER_PARAMETER} line a rewind interrupted before its first data write left in ${AUTO_CONF}` })
+  emit({
+    type: 'info',
+    message: `removing the ${MARKER_PARAMETER} line a rewind interrupted before its first data write left in ${AUTO_CONF}`,
+  })
   await removeInterruptedMarker(target)
 }
 
@@ -469,7 +642,7 @@ async function removeJournalFiles(targetDir: string, dirMode: number): Promise<v
  * ended: the rewind was complete but for that rename, which is done here.
  */
 async function completeControlFileRename(targetDir: string, dirMode: number, dryRun: boolean, emit: Emit): Promise<boolean> {
-  if (await readFileIfExists(path.join(targetDir, CONTROL_FILE)) !== null) return false
+  if ((await readFileIfExists(path.join(targetDir, CONTROL_FILE))) !== null) return false
   const waiting = await readFileIfExists(path.join(targetDir, NEW_CONTROL_FILE))
   if (waiting === null) return false
   decodeControlFile(waiting)
@@ -484,7 +657,9 @@ async function completeControlFileRename(targetDir: string, dirMode: number, dry
 /** A finished rewind is "no rewind required" only if it was a rewind onto this source's history. */
 function checkAlreadyRewound(target: ControlFile, sourceHistory: readonly TimelineEntry[], sourceDescription: string): void {
   const end = target.minRecoveryPoint
-  const onHistory = sourceHistory.some((entry) => entry.tli === target.minRecoveryPointTLI && entry.begin <= end && (entry.end === null || end <= entry.end))
+  const onHistory = sourceHistory.some(
+    (entry) => entry.tli === target.minRecoveryPointTLI && entry.begin <= end && (entry.end === null || end <= entry.end),
+  )
   if (!onHistory) {
     throw new RewindError('TARGET_NOT_SHUT_DOWN', 'target server must be shut down cleanly', {
       detail: `The target was rewound (it has a rewind's backup_label) to follow another history than that of ${sourceDescription}, and was never started since.`,
@@ -499,18 +674,31 @@ async function hasRewindBackupLabel(targetDir: string): Promise<boolean> {
 }
 
 /** Space, permissions and tablespace locations: the checks that need the plan, before any write. */
-async function checkBeforeFirstWrite(targetDir: string, plan: Plan, pending: ReadonlySet<number> | null, journalBytes: number): Promise<void> {
+async function checkBeforeFirstWrite(
+  targetDir: string,
+  plan: Plan,
+  pending: ReadonlySet<number> | null,
+  journalBytes: number,
+): Promise<void> {
   await checkNewTablespaceLocations(plan, pending)
   await checkWritable(targetDir, plan, pending)
   await checkFreeSpace(targetDir, plan, pending, journalBytes)
 }
 
 function reportPlan(thePlan: Plan, sourceWalEnd: Lsn, emit: Emit, requireSourceWal: boolean): void {
-  for (const entry of thePlan.entries) emit({ type: 'debug', message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}` })
-  emit({ type: 'step', message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)` })
+  for (const entry of thePlan.entries)
+    emit({
+      type: 'debug',
+      message: `${entry.path} (${entry.action.toUpperCase().replace('-', '_')})${entry.blocks.length ? ` ${entry.blocks.reduce((n, [, c]) => n + c, 0)} blocks` : ''}`,
+    })
+  emit({
+    type: 'step',
+    message: `need to copy ${Math.floor(thePlan.totals.fetchBytes / 1048576)} MB (total source directory size is ${Math.floor(thePlan.totals.sourceBytes / 1048576)} MB)`,
+  })
   const gone = thePlan.sourceWalMissing
   if (gone.length > 0) {
-    const missing = `the source no longer has WAL segment ${gone[0]}${gone.length > 1 ? ` nor ${gone.length - 1} more after it` : ''}, ` +
+    const missing =
+      `the source no longer has WAL segment ${gone[0]}${gone.length > 1 ? ` nor ${gone.length - 1} more after it` : ''}, ` +
       `which the rewound server must replay (from the redo point at ${thePlan.replay?.checkpoint.redo ?? thePlan.checkpoint.redo} to the source's WAL end at ${formatLsn(sourceWalEnd)})`
     if (requireSourceWal) {
       throw new RewindError('SOURCE_WAL_MISSING', missing, {
@@ -518,7 +706,11 @@ function reportPlan(thePlan: Plan, sourceWalEnd: Lsn, emit: Emit, requireSourceW
         hint: 'Rewind against a source that still has this WAL (a replication slot or a larger wal_keep_size keeps it), or make it available to the rewound server through a restore_command and run without --require-source-wal.',
       })
     }
-    emit({ type: 'warning', code: 'SOURCE_WAL_MISSING', message: `${missing}: it will reach a consistent state only if its restore_command can fetch that WAL from an archive` })
+    emit({
+      type: 'warning',
+      code: 'SOURCE_WAL_MISSING',
+      message: `${missing}: it will reach a consistent state only if its restore_command can fetch that WAL from an archive`,
+    })
   }
 }
 
@@ -577,7 +769,8 @@ async function checkNewTablespaceLocations(plan: Plan, pending: ReadonlySet<numb
 
 async function writeStandbySettings(source: Source, target: TargetDir): Promise<void> {
   const conninfo = source.recoveryConninfo()
-  if (conninfo === null) throw new RewindError('USAGE', 'no source server information (--source-server) specified for --write-recovery-conf')
+  if (conninfo === null)
+    throw new RewindError('USAGE', 'no source server information (--source-server) specified for --write-recovery-conf')
   await writeRecoveryConfig(target, conninfo)
 }
 
@@ -591,22 +784,43 @@ async function readHistory(source: Source, tli: number): Promise<string | null> 
  * The target's WAL, following its own history, restoring missing segments if asked (into pg_wal,
  * as pg_rewind), else reading those wholly before the fork from the source (set `forkSegment`).
  */
-function targetWal(targetDir: string, history: TimelineEntry[], control: ControlFile, restoreCommand: string | null,
-  fromSource: { segments: WalSegmentSource; close: () => Promise<void> }, emit: Emit) {
+function targetWal(
+  targetDir: string,
+  history: TimelineEntry[],
+  control: ControlFile,
+  restoreCommand: string | null,
+  fromSource: { segments: WalSegmentSource; close: () => Promise<void> },
+  emit: Emit,
+) {
   const segSize = control.xlog_seg_size
   const tliOf = timelineChooser(history, segSize)
   const dir = new WalDirectory({
-    dir: path.join(targetDir, 'pg_wal'), segSize, timelineOf: tliOf,
+    dir: path.join(targetDir, 'pg_wal'),
+    segSize,
+    timelineOf: tliOf,
     ...(restoreCommand !== null
       ? { restore: (fileName: string, destPath: string) => restoreWalSegment(restoreCommand, fileName, destPath, segSize) }
       : {}),
   })
   const segments = new TargetWalWithSourceFallback(dir, fromSource.segments, (fileName) =>
-    emit({ type: 'info', message: `reading WAL segment ${fileName} from the source: the target no longer has it, and before the fork both wrote the same WAL` }))
-  const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: segments })
+    emit({
+      type: 'info',
+      message: `reading WAL segment ${fileName} from the source: the target no longer has it, and before the fork both wrote the same WAL`,
+    }),
+  )
+  const reader = new WalReader({
+    profile: control.profile,
+    segSize,
+    blockSize: control.blcksz,
+    systemIdentifier: control.system_identifier,
+    source: segments,
+  })
   return {
-    reader, tliOf,
-    setFork: (lsn: Lsn) => { segments.forkSegment = segmentOf(lsn, segSize) },
+    reader,
+    tliOf,
+    setFork: (lsn: Lsn) => {
+      segments.forkSegment = segmentOf(lsn, segSize)
+    },
     close: async () => {
       await dir.close()
       await fromSource.close()

@@ -24,7 +24,13 @@ export interface ScanResult {
 const MAIN_FORKNUM = 0
 
 /** Scans [start, end) of the target's WAL; `end` must be where a record ends. */
-export async function scanTargetWal(reader: WalReader, start: Lsn, end: Lsn, profile: VersionProfile, relsegSize: number): Promise<ScanResult> {
+export async function scanTargetWal(
+  reader: WalReader,
+  start: Lsn,
+  end: Lsn,
+  profile: VersionProfile,
+  relsegSize: number,
+): Promise<ScanResult> {
   const changedBlocks = new BlockMap()
   const collect = blockCollector(changedBlocks, profile, relsegSize)
   let records = 0
@@ -39,8 +45,11 @@ export async function scanTargetWal(reader: WalReader, start: Lsn, end: Lsn, pro
   // are still that record's.
   const lastEnd = (last as WalRecord | null)?.endLsn ?? null
   if (lastEnd !== end) {
-    throw new RewindError('WAL_INVALID', `end pointer ${formatLsn(lastEnd ?? start)} is not a valid end point; expected ${formatLsn(end)}`,
-      { lsn: formatLsn(lastEnd ?? start) })
+    throw new RewindError(
+      'WAL_INVALID',
+      `end pointer ${formatLsn(lastEnd ?? start)} is not a valid end point; expected ${formatLsn(end)}`,
+      { lsn: formatLsn(lastEnd ?? start) },
+    )
   }
   return { changedBlocks, records, walBytes: Number(end - start) }
 }
@@ -56,12 +65,19 @@ export interface SourceScanResult {
  * be anywhere (the fork is where a record ended); the records must reach `end`, or the WAL is
  * reported missing or invalid.
  */
-export async function scanSourceWal(reader: WalReader, from: Lsn, end: Lsn, profile: VersionProfile, relsegSize: number,
-  into: BlockMap): Promise<SourceScanResult> {
+export async function scanSourceWal(
+  reader: WalReader,
+  from: Lsn,
+  end: Lsn,
+  profile: VersionProfile,
+  relsegSize: number,
+  into: BlockMap,
+): Promise<SourceScanResult> {
   const databaseFileCopies: Lsn[] = []
   if (end <= from) return { records: 0, databaseFileCopies }
   const start = await reader.findNextRecord(from)
-  if (start === null) throw new RewindError('WAL_INVALID', `could not find a WAL record at or after ${formatLsn(from)}`, { lsn: formatLsn(from) })
+  if (start === null)
+    throw new RewindError('WAL_INVALID', `could not find a WAL record at or after ${formatLsn(from)}`, { lsn: formatLsn(from) })
   if (start >= end) return { records: 0, databaseFileCopies }
   const collect = blockCollector(into, profile, relsegSize)
   let records = 0
@@ -84,17 +100,23 @@ export async function scanSourceWal(reader: WalReader, from: Lsn, end: Lsn, prof
  */
 async function readUntil(reader: WalReader, start: Lsn, end: Lsn, visit: (record: WalRecord) => boolean): Promise<void> {
   let failure: unknown = null
-  const endOfWal = await reader.forEachRecord(start, (record) => {
-    try {
-      return visit(record)
-    } catch (err) {
-      failure = err
-      return false
-    }
-  }, { until: end, reuseRecord: true })
+  const endOfWal = await reader.forEachRecord(
+    start,
+    (record) => {
+      try {
+        return visit(record)
+      } catch (err) {
+        failure = err
+        return false
+      }
+    },
+    { until: end, reuseRecord: true },
+  )
   if (failure !== null) throw failure
   if (endOfWal !== null) {
-    throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(endOfWal.lsn)}: ${endOfWal.message}`, { lsn: formatLsn(endOfWal.lsn) })
+    throw new RewindError('WAL_INVALID', `could not read WAL record at ${formatLsn(endOfWal.lsn)}: ${endOfWal.message}`, {
+      lsn: formatLsn(endOfWal.lsn),
+    })
   }
 }
 
@@ -114,10 +136,12 @@ function blockCollector(map: BlockMap, profile: VersionProfile, relsegSize: numb
 function checkRecord(record: WalRecord, profile: VersionProfile): void {
   const kind = recordKind(record, profile)
   if (kind === 'unknown-special') {
-    throw new RewindError('WAL_UNSUPPORTED_RECORD',
+    throw new RewindError(
+      'WAL_UNSUPPORTED_RECORD',
       `WAL record modifies a relation, but record type is not recognized: lsn: ${formatLsn(record.lsn)}, rmid: ${record.xl_rmid}, ` +
-      `rmgr: ${rmgrName(record.xl_rmid)}, info: ${record.xl_info.toString(16).toUpperCase().padStart(2, '0')}`,
-      { lsn: formatLsn(record.lsn) })
+        `rmgr: ${rmgrName(record.xl_rmid)}, info: ${record.xl_info.toString(16).toUpperCase().padStart(2, '0')}`,
+      { lsn: formatLsn(record.lsn) },
+    )
   }
 }
 

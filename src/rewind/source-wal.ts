@@ -15,14 +15,23 @@ import { openDataDirWal, timelineChooser, WalDirectory } from './wal-source.js'
 const FETCH_CHUNK = 2 * 1024 * 1024
 
 /** A reader of the source's WAL along its timeline `history`; close it when done. */
-export function openSourceWal(source: Source, control: ControlFile, history: readonly TimelineEntry[]): { reader: WalReader; close: () => Promise<void> } {
+export function openSourceWal(
+  source: Source,
+  control: ControlFile,
+  history: readonly TimelineEntry[],
+): { reader: WalReader; close: () => Promise<void> } {
   if (source.localDataDir !== undefined) {
     const { reader, dir } = openDataDirWal(source.localDataDir, control, history)
     return { reader, close: () => dir.close() }
   }
   const segments = new FetchedWalSegments(source, control.xlog_seg_size, timelineChooser(history, control.xlog_seg_size))
-  const reader = new WalReader({ profile: control.profile, segSize: control.xlog_seg_size, blockSize: control.blcksz,
-    systemIdentifier: control.system_identifier, source: segments })
+  const reader = new WalReader({
+    profile: control.profile,
+    segSize: control.xlog_seg_size,
+    blockSize: control.blcksz,
+    systemIdentifier: control.system_identifier,
+    source: segments,
+  })
   return { reader, close: () => reader.close() }
 }
 
@@ -31,7 +40,11 @@ class FetchedWalSegments implements WalSegmentSource {
   private cached: { segno: bigint; start: number; data: Buffer } | null = null
   private readonly chunkSize: number
 
-  constructor(private readonly source: Source, private readonly segSize: number, private readonly timelineOf: (segno: bigint) => number) {
+  constructor(
+    private readonly source: Source,
+    private readonly segSize: number,
+    private readonly timelineOf: (segno: bigint) => number,
+  ) {
     this.chunkSize = Math.min(segSize, FETCH_CHUNK)
   }
 
@@ -67,14 +80,22 @@ class FetchedWalSegments implements WalSegmentSource {
       },
     })
     if (missing) {
-      throw new RewindError('WAL_MISSING', `could not open file "${path}" of source ${this.source.description}: No such file or directory`, { path, segment: name })
+      throw new RewindError(
+        'WAL_MISSING',
+        `could not open file "${path}" of source ${this.source.description}: No such file or directory`,
+        { path, segment: name },
+      )
     }
     return buf.subarray(0, got)
   }
 }
 
 /** The source's WAL segment files, without a reader: in place for a source on this machine, fetched otherwise. */
-export function sourceWalSegments(source: Source, segSize: number, history: readonly TimelineEntry[]): { segments: WalSegmentSource; close: () => Promise<void> } {
+export function sourceWalSegments(
+  source: Source,
+  segSize: number,
+  history: readonly TimelineEntry[],
+): { segments: WalSegmentSource; close: () => Promise<void> } {
   const timelineOf = timelineChooser(history, segSize)
   if (source.localDataDir !== undefined) {
     const dir = new WalDirectory({ dir: path.join(source.localDataDir, 'pg_wal'), segSize, timelineOf })
@@ -93,8 +114,11 @@ export class TargetWalWithSourceFallback implements WalSegmentSource {
   forkSegment: bigint | null = null
   private readonly taken = new Set<bigint>()
 
-  constructor(private readonly target: WalDirectory, private readonly fromSource: WalSegmentSource,
-    private readonly onTaken: (fileName: string) => void) {}
+  constructor(
+    private readonly target: WalDirectory,
+    private readonly fromSource: WalSegmentSource,
+    private readonly onTaken: (fileName: string) => void,
+  ) {}
 
   segmentName(segno: bigint): string {
     return this.target.segmentName(segno)

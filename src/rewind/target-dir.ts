@@ -13,7 +13,10 @@ import { errText, isNotFound } from '../source/walk.js'
 
 const MAX_OPEN_FILES = 64
 
-export interface TargetModes { readonly dirMode: number; readonly fileMode: number }
+export interface TargetModes {
+  readonly dirMode: number
+  readonly fileMode: number
+}
 
 /** pg_rewind derives modes from the target's PGDATA: group access (0750) keeps 0640 files. */
 export function modesFromDataDirMode(mode: number): TargetModes {
@@ -30,7 +33,10 @@ export class TargetDir {
   private readonly touched = new Set<string>()
   private readonly checkedDirs = new Set<string>([''])
 
-  constructor(readonly root: string, readonly modes: TargetModes) {}
+  constructor(
+    readonly root: string,
+    readonly modes: TargetModes,
+  ) {}
 
   abs(rel: string): string {
     return path.join(this.root, rel)
@@ -55,8 +61,11 @@ export class TargetDir {
         throw ioError('could not stat file', this.abs(prefix), err)
       }
       if (st.isSymbolicLink() ? !isFollowedSymlink(prefix) : !st.isDirectory()) {
-        throw new RewindError('SOURCE_UNSAFE_PATH',
-          `target file path is unsafe: "${rel}" passes through "${prefix}", which is not a directory`, { path: rel })
+        throw new RewindError(
+          'SOURCE_UNSAFE_PATH',
+          `target file path is unsafe: "${rel}" passes through "${prefix}", which is not a directory`,
+          { path: rel },
+        )
       }
       this.checkedDirs.add(prefix)
     }
@@ -116,11 +125,12 @@ export class TargetDir {
     while (done < data.length) {
       let written: number
       try {
-        ({ bytesWritten: written } = await handle.write(data, done, data.length - done, offset + done))
+        ;({ bytesWritten: written } = await handle.write(data, done, data.length - done, offset + done))
       } catch (err) {
         throw ioError('could not write file', this.abs(rel), err)
       }
-      if (written === 0) throw new RewindError('FILE_IO', `could not write file "${this.abs(rel)}": No space left on device`, { path: this.abs(rel) })
+      if (written === 0)
+        throw new RewindError('FILE_IO', `could not write file "${this.abs(rel)}": No space left on device`, { path: this.abs(rel) })
       done += written
     }
   }
@@ -157,7 +167,12 @@ export class TargetDir {
       try {
         await handle.truncate(size)
       } catch (err) {
-        throw new RewindError('FILE_IO', `could not truncate file "${this.abs(rel)}" to ${size}: ${errText(err)}`, { path: this.abs(rel) }, { cause: err })
+        throw new RewindError(
+          'FILE_IO',
+          `could not truncate file "${this.abs(rel)}" to ${size}: ${errText(err)}`,
+          { path: this.abs(rel) },
+          { cause: err },
+        )
       }
     })
   }
@@ -229,7 +244,11 @@ export class TargetDir {
     await this.closeHandle(rel)
     let handle
     try {
-      handle = await fs.open(this.abs(rel), fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, this.modes.fileMode)
+      handle = await fs.open(
+        this.abs(rel),
+        fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW,
+        this.modes.fileMode,
+      )
     } catch (err) {
       throw ioError('could not open file', this.abs(rel), err)
     }
@@ -266,7 +285,14 @@ export class TargetDir {
     try {
       return await use(await entry.handle)
     } catch (err) {
-      if (this.handles.get(rel) === entry && !(await entry.handle.then(() => true, () => false))) this.handles.delete(rel)
+      if (
+        this.handles.get(rel) === entry &&
+        !(await entry.handle.then(
+          () => true,
+          () => false,
+        ))
+      )
+        this.handles.delete(rel)
       throw err
     } finally {
       entry.users--
@@ -363,7 +389,9 @@ function runSyncfs(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('sync', ['-f', dir], { stdio: 'ignore' })
     child.on('error', (err) => reject(ioError('could not synchronize file system for file', dir, err)))
-    child.on('exit', (code) => code === 0 ? resolve() : reject(new RewindError('FILE_IO', `could not synchronize file system for file "${dir}"`, { path: dir })))
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new RewindError('FILE_IO', `could not synchronize file system for file "${dir}"`, { path: dir })),
+    )
   })
 }
 

@@ -98,7 +98,7 @@ export class WalDirectory implements WalSegmentSource {
 
   private async restoreOrFail(name: string): Promise<void> {
     const file = path.join(this.opts.dir, name)
-    if (this.opts.restore !== undefined && await this.opts.restore(name, file)) {
+    if (this.opts.restore !== undefined && (await this.opts.restore(name, file))) {
       let size: number | null = null
       try {
         size = fs.statSync(file).size
@@ -107,8 +107,10 @@ export class WalDirectory implements WalSegmentSource {
       }
       if (size !== null) {
         if (size !== this.opts.segSize) {
-          throw new RewindError('RESTORE_COMMAND', `unexpected file size for "${file}": ${size} instead of ${this.opts.segSize}`,
-            { path: file, segment: name })
+          throw new RewindError('RESTORE_COMMAND', `unexpected file size for "${file}": ${size} instead of ${this.opts.segSize}`, {
+            path: file,
+            segment: name,
+          })
         }
         if (this.open(name)) return
       }
@@ -138,11 +140,21 @@ export function timelineChooser(history: readonly TimelineEntry[], segSize: numb
  * The WAL of a data directory, read along its timeline `history`: the reader and the directory
  * behind it (close it when done). `options` adds the restore and open hooks of WalDirectory.
  */
-export function openDataDirWal(dataDir: string, control: ControlFile, history: readonly TimelineEntry[],
-  options: Pick<WalDirectoryOptions, 'restore' | 'onSegmentOpened'> = {}): { reader: WalReader; dir: WalDirectory; timelineOf: (segno: bigint) => number } {
+export function openDataDirWal(
+  dataDir: string,
+  control: ControlFile,
+  history: readonly TimelineEntry[],
+  options: Pick<WalDirectoryOptions, 'restore' | 'onSegmentOpened'> = {},
+): { reader: WalReader; dir: WalDirectory; timelineOf: (segno: bigint) => number } {
   const segSize = control.xlog_seg_size
   const timelineOf = timelineChooser(history, segSize)
   const dir = new WalDirectory({ dir: path.join(dataDir, 'pg_wal'), segSize, timelineOf, ...options })
-  const reader = new WalReader({ profile: control.profile, segSize, blockSize: control.blcksz, systemIdentifier: control.system_identifier, source: dir })
+  const reader = new WalReader({
+    profile: control.profile,
+    segSize,
+    blockSize: control.blcksz,
+    systemIdentifier: control.system_identifier,
+    source: dir,
+  })
   return { reader, dir, timelineOf }
 }

@@ -36,16 +36,20 @@ export function refuseUnsupported(params: ConninfoParams): void {
   const gss = v('gssencmode')
   if (gss !== '') checkChoice('gssencmode', gss, ['disable', 'prefer', 'require'])
   if (gss === 'require') {
-    throw connError('gssencmode value "require" is not supported by walrewind: it has no GSSAPI support (node-postgres has none), so it cannot encrypt a connection with GSSAPI',
-      'For an encrypted connection use sslmode=require or stronger; gssencmode=prefer (libpq\'s default) connects without GSSAPI encryption.')
+    throw connError(
+      'gssencmode value "require" is not supported by walrewind: it has no GSSAPI support (node-postgres has none), so it cannot encrypt a connection with GSSAPI',
+      "For an encrypted connection use sslmode=require or stronger; gssencmode=prefer (libpq's default) connects without GSSAPI encryption.",
+    )
   }
   const cb = v('channel_binding')
   if (cb !== '') checkChoice('channel_binding', cb, ['disable', 'prefer', 'require'])
   const neg = v('sslnegotiation')
   if (neg !== '') checkChoice('sslnegotiation', neg, ['postgres', 'direct'])
   if (neg === 'direct') {
-    throw connError('sslnegotiation value "direct" is not supported by walrewind: node-postgres always asks the server for TLS with an SSLRequest first',
-      'Use sslnegotiation=postgres (the default), which every server that accepts direct TLS connections also accepts.')
+    throw connError(
+      'sslnegotiation value "direct" is not supported by walrewind: node-postgres always asks the server for TLS with an SSLRequest first',
+      'Use sslnegotiation=postgres (the default), which every server that accepts direct TLS connections also accepts.',
+    )
   }
   for (const [k, why] of Object.entries(UNSUPPORTED)) {
     if (v(k) !== '') throw connError(`connection option "${k}" is not supported by walrewind: ${why}`)
@@ -56,8 +60,10 @@ export function refuseUnsupported(params: ConninfoParams): void {
   }
   const encoding = v('client_encoding')
   if (encoding !== '' && !isUtf8Encoding(encoding)) {
-    throw connError(`connection option "client_encoding" value "${encoding}" is not supported by walrewind: it reads file names and settings from the server as UTF8`,
-      'Leave client_encoding (and PGCLIENTENCODING) unset, or set it to UTF8 or auto.')
+    throw connError(
+      `connection option "client_encoding" value "${encoding}" is not supported by walrewind: it reads file names and settings from the server as UTF8`,
+      'Leave client_encoding (and PGCLIENTENCODING) unset, or set it to UTF8 or auto.',
+    )
   }
 }
 
@@ -81,19 +87,25 @@ export function tcpSettings(params: ConninfoParams): { keepAlive: boolean; keepA
   const keepAlive = keepalives === null || keepalives !== 0
   if (keepAlive) {
     if (interval !== null && interval > 0 && interval !== NODE_KEEPALIVE_INTERVAL_S) {
-      throw connError(`connection option "keepalives_interval" value "${params['keepalives_interval']}" is not supported by walrewind: ` +
-        `Node.js sends TCP keepalive probes every ${NODE_KEEPALIVE_INTERVAL_S} s and cannot change that`,
-      `Remove keepalives_interval (or set it to ${NODE_KEEPALIVE_INTERVAL_S}); keepalives_idle is honoured.`)
+      throw connError(
+        `connection option "keepalives_interval" value "${params['keepalives_interval']}" is not supported by walrewind: ` +
+          `Node.js sends TCP keepalive probes every ${NODE_KEEPALIVE_INTERVAL_S} s and cannot change that`,
+        `Remove keepalives_interval (or set it to ${NODE_KEEPALIVE_INTERVAL_S}); keepalives_idle is honoured.`,
+      )
     }
     if (count !== null && count > 0 && count !== NODE_KEEPALIVE_COUNT) {
-      throw connError(`connection option "keepalives_count" value "${params['keepalives_count']}" is not supported by walrewind: ` +
-        `Node.js gives up after ${NODE_KEEPALIVE_COUNT} unanswered TCP keepalive probes and cannot change that`,
-      `Remove keepalives_count (or set it to ${NODE_KEEPALIVE_COUNT}); keepalives_idle is honoured.`)
+      throw connError(
+        `connection option "keepalives_count" value "${params['keepalives_count']}" is not supported by walrewind: ` +
+          `Node.js gives up after ${NODE_KEEPALIVE_COUNT} unanswered TCP keepalive probes and cannot change that`,
+        `Remove keepalives_count (or set it to ${NODE_KEEPALIVE_COUNT}); keepalives_idle is honoured.`,
+      )
     }
   }
   if (userTimeout !== null && userTimeout > 0) {
-    throw connError(`connection option "tcp_user_timeout" value "${params['tcp_user_timeout']}" is not supported by walrewind: Node.js cannot set TCP_USER_TIMEOUT on a socket`,
-      'Remove tcp_user_timeout; walrewind\'s --source-timeout=SECONDS fails the run when the source stays silent that long.')
+    throw connError(
+      `connection option "tcp_user_timeout" value "${params['tcp_user_timeout']}" is not supported by walrewind: Node.js cannot set TCP_USER_TIMEOUT on a socket`,
+      "Remove tcp_user_timeout; walrewind's --source-timeout=SECONDS fails the run when the source stays silent that long.",
+    )
   }
   // keepalives_idle <= 0 leaves the system's default, as setKeepAlive(true, 0) does.
   return { keepAlive, keepAliveInitialDelayMillis: keepAlive && idle !== null && idle > 0 ? idle * 1000 : null }

@@ -178,7 +178,7 @@ function hexDigit(ch: string | undefined): number {
 /** Percent-decoding as conninfo_uri_decode: bad triplets and %00 are errors. Bytes are UTF-8. */
 function uriDecode(s: string): string {
   const bytes: number[] = []
-  for (let i = 0; i < s.length;) {
+  for (let i = 0; i < s.length; ) {
     if (s[i] !== '%') {
       const cp = s.codePointAt(i)!
       const ch = String.fromCodePoint(cp)

@@ -90,7 +90,8 @@ function applyService(params: ConninfoParams, env: Env, home: string): void {
   const service = params['service'] ?? env['PGSERVICE']
   if (service === undefined || service === '') return
   const userFile = params['servicefile'] ?? env['PGSERVICEFILE'] ?? path.join(home, '.pg_service.conf')
-  const sysDirs = env['PGSYSCONFDIR'] !== undefined ? [env['PGSYSCONFDIR']] : ['/etc/postgresql-common', '/etc/sysconfig/pgsql', '/usr/local/pgsql/etc']
+  const sysDirs =
+    env['PGSYSCONFDIR'] !== undefined ? [env['PGSYSCONFDIR']] : ['/etc/postgresql-common', '/etc/sysconfig/pgsql', '/usr/local/pgsql/etc']
   const files = [userFile, ...sysDirs.map((d) => path.join(d, 'pg_service.conf'))]
   for (const file of files) {
     let text: string
@@ -195,7 +196,7 @@ export function resolveConnection(input: ConninfoParams, env: Env, osUser: strin
   }
 
   const connectTimeoutMs = connectTimeout(params['connect_timeout'], opts.defaultConnectTimeoutMs ?? 60_000)
-  const channelBinding = (params['channel_binding'] ?? '') === '' ? 'prefer' : params['channel_binding'] as ChannelBinding
+  const channelBinding = (params['channel_binding'] ?? '') === '' ? 'prefer' : (params['channel_binding'] as ChannelBinding)
   const sni = (params['sslsni'] ?? '') === '' ? true : parseIntParam('sslsni', params['sslsni']!) !== 0
   const explicitPassword = params['password'] ?? ''
   const endpoints: ResolvedEndpoint[] = []
@@ -216,7 +217,9 @@ export function resolveConnection(input: ConninfoParams, env: Env, osUser: strin
     let passwordSource: ResolvedEndpoint['passwordSource'] = password === null ? null : 'given'
     if (password === null) {
       const key = { host: passfileHost(host, hostaddr, defaultSocketDir), port: portText, dbname: params['dbname']!, user: params['user']! }
-      password = readPassfile(params['passfile']!, key, (w) => { if (!warnings.includes(w)) warnings.push(w) })
+      password = readPassfile(params['passfile']!, key, (w) => {
+        if (!warnings.includes(w)) warnings.push(w)
+      })
       if (password !== null) passwordSource = 'passfile'
     }
 
@@ -227,8 +230,10 @@ export function resolveConnection(input: ConninfoParams, env: Env, osUser: strin
     const connectHost = hostaddr !== '' ? hostaddr : host
     if (!sni && tlsConf !== null && tlsConf.options !== null && net.isIP(connectHost) === 0) {
       // node-postgres names a host it connects to by name in SNI, whatever it is told.
-      throw connError(`connection option "sslsni" value "0" is not supported by walrewind for host "${host}": node-postgres always sends a host name as SNI`,
-        'Give the server\'s address in hostaddr (SNI is never sent for an address), or remove sslsni.')
+      throw connError(
+        `connection option "sslsni" value "0" is not supported by walrewind for host "${host}": node-postgres always sends a host name as SNI`,
+        "Give the server's address in hostaddr (SNI is never sent for an address), or remove sslsni.",
+      )
     }
     const base: ClientConfig = {
       host: connectHost,

@@ -11,7 +11,10 @@ export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' |
 
 export const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
 const TLS_VERSIONS: Record<string, tls.SecureVersion> = {
-  tlsv1: 'TLSv1', 'tlsv1.1': 'TLSv1.1', 'tlsv1.2': 'TLSv1.2', 'tlsv1.3': 'TLSv1.3',
+  tlsv1: 'TLSv1',
+  'tlsv1.1': 'TLSv1.1',
+  'tlsv1.2': 'TLSv1.2',
+  'tlsv1.3': 'TLSv1.3',
 }
 
 /** stat() as libpq's initialize_SSL uses it: missing (ENOENT, ENOTDIR) is false, other errors are errors. */
@@ -46,7 +49,9 @@ function checkKeyFile(file: string): void {
   if (!st.isFile()) throw connError(`key file "${file}" is not a regular file`)
   const tooOpen = st.uid === 0 ? (st.mode & 0o137) !== 0 : (st.mode & 0o077) !== 0
   if (tooOpen) {
-    throw connError(`private key file "${file}" has group or world access; file must have permissions u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) or less if owned by root`)
+    throw connError(
+      `private key file "${file}" has group or world access; file must have permissions u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) or less if owned by root`,
+    )
   }
 }
 
@@ -71,15 +76,16 @@ export function tlsSettings(params: ConninfoParams, home: string, hostForIdentit
   if (verifyChain) {
     if (rootcert !== 'system') {
       if (!rootcertExists) {
-        throw connError(`root certificate file "${rootcert}" does not exist`,
-          "Either provide the file, use the system's trusted roots with sslrootcert=system, or change sslmode to disable server certificate verification.")
+        throw connError(
+          `root certificate file "${rootcert}" does not exist`,
+          "Either provide the file, use the system's trusted roots with sslrootcert=system, or change sslmode to disable server certificate verification.",
+        )
       }
       options.ca = readSecretFile('root certificate', rootcert)
     }
     options.rejectUnauthorized = true
-    options.checkServerIdentity = mode === 'verify-full'
-      ? (_name, cert) => tls.checkServerIdentity(hostForIdentity(), cert)
-      : () => undefined
+    options.checkServerIdentity =
+      mode === 'verify-full' ? (_name, cert) => tls.checkServerIdentity(hostForIdentity(), cert) : () => undefined
     const crl = params['sslcrl'] ?? ''
     const crlFile = crl !== '' ? crl : path.join(pgDir, 'root.crl')
     const crls: Buffer[] = []
@@ -99,7 +105,9 @@ export function tlsSettings(params: ConninfoParams, home: string, hostForIdentit
   const certMode = params['sslcertmode'] ?? 'allow'
   checkChoice('sslcertmode', certMode, ['disable', 'allow', 'require'])
   if (certMode === 'require') {
-    throw connError('sslcertmode value "require" is not supported by walrewind: Node.js does not tell whether the server asked for a client certificate')
+    throw connError(
+      'sslcertmode value "require" is not supported by walrewind: Node.js does not tell whether the server asked for a client certificate',
+    )
   }
   if (certMode !== 'disable') {
     const cert = params['sslcert'] ?? ''
@@ -129,7 +137,12 @@ export function tlsSettings(params: ConninfoParams, home: string, hostForIdentit
     if (v === undefined) throw connError(`invalid ssl_max_protocol_version value: "${max}"`)
     options.maxVersion = v
   }
-  if (min !== '' && max !== '' && min.toLowerCase() !== 'tlsv1' && (max.toLowerCase() === 'tlsv1' || min.toLowerCase() > max.toLowerCase())) {
+  if (
+    min !== '' &&
+    max !== '' &&
+    min.toLowerCase() !== 'tlsv1' &&
+    (max.toLowerCase() === 'tlsv1' || min.toLowerCase() > max.toLowerCase())
+  ) {
     throw connError('invalid SSL protocol version range')
   }
   return { mode, options }

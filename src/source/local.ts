@@ -13,8 +13,11 @@ import { errText, isNotFound, listDataDirectory } from './walk.js'
 
 const READ_CHUNK = 4 * 1024 * 1024
 
-interface QueuedFile { path: string; whole: number | null; ranges: Array<[offset: number, length: number]> }
-
+interface QueuedFile {
+  path: string
+  whole: number | null
+  ranges: Array<[offset: number, length: number]>
+}
 
 export class LocalSource implements Source {
   readonly kind = 'local' as const
@@ -22,7 +25,10 @@ export class LocalSource implements Source {
   readonly description: string
   private queue = new Map<string, QueuedFile>()
 
-  constructor(readonly root: string, private readonly jobs = 4) {
+  constructor(
+    readonly root: string,
+    private readonly jobs = 4,
+  ) {
     this.description = root
   }
 
@@ -127,7 +133,11 @@ export class LocalSource implements Source {
       }
     }
     const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(this.jobs, work.length)) }, guarded))
-    for (const h of handles.values()) await h.then((fh) => fh.close(), () => {})
+    for (const h of handles.values())
+      await h.then(
+        (fh) => fh.close(),
+        () => {},
+      )
     const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (rejected !== undefined) throw rejected.reason
   }
@@ -158,8 +168,11 @@ export class LocalSource implements Source {
       }
     }
     if (copied !== expected) {
-      throw new RewindError('SOURCE_FILE_CHANGED',
-        `size of source file "${abs}" changed concurrently: ${expected} bytes expected, ${copied} copied`, { path: abs })
+      throw new RewindError(
+        'SOURCE_FILE_CHANGED',
+        `size of source file "${abs}" changed concurrently: ${expected} bytes expected, ${copied} copied`,
+        { path: abs },
+      )
     }
   }
 

@@ -9,7 +9,10 @@ import type { Source } from './source.js'
 export type SourceSpec = { readonly kind: 'local'; readonly pgdata: string } | { readonly kind: 'server'; readonly conninfo: string }
 
 /** Opens the source named by `spec`. */
-export async function openSource(spec: SourceSpec, opts: { env: NodeJS.ProcessEnv; jobs?: number | null; timeoutSeconds?: number | null; emit: Emit }): Promise<Source> {
+export async function openSource(
+  spec: SourceSpec,
+  opts: { env: NodeJS.ProcessEnv; jobs?: number | null; timeoutSeconds?: number | null; emit: Emit },
+): Promise<Source> {
   if (spec.kind === 'local') return new LocalSource(spec.pgdata, opts.jobs ?? 4)
   const { openServerSource } = await import('./server.js')
   const source = await openServerSource(spec.conninfo, {

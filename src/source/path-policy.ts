@@ -15,8 +15,13 @@ const TABLESPACE_LINK = /^pg_tblspc\/[0-9]+$/
 
 /** True when `rel` is a path a data directory can hold (see above). */
 export function isSafeRelativePath(rel: string): boolean {
-  return rel !== '' && !rel.startsWith('/') && !rel.includes('\0') && !rel.includes('\\') &&
+  return (
+    rel !== '' &&
+    !rel.startsWith('/') &&
+    !rel.includes('\0') &&
+    !rel.includes('\\') &&
     rel.split('/').every((part) => part !== '' && part !== '.' && part !== '..')
+  )
 }
 
 /** Refuses a path a data directory cannot hold (SOURCE_UNSAFE_PATH); returns it unchanged when it is safe. */
@@ -80,13 +85,19 @@ export function checkSourceSymlinks(sources: ReadonlyMap<string, FileEntry>, kin
       const followed = isFollowedSymlink(entry.path)
       const target = entry.linkTarget ?? ''
       if ((followed || kind === 'server') && (!followed || !isSafeLinkTarget(target))) {
-        throw new RewindError('SOURCE_UNSAFE_PATH', `source symbolic link "${entry.path}" -> "${target}" is unsafe`, { path: entry.path,
-          detail: 'Only pg_wal and tablespace links (pg_tblspc/OID) with an absolute target are accepted from the source.' })
+        throw new RewindError('SOURCE_UNSAFE_PATH', `source symbolic link "${entry.path}" -> "${target}" is unsafe`, {
+          path: entry.path,
+          detail: 'Only pg_wal and tablespace links (pg_tblspc/OID) with an absolute target are accepted from the source.',
+        })
       }
     }
     const parent = blockingAncestor(entry.path, sources)
     if (parent !== undefined) {
-      throw new RewindError('SOURCE_UNSAFE_PATH', `source file path is unsafe: "${entry.path}" lies below "${parent.path}", which is not a directory`, { path: entry.path })
+      throw new RewindError(
+        'SOURCE_UNSAFE_PATH',
+        `source file path is unsafe: "${entry.path}" lies below "${parent.path}", which is not a directory`,
+        { path: entry.path },
+      )
     }
   }
 }

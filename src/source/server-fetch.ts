@@ -22,7 +22,11 @@ export interface ChunkRequest {
   readonly length: number
 }
 
-interface Run { path: string; offset: number; length: number }
+interface Run {
+  path: string
+  offset: number
+  length: number
+}
 
 export class FetchQueue {
   private runs: Run[] = []
@@ -61,7 +65,7 @@ export class FetchQueue {
     let batch: ChunkRequest[] = []
     let bytes = 0
     for (const run of runs) {
-      for (let done = 0; done < run.length;) {
+      for (let done = 0; done < run.length; ) {
         const length = Math.min(MAX_CHUNK_SIZE, run.length - done)
         batch.push({ path: run.path, offset: run.offset + done, length })
         done += length
@@ -128,7 +132,11 @@ export function decodeChunkRow(fields: readonly RawField[], binary: boolean): Fe
   if (pathField === null || pathField === undefined || beginField === null || beginField === undefined) {
     throw fetchError('unexpected null values in result while fetching remote files')
   }
-  if (binary !== Buffer.isBuffer(pathField) || binary !== Buffer.isBuffer(beginField) || (chunkField !== null && binary !== Buffer.isBuffer(chunkField))) {
+  if (
+    binary !== Buffer.isBuffer(pathField) ||
+    binary !== Buffer.isBuffer(beginField) ||
+    (chunkField !== null && binary !== Buffer.isBuffer(chunkField))
+  ) {
     throw fetchError('unexpected result format while fetching remote files')
   }
   let path: string
@@ -154,7 +162,8 @@ export function checkChunk(got: FetchedChunk, want: ChunkRequest): void {
   if (got.offset !== want.offset) {
     throw fetchError(`received data at offset ${got.offset} of file "${want.path}", when requested for offset ${want.offset}`, want.path)
   }
-  if (got.data !== null && got.data.length > want.length) throw fetchError(`received more than requested for file "${want.path}"`, want.path)
+  if (got.data !== null && got.data.length > want.length)
+    throw fetchError(`received more than requested for file "${want.path}"`, want.path)
 }
 
 /** The result's columns must be text, int8, bytea, as the statement says. */

@@ -9,7 +9,7 @@ import tls from 'node:tls'
 import type pg from 'pg'
 import { RewindError } from '../errors.js'
 import type { ConnectAttempt, ResolvedConnection, ResolvedEndpoint } from './conninfo-resolve.js'
-import { createClient, StreamingQuery, type WireConnection } from './server-wire.js'
+import { createClient, type StreamingQuery, type WireConnection } from './server-wire.js'
 
 /** The four functions pg_rewind's documentation grants to a non-superuser rewind role. */
 export const REWIND_GRANTS_HINT =
@@ -59,7 +59,8 @@ function connectFailure(endpoint: ResolvedEndpoint, err: unknown): string {
   else if (e.code === 'ETIMEDOUT' || messageOf(err) === 'timeout expired') why = 'timeout expired'
   else if (messageOf(err) === 'The server does not support SSL connections') why = 'server does not support SSL, but SSL was required'
   else if (/terminated unexpectedly/.test(messageOf(err))) why = 'server closed the connection unexpectedly'
-  else if (e.code !== undefined && /^ERR_(TLS|SSL)|^(CERT_|UNABLE_|DEPTH_|SELF_SIGNED|ERR_OSSL)/.test(e.code)) why = `SSL error: ${messageOf(err)}`
+  else if (e.code !== undefined && /^ERR_(TLS|SSL)|^(CERT_|UNABLE_|DEPTH_|SELF_SIGNED|ERR_OSSL)/.test(e.code))
+    why = `SSL error: ${messageOf(err)}`
   else why = messageOf(err)
   return `${where}: ${why}`
 }
@@ -82,7 +83,9 @@ export class SourceConnection {
   ) {
     // A dead socket must not become an unhandled 'error' event: the query reports it, with the
     // reason kept here (a server's "terminating connection..." comes with no query to fail).
-    client.on('error', (err: unknown) => { this.lostWith ??= err })
+    client.on('error', (err: unknown) => {
+      this.lostWith ??= err
+    })
   }
 
   get description(): string {
@@ -160,7 +163,7 @@ const AUTH_NOT_SUPPORTED: Readonly<Record<number, string>> = {
   8: 'GSSAPI authentication not supported: walrewind has no GSSAPI (Kerberos) support',
   9: 'SSPI authentication not supported: walrewind has no SSPI (Kerberos) support',
 }
-const AUTH_HINT = 'In the source server\'s pg_hba.conf, authenticate the rewind role with scram-sha-256 (or md5, password, cert or trust).'
+const AUTH_HINT = "In the source server's pg_hba.conf, authenticate the rewind role with scram-sha-256 (or md5, password, cert or trust)."
 
 /**
  * What the server asks for during authentication, checked before node-postgres sees it (as libpq's
@@ -180,7 +183,9 @@ function watchAuthentication(wire: WireConnection, attempt: ConnectAttempt): voi
     let channelBound = false
     const refuse = (message: string, hint?: string): void => {
       done = true
-      ;(stream as unknown as { destroy(err: Error): void }).destroy(new RewindError('SOURCE_CONNECTION', message, hint === undefined ? {} : { hint }))
+      ;(stream as unknown as { destroy(err: Error): void }).destroy(
+        new RewindError('SOURCE_CONNECTION', message, hint === undefined ? {} : { hint }),
+      )
     }
     /** The problem with one authentication request, or null. */
     const check = (code: number, body: Buffer): [string, string?] | null => {
@@ -190,11 +195,16 @@ function watchAuthentication(wire: WireConnection, attempt: ConnectAttempt): voi
         return [`authentication method ${code} not supported`, AUTH_HINT]
       }
       if (!requireBinding) return null
-      if (code === AUTH_OK) return channelBound ? null : ['channel binding required, but server authenticated client without channel binding']
-      if (code === AUTH_CLEARTEXT || code === AUTH_MD5) return ['channel binding required but not supported by server\'s authentication request']
+      if (code === AUTH_OK)
+        return channelBound ? null : ['channel binding required, but server authenticated client without channel binding']
+      if (code === AUTH_CLEARTEXT || code === AUTH_MD5)
+        return ["channel binding required but not supported by server's authentication request"]
       if (code === AUTH_SASL) {
         if (!tlsInUse) return ['channel binding is required, but SSL not in use']
-        const mechanisms = body.toString('utf8').split('\0').filter((m) => m !== '')
+        const mechanisms = body
+          .toString('utf8')
+          .split('\0')
+          .filter((m) => m !== '')
         if (!mechanisms.includes('SCRAM-SHA-256-PLUS')) {
           return ['channel binding is required, but server did not offer an authentication method that supports channel binding']
         }
@@ -328,8 +338,12 @@ export async function connectAnother(like: SourceConnection): Promise<SourceConn
  */
 export function sourceError(context: string, err: unknown, conn: SourceConnection, timeoutMs: number): RewindError {
   if (conn.timedOut) {
-    return new RewindError('SOURCE_TIMEOUT',
-      `${context}: source server ${conn.description} did not answer for ${Number((timeoutMs / 1000).toFixed(1))} s`, {}, { cause: err })
+    return new RewindError(
+      'SOURCE_TIMEOUT',
+      `${context}: source server ${conn.description} did not answer for ${Number((timeoutMs / 1000).toFixed(1))} s`,
+      {},
+      { cause: err },
+    )
   }
   if (err instanceof RewindError) return err
   // node-postgres's own complaint ("Connection terminated", "not queryable") hides the reason.

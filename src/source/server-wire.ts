@@ -12,9 +12,16 @@ import type { ClientConfig, Connection, FieldDef, Submittable } from 'pg'
 /** A field of a result row: Buffer in binary format, string in text format, null for NULL. */
 export type RawField = Buffer | string | null
 
-interface ProtocolMessage { name: string; length: number }
-interface RowDescriptionMessage extends ProtocolMessage { fields: FieldDef[] }
-interface ParserLike { parse(buffer: Buffer, callback: (msg: ProtocolMessage) => void): void }
+interface ProtocolMessage {
+  name: string
+  length: number
+}
+interface RowDescriptionMessage extends ProtocolMessage {
+  fields: FieldDef[]
+}
+interface ParserLike {
+  parse(buffer: Buffer, callback: (msg: ProtocolMessage) => void): void
+}
 type ParserClass = new () => ParserLike & { handlePacket(offset: number, code: number, length: number, bytes: Buffer): ProtocolMessage }
 
 // pg-protocol is node-postgres's own dependency; resolve it through pg so we get the same copy.
@@ -37,39 +44,42 @@ const ROW_DESCRIPTION = 0x54 // 'T'
 const DATA_ROW = 0x44 // 'D'
 
 /** pg-protocol's Parser, except that DataRow fields in binary format come out as Buffers. */
-const BinaryRowParser = Parser === null ? null : class extends Parser {
-  private binary: boolean[] = []
-  private anyBinary = false
+const BinaryRowParser =
+  Parser === null
+    ? null
+    : class extends Parser {
+        private binary: boolean[] = []
+        private anyBinary = false
 
-  override handlePacket(offset: number, code: number, length: number, bytes: Buffer): ProtocolMessage {
-    if (code === DATA_ROW && this.anyBinary) return this.dataRow(offset, length, bytes)
-    const msg = super.handlePacket(offset, code, length, bytes)
-    if (code === ROW_DESCRIPTION) {
-      this.binary = (msg as RowDescriptionMessage).fields.map((f) => f.format === 'binary')
-      this.anyBinary = this.binary.includes(true)
-    }
-    return msg
-  }
+        override handlePacket(offset: number, code: number, length: number, bytes: Buffer): ProtocolMessage {
+          if (code === DATA_ROW && this.anyBinary) return this.dataRow(offset, length, bytes)
+          const msg = super.handlePacket(offset, code, length, bytes)
+          if (code === ROW_DESCRIPTION) {
+            this.binary = (msg as RowDescriptionMessage).fields.map((f) => f.format === 'binary')
+            this.anyBinary = this.binary.includes(true)
+          }
+          return msg
+        }
 
-  // DataRow: int16 field count, then per field int32 length (-1 = NULL) and the bytes.
-  private dataRow(offset: number, length: number, bytes: Buffer): ProtocolMessage {
-    const count = bytes.readInt16BE(offset)
-    let p = offset + 2
-    const fields: RawField[] = new Array(count)
-    for (let i = 0; i < count; i++) {
-      const len = bytes.readInt32BE(p)
-      p += 4
-      if (len < 0) {
-        fields[i] = null
-        continue
+        // DataRow: int16 field count, then per field int32 length (-1 = NULL) and the bytes.
+        private dataRow(offset: number, length: number, bytes: Buffer): ProtocolMessage {
+          const count = bytes.readInt16BE(offset)
+          let p = offset + 2
+          const fields: RawField[] = new Array(count)
+          for (let i = 0; i < count; i++) {
+            const len = bytes.readInt32BE(p)
+            p += 4
+            if (len < 0) {
+              fields[i] = null
+              continue
+            }
+            // A copy: the parser reuses its buffer for the next socket read.
+            fields[i] = this.binary[i] ? Buffer.from(bytes.subarray(p, p + len)) : bytes.toString('utf8', p, p + len)
+            p += len
+          }
+          return { name: 'dataRow', length, fieldCount: count, fields } as ProtocolMessage
+        }
       }
-      // A copy: the parser reuses its buffer for the next socket read.
-      fields[i] = this.binary[i] ? Buffer.from(bytes.subarray(p, p + len)) : bytes.toString('utf8', p, p + len)
-      p += len
-    }
-    return { name: 'dataRow', length, fieldCount: count, fields } as ProtocolMessage
-  }
-}
 
 interface PgConnectionInternals extends Connection {
   _emitMessage: boolean
@@ -87,7 +97,9 @@ export class WireConnection extends PgConnection {
 
   attachListeners(stream: NodeJS.ReadableStream): void {
     if (BinaryRowParser === null) {
-      stream.on('data', () => { this.lastActivity = Date.now() })
+      stream.on('data', () => {
+        this.lastActivity = Date.now()
+      })
       const plain = PgConnection.prototype as unknown as { attachListeners(s: NodeJS.ReadableStream): void }
       plain.attachListeners.call(this, stream)
       return
@@ -265,7 +277,7 @@ export class StreamingQuery implements Submittable {
   handleEmptyQuery(): void {}
   handlePortalSuspended(): void {}
   handleCopyInResponse(connection: Connection): void {
-    (connection as unknown as { sendCopyFail(msg: string): void }).sendCopyFail('COPY is not expected here')
+    ;(connection as unknown as { sendCopyFail(msg: string): void }).sendCopyFail('COPY is not expected here')
   }
 
   handleCopyData(): void {}

@@ -16,11 +16,15 @@ import { formatPrimaryConninfo } from './conninfo-format.js'
 import { parseConninfo } from './conninfo-parse.js'
 import { resolveConnection, type ResolveOptions, type ResolvedConnection } from './conninfo-resolve.js'
 import {
-  checkChunk, checkChunkColumns, decodeChunkRow, FETCH_CHUNKS_SQL, fetchParameters, FetchQueue, type ChunkRequest,
+  checkChunk,
+  checkChunkColumns,
+  decodeChunkRow,
+  FETCH_CHUNKS_SQL,
+  fetchParameters,
+  FetchQueue,
+  type ChunkRequest,
 } from './server-fetch.js'
-import {
-  connectAnother, connectFirst, isTooManyConnections, sourceError, SourceConnection,
-} from './server-session.js'
+import { connectAnother, connectFirst, isTooManyConnections, sourceError, type SourceConnection } from './server-session.js'
 import { isSafeRelativePath } from './path-policy.js'
 import { blockDigestParameters, blockDigestsSql, decodeDigestRow, isMd5Unavailable } from './server-digest.js'
 import { binaryRowsSupported, StreamingQuery, type RawField } from './server-wire.js'
@@ -119,8 +123,11 @@ export class ServerSource implements Source {
   private readonly idle: SourceConnection[] = []
   private readonly waiting: Array<(conn: SourceConnection) => void> = []
 
-  constructor(private readonly resolved: ResolvedConnection, first: SourceConnection,
-    opts: { jobs: number; timeoutMs: number; emit: Emit }) {
+  constructor(
+    private readonly resolved: ResolvedConnection,
+    first: SourceConnection,
+    opts: { jobs: number; timeoutMs: number; emit: Emit },
+  ) {
     this.conns = [first]
     this.description = first.description
     this.jobs = Math.max(1, Math.floor(opts.jobs))
@@ -231,7 +238,9 @@ export class ServerSource implements Source {
       if (size === null) continue
       const bytes = Number(size)
       if (!Number.isSafeInteger(bytes) || bytes < 0) {
-        throw this.fail(new RewindError('SOURCE_FILE_LIST', `unexpected size ${size} for file "${name}" in source file list`, { path: name }))
+        throw this.fail(
+          new RewindError('SOURCE_FILE_LIST', `unexpected size ${size} for file "${name}" in source file list`, { path: name }),
+        )
       }
       if (linkTarget !== null && linkTarget !== '') {
         // A tablespace: an absolute location is a symlink in pg_tblspc; a relative one is an
@@ -264,7 +273,9 @@ export class ServerSource implements Source {
       if (size === null || isdir !== false) continue
       const bytes = Number(size)
       if (!Number.isSafeInteger(bytes) || bytes < 0 || name.includes('/') || !isSafeRelativePath(`pg_wal/${name}`)) {
-        throw this.fail(new RewindError('SOURCE_FILE_LIST', `unexpected entry "${name}" (size ${size}) in source WAL file list`, { path: name }))
+        throw this.fail(
+          new RewindError('SOURCE_FILE_LIST', `unexpected entry "${name}" (size ${size}) in source WAL file list`, { path: name }),
+        )
       }
       entries.push({ path: `pg_wal/${name}`, type: 'file', size: bytes })
     }
@@ -289,7 +300,9 @@ export class ServerSource implements Source {
       text: 'SELECT pg_read_binary_file($1)',
       values: [file],
       binary: binaryRowsSupported,
-      onRow: (fields) => { rows.push(fields) },
+      onRow: (fields) => {
+        rows.push(fields)
+      },
     })
     try {
       await conn.stream(q)
@@ -334,7 +347,8 @@ export class ServerSource implements Source {
     const results = await Promise.allSettled(this.conns.map(worker))
     if (this.failure !== null) throw this.failure
     const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-    if (rejected !== undefined) throw this.fail(rejected.reason instanceof RewindError ? rejected.reason : new RewindError('INTERNAL', String(rejected.reason)))
+    if (rejected !== undefined)
+      throw this.fail(rejected.reason instanceof RewindError ? rejected.reason : new RewindError('INTERNAL', String(rejected.reason)))
   }
 
   /** Up to `jobs` connections, same server and settings; a server short of slots gives fewer. */
@@ -343,16 +357,18 @@ export class ServerSource implements Source {
     this.extraOpened = true
     const first = this.conns[0]!
     const wanted = this.jobs - this.conns.length
-    const opened = await Promise.allSettled(Array.from({ length: wanted }, async () => {
-      const conn = await connectAnother(first)
-      try {
-        await this.configure(conn)
-      } catch (err) {
-        conn.destroy()
-        throw err
-      }
-      return conn
-    }))
+    const opened = await Promise.allSettled(
+      Array.from({ length: wanted }, async () => {
+        const conn = await connectAnother(first)
+        try {
+          await this.configure(conn)
+        } catch (err) {
+          conn.destroy()
+          throw err
+        }
+        return conn
+      }),
+    )
     for (const r of opened) {
       if (r.status === 'fulfilled') {
         if (this.failure !== null || this.closed) r.value.destroy()
@@ -415,7 +431,9 @@ export class ServerSource implements Source {
     this.check()
     if (ranges.length === 0) return { algorithm: this.digestAlgorithm, ranges: [] }
     const values = blockDigestParameters(ranges, blockSize)
-    this.digestPool ??= this.openExtraConnections().then(() => { this.idle.push(...this.conns) })
+    this.digestPool ??= this.openExtraConnections().then(() => {
+      this.idle.push(...this.conns)
+    })
     await this.digestPool
     const conn = await this.lease()
     try {
@@ -426,7 +444,10 @@ export class ServerSource implements Source {
           return { algorithm, ranges: await this.queryDigests(conn, ranges, values, algorithm) }
         } catch (err) {
           if (algorithm === 'md5' && isMd5Unavailable(err) && !conn.timedOut) {
-            this.emit({ type: 'debug', message: `md5() refused by the source server (${(err as Error).message}): block digests with sha256()` })
+            this.emit({
+              type: 'debug',
+              message: `md5() refused by the source server (${(err as Error).message}): block digests with sha256()`,
+            })
             this.digestAlgorithm = 'sha256'
             continue
           }
@@ -438,8 +459,12 @@ export class ServerSource implements Source {
     }
   }
 
-  private async queryDigests(conn: SourceConnection, ranges: readonly BlockDigestRange[], values: string[],
-    algorithm: DigestAlgorithm): Promise<Array<Buffer[] | null>> {
+  private async queryDigests(
+    conn: SourceConnection,
+    ranges: readonly BlockDigestRange[],
+    values: string[],
+    algorithm: DigestAlgorithm,
+  ): Promise<Array<Buffer[] | null>> {
     const out: Array<Buffer[] | null> = []
     const q = new StreamingQuery({
       name: `block_digests_${algorithm}`,
@@ -515,6 +540,7 @@ function currentOsUser(env: NodeJS.ProcessEnv): string {
 }
 
 function hexBytea(text: string, file: string): Buffer {
-  if (!text.startsWith('\\x')) throw new RewindError('SOURCE_QUERY', `unexpected result set while fetching remote file "${file}"`, { path: file })
+  if (!text.startsWith('\\x'))
+    throw new RewindError('SOURCE_QUERY', `unexpected result set while fetching remote file "${file}"`, { path: file })
   return Buffer.from(text.slice(2), 'hex')
 }

@@ -9,10 +9,16 @@ import { majorsUnderTest, PROJECT_ROOT } from '../kit/index.js'
 
 function runDemo(args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'walrewind.js'), 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'walrewind.js'), 'demo', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let out = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d })
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d
+    })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      out += d
+    })
     child.on('error', reject)
     child.on('close', (code) => resolve({ code: code ?? 1, out }))
   })

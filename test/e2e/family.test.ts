@@ -13,7 +13,10 @@ import { installAmcheck } from '../kit/fingerprint.js'
 
 const REMOTE_MAJORS = process.env['WALREWIND_FAMILY_REMOTE'] === 'all' ? [13, 14, 15, 16, 17, 18] : [15, 18]
 
-interface HistoryLine { tli: number; switchpoint: bigint }
+interface HistoryLine {
+  tli: number
+  switchpoint: bigint
+}
 
 function parseLsnText(text: string): bigint {
   const [hi, lo] = text.split('/')
@@ -31,18 +34,27 @@ async function historyOf(node: Node): Promise<HistoryLine[]> {
   if (tli === 1) return []
   const name = `${tli.toString(16).toUpperCase().padStart(8, '0')}.history`
   const text = await fs.readFile(path.join(node.dataDir, 'pg_wal', name), 'utf8')
-  return text.split('\n').filter((l) => /^\d/.test(l)).map((l) => {
-    const [t, lsn] = l.split('\t')
-    return { tli: Number(t), switchpoint: parseLsnText(lsn!) }
-  })
+  return text
+    .split('\n')
+    .filter((l) => /^\d/.test(l))
+    .map((l) => {
+      const [t, lsn] = l.split('\t')
+      return { tli: Number(t), switchpoint: parseLsnText(lsn!) }
+    })
 }
 
 /** The expected (common timeline, divergence) of a pair, worked out from the two history files. */
-function expectedDivergence(source: { tli: number; lines: HistoryLine[] }, target: { tli: number; lines: HistoryLine[] }): { tli: number; lsn: bigint | null } {
+function expectedDivergence(
+  source: { tli: number; lines: HistoryLine[] },
+  target: { tli: number; lines: HistoryLine[] },
+): { tli: number; lsn: bigint | null } {
   const entries = (h: { tli: number; lines: HistoryLine[] }) => {
     const out: Array<{ tli: number; begin: bigint; end: bigint | null }> = []
     let begin = 0n
-    for (const l of h.lines) { out.push({ tli: l.tli, begin, end: l.switchpoint }); begin = l.switchpoint }
+    for (const l of h.lines) {
+      out.push({ tli: l.tli, begin, end: l.switchpoint })
+      begin = l.switchpoint
+    }
     out.push({ tli: h.tli, begin, end: null })
     return out
   }
@@ -63,7 +75,11 @@ async function familyScenario(major: Major): Promise<void> {
     for (const name of FAMILY_NAMES) await installAmcheck(family[name]).catch(() => {})
     const tlis: Record<string, { tli: number; lines: HistoryLine[] }> = {}
     for (const name of FAMILY_NAMES) tlis[name] = { tli: await currentTli(family[name]), lines: await historyOf(family[name]) }
-    assert.deepEqual(FAMILY_NAMES.map((n) => tlis[n]!.tli), [1, 2, 3, 4], 'the family must be on timelines 1, 2, 3, 4')
+    assert.deepEqual(
+      FAMILY_NAMES.map((n) => tlis[n]!.tli),
+      [1, 2, 3, 4],
+      'the family must be on timelines 1, 2, 3, 4',
+    )
     const fingerprints: Record<string, unknown> = {}
     for (const name of FAMILY_NAMES) fingerprints[name] = await family[name].fingerprint()
     for (const name of FAMILY_NAMES) await family[name].stop()
@@ -71,14 +87,19 @@ async function familyScenario(major: Major): Promise<void> {
     // The timeline view, on the stopped family.
     const view = await kit.runWalrewind(['timelines', '--json', ...FAMILY_NAMES.map((n) => `${n}=${family[n].dataDir}`)])
     assert.equal(view.code, 0, view.stderr)
-    const pairs = (JSON.parse(view.stdout) as { pairs: Array<{ source: string; target: string; commonTimeline: number; divergence: string | null }> }).pairs
+    const pairs = (
+      JSON.parse(view.stdout) as { pairs: Array<{ source: string; target: string; commonTimeline: number; divergence: string | null }> }
+    ).pairs
     assert.equal(pairs.length, 12)
     for (const p of pairs) {
       const expected = expectedDivergence(tlis[p.source]!, tlis[p.target]!)
       assert.equal(p.commonTimeline, expected.tli, `common timeline of ${p.source} -> ${p.target}`)
       assert.equal(p.divergence === null ? null : parseLsnText(p.divergence), expected.lsn, `divergence of ${p.source} -> ${p.target}`)
     }
-    await kit.saveState('family', FAMILY_NAMES.map((n) => family[n]))
+    await kit.saveState(
+      'family',
+      FAMILY_NAMES.map((n) => family[n]),
+    )
 
     const modes: Array<'local' | 'remote'> = REMOTE_MAJORS.includes(major) ? ['local', 'remote'] : ['local']
     // One round per source: the three others are rewound against it, then all follow it.
@@ -93,7 +114,13 @@ async function familyScenario(major: Major): Promise<void> {
   }
 }
 
-async function rewindOthersAgainst(kit: Kit, family: Family, sourceName: keyof Family, mode: 'local' | 'remote', sourceFingerprint: unknown): Promise<void> {
+async function rewindOthersAgainst(
+  kit: Kit,
+  family: Family,
+  sourceName: keyof Family,
+  mode: 'local' | 'remote',
+  sourceFingerprint: unknown,
+): Promise<void> {
   const source = family[sourceName]
   const targets = FAMILY_NAMES.filter((n) => n !== sourceName).map((n) => family[n])
   if (mode === 'remote') await source.start()
@@ -101,8 +128,12 @@ async function rewindOthersAgainst(kit: Kit, family: Family, sourceName: keyof F
     const label = `${mode}: ${target.name} rewound against ${sourceName}`
     const conf = path.join(target.dataDir, 'postgresql.conf')
     const ownConf = await fs.readFile(conf)
-    const args = [`--target-pgdata=${target.dataDir}`, '--no-sync', '--json',
-      mode === 'remote' ? `--source-server=${source.connectionString({ user: REWIND_ROLE })}` : `--source-pgdata=${source.dataDir}`]
+    const args = [
+      `--target-pgdata=${target.dataDir}`,
+      '--no-sync',
+      '--json',
+      mode === 'remote' ? `--source-server=${source.connectionString({ user: REWIND_ROLE })}` : `--source-pgdata=${source.dataDir}`,
+    ]
     const run = await kit.runWalrewind(args)
     await fs.writeFile(conf, ownConf)
     assert.equal(run.code, 0, `${label} failed:\n${run.stderr}`)

@@ -41,8 +41,18 @@ interface Rec {
 
 function keep(r: WalRecord): Rec {
   return {
-    lsn: r.lsn, endLsn: r.endLsn, prev: r.xl_prev, xid: r.xl_xid, rmid: r.xl_rmid, info: r.xl_info, totLen: r.xl_tot_len,
-    mainLen: r.main_data_len, fpiLen: r.fpiLength, blocks: r.blocks, origin: r.origin, toplevelXid: r.toplevelXid,
+    lsn: r.lsn,
+    endLsn: r.endLsn,
+    prev: r.xl_prev,
+    xid: r.xl_xid,
+    rmid: r.xl_rmid,
+    info: r.xl_info,
+    totLen: r.xl_tot_len,
+    mainLen: r.main_data_len,
+    fpiLen: r.fpiLength,
+    blocks: r.blocks,
+    origin: r.origin,
+    toplevelXid: r.toplevelXid,
   }
 }
 
@@ -52,8 +62,16 @@ async function value<T = string>(node: Node, sql: string): Promise<T> {
 
 /** Every record from `start` to the flushed end of the node's WAL, read as pg_rewind would (following the history). */
 async function readWal(node: Node, profile: VersionProfile, segSize: number, tli: number, start: Lsn, end: Lsn): Promise<Rec[]> {
-  const history = tli === 1 ? timelineOneHistory()
-    : parseTimelineHistory(await value(node, `select convert_from(pg_read_binary_file('pg_wal/${tli.toString(16).toUpperCase().padStart(8, '0')}.history'), 'UTF8')`), tli)
+  const history =
+    tli === 1
+      ? timelineOneHistory()
+      : parseTimelineHistory(
+          await value(
+            node,
+            `select convert_from(pg_read_binary_file('pg_wal/${tli.toString(16).toUpperCase().padStart(8, '0')}.history'), 'UTF8')`,
+          ),
+          tli,
+        )
   const source = new WalDirectory({ dir: path.join(node.dataDir, 'pg_wal'), segSize, timelineOf: timelineChooser(history, segSize) })
   try {
     const sysid = BigInt(await value(node, 'select system_identifier::text from pg_control_system()'))
@@ -67,7 +85,8 @@ async function readWal(node: Node, profile: VersionProfile, segSize: number, tli
       return true
     })
     // The WAL must not end (a CRC, a prev link, a page) before the flushed end.
-    if (stop !== null && stop.lsn < end) assert.fail(`WAL ended at ${formatLsn(stop.lsn)} before ${formatLsn(end)}: ${stop.reason}: ${stop.message}`)
+    if (stop !== null && stop.lsn < end)
+      assert.fail(`WAL ended at ${formatLsn(stop.lsn)} before ${formatLsn(end)}: ${stop.reason}: ${stop.message}`)
     assert.equal(records.at(-1)!.endLsn, end, 'the last record ends at the flush position')
     return records
   } finally {
@@ -79,26 +98,47 @@ async function readWal(node: Node, profile: VersionProfile, segSize: number, tli
 async function compareWithWalinspect(node: Node, profile: VersionProfile, records: Rec[]): Promise<void> {
   const start = formatLsn(records[0]!.lsn)
   const end = formatLsn(records.at(-1)!.endLsn)
-  const rows = await node.query<Record<string, unknown>>(`select start_lsn::text, end_lsn::text, prev_lsn::text, xid::text, resource_manager,
+  const rows = await node.query<
+    Record<string, unknown>
+  >(`select start_lsn::text, end_lsn::text, prev_lsn::text, xid::text, resource_manager,
     record_type, record_length, main_data_length, fpi_length, block_ref from pg_get_wal_records_info('${start}', '${end}')`)
   assert.equal(rows.length, records.length, 'number of records')
   for (let i = 0; i < rows.length; i++) {
     const r = records[i]!
-    assert.deepEqual({
-      start_lsn: formatLsn(r.lsn), end_lsn: formatLsn(r.endLsn), prev_lsn: formatLsn(r.prev), xid: String(r.xid), resource_manager: rmgrName(r.rmid),
-      record_type: recordTypeName(r.rmid, r.info, profile), record_length: r.totLen, main_data_length: r.mainLen, fpi_length: r.fpiLen,
-      block_ref: blockRefText(r.blocks, profile.major),
-    }, rows[i])
+    assert.deepEqual(
+      {
+        start_lsn: formatLsn(r.lsn),
+        end_lsn: formatLsn(r.endLsn),
+        prev_lsn: formatLsn(r.prev),
+        xid: String(r.xid),
+        resource_manager: rmgrName(r.rmid),
+        record_type: recordTypeName(r.rmid, r.info, profile),
+        record_length: r.totLen,
+        main_data_length: r.mainLen,
+        fpi_length: r.fpiLen,
+        block_ref: blockRefText(r.blocks, profile.major),
+      },
+      rows[i],
+    )
   }
   if (profile.major < 16) return
   const blocks = await node.query<Record<string, unknown>>(`select start_lsn::text, block_id, reltablespace::int8, reldatabase::int8,
     relfilenode::int8, relforknumber, relblocknumber, block_data_length, block_fpi_length, block_fpi_info
     from pg_get_wal_block_info('${start}', '${end}', false)`)
-  const ours = records.flatMap((r) => r.blocks.map((b) => ({
-    start_lsn: formatLsn(r.lsn), block_id: b.block_id, reltablespace: String(b.spcOid), reldatabase: String(b.dbOid), relfilenode: String(b.relNumber),
-    relforknumber: b.forkNumber, relblocknumber: String(b.blockNumber), block_data_length: b.data_length, block_fpi_length: b.image?.bimg_len ?? 0,
-    block_fpi_info: fpiInfo(b),
-  })))
+  const ours = records.flatMap((r) =>
+    r.blocks.map((b) => ({
+      start_lsn: formatLsn(r.lsn),
+      block_id: b.block_id,
+      reltablespace: String(b.spcOid),
+      reldatabase: String(b.dbOid),
+      relfilenode: String(b.relNumber),
+      relforknumber: b.forkNumber,
+      relblocknumber: String(b.blockNumber),
+      block_data_length: b.data_length,
+      block_fpi_length: b.image?.bimg_len ?? 0,
+      block_fpi_info: fpiInfo(b),
+    })),
+  )
   assert.equal(blocks.length, ours.length, 'number of block references')
   for (let i = 0; i < blocks.length; i++) assert.deepEqual(ours[i], blocks[i])
 }
@@ -110,9 +150,23 @@ async function compareControlData(kit: Kit, node: Node): Promise<Record<string, 
     const run = await kit.runWalrewind(['controldata', '--json', node.dataDir])
     assert.equal(run.code, 0, run.stderr)
     // system_identifier as text: a JSON number would be rounded.
-    const columns = { system: 'pg_control_version, catalog_version_no, system_identifier::text, pg_control_last_modified', checkpoint: '*', init: '*', recovery: '*' }
-    const sql = Object.fromEntries(await Promise.all(Object.entries(columns).map(async ([fn, cols]) =>
-      [fn, JSON.parse(await value(node, `select row_to_json(t)::text from (select ${cols} from pg_control_${fn}()) t`)) as Record<string, unknown>])))
+    const columns = {
+      system: 'pg_control_version, catalog_version_no, system_identifier::text, pg_control_last_modified',
+      checkpoint: '*',
+      init: '*',
+      recovery: '*',
+    }
+    const sql = Object.fromEntries(
+      await Promise.all(
+        Object.entries(columns).map(async ([fn, cols]) => [
+          fn,
+          JSON.parse(await value(node, `select row_to_json(t)::text from (select ${cols} from pg_control_${fn}()) t`)) as Record<
+            string,
+            unknown
+          >,
+        ]),
+      ),
+    )
     const again = await kit.runWalrewind(['controldata', '--json', node.dataDir])
     // A standby rewrites pg_control as it replays; compare a state that held for both reads.
     if (again.stdout !== run.stdout) {
@@ -128,7 +182,9 @@ async function compareControlData(kit: Kit, node: Node): Promise<Record<string, 
 
 /** Where the oldest segment of the node's pg_wal starts. */
 async function oldestSegmentStart(node: Node, segSize: number): Promise<Lsn> {
-  const rows = await node.query<{ name: string }>("select name from pg_ls_waldir() where name ~ '^[0-9A-F]{24}$' order by substr(name, 9), name limit 1")
+  const rows = await node.query<{ name: string }>(
+    "select name from pg_ls_waldir() where name ~ '^[0-9A-F]{24}$' order by substr(name, 9), name limit 1",
+  )
   return segmentStart(parseSegmentFileName(rows[0]!.name, segSize)!.segno, segSize)
 }
 
@@ -152,7 +208,9 @@ async function workload(kit: Kit, node: Node, major: Major, segSize: number, tag
     create index on idx_${tag} using brin (id); create index on idx_${tag} using spgist (p); create index on idx_${tag} (t)`)
   await q(`create sequence seq_${tag}; select nextval('seq_${tag}') from generate_series(1, 50)`)
   // Full-page images: compressed, then not.
-  await q(`set wal_compression = ${major >= 15 ? 'pglz' : 'on'}; checkpoint; update w_${tag}_1 set v = v || 'c'; update idx_${tag} set t = t || 'c' where id % 3 = 0`)
+  await q(
+    `set wal_compression = ${major >= 15 ? 'pglz' : 'on'}; checkpoint; update w_${tag}_1 set v = v || 'c'; update idx_${tag} set t = t || 'c' where id % 3 = 0`,
+  )
   await q(`set wal_compression = off; checkpoint; update w_${tag}_2 set v = v || 'u'; delete from w_${tag}_3 where id > 100`)
   await q(`vacuum w_${tag}_3`)
   await q(`begin; insert into w_${tag}_4 values (100001, 'sub'); savepoint a; insert into w_${tag}_4 values (100002, 'sub2');
@@ -194,8 +252,14 @@ async function workload(kit: Kit, node: Node, major: Major, segSize: number, tag
 }
 
 /** The checks of one timeline's WAL: every record read, and against pg_walinspect where it exists. */
-async function checkTimeline(node: Node, major: Major, segSize: number, tli: number, start: Lsn,
-  messages: { pages: Lsn; segments: Lsn }): Promise<Rec[]> {
+async function checkTimeline(
+  node: Node,
+  major: Major,
+  segSize: number,
+  tli: number,
+  start: Lsn,
+  messages: { pages: Lsn; segments: Lsn },
+): Promise<Rec[]> {
   const profile = profileForMajor(major)
   await node.query('select pg_switch_wal() where false') // a round trip so that all of the above is flushed
   const end = parseLsn(await value(node, 'select pg_current_wal_flush_lsn()::text'))
@@ -206,13 +270,38 @@ async function checkTimeline(node: Node, major: Major, segSize: number, tli: num
   const crossing = records.find((r) => r.endLsn === messages.segments)
   assert.ok(crossing && crossing.lsn / BigInt(segSize) !== crossing.endLsn / BigInt(segSize), 'a record across a segment boundary')
   assert.ok(records.some((r) => r.rmid === 0 && recordTypeName(0, r.info, profile) === 'SWITCH'))
-  assert.ok(records.some((r) => r.origin !== undefined), 'a record with a replication origin')
-  assert.equal(records.some((r) => r.toplevelXid !== undefined), major >= 14, 'top-level xids of subtransactions (wal_level logical, 14+)')
+  assert.ok(
+    records.some((r) => r.origin !== undefined),
+    'a record with a replication origin',
+  )
+  assert.equal(
+    records.some((r) => r.toplevelXid !== undefined),
+    major >= 14,
+    'top-level xids of subtransactions (wal_level logical, 14+)',
+  )
   for (const name of ['COMMIT_PREPARED', 'ABORT_PREPARED', 'PREPARE']) {
-    assert.ok(records.some((r) => r.rmid === 1 && recordTypeName(1, r.info, profile) === name), name)
+    assert.ok(
+      records.some((r) => r.rmid === 1 && recordTypeName(1, r.info, profile) === name),
+      name,
+    )
   }
-  for (const rmgr of ['Hash', 'Gin', 'Gist', 'BRIN', 'SPGist', 'Sequence', 'Tablespace', 'Database', 'Storage', 'RelMap', 'ReplicationOrigin']) {
-    assert.ok(records.some((r) => rmgrName(r.rmid) === rmgr), `a ${rmgr} record`)
+  for (const rmgr of [
+    'Hash',
+    'Gin',
+    'Gist',
+    'BRIN',
+    'SPGist',
+    'Sequence',
+    'Tablespace',
+    'Database',
+    'Storage',
+    'RelMap',
+    'ReplicationOrigin',
+  ]) {
+    assert.ok(
+      records.some((r) => rmgrName(r.rmid) === rmgr),
+      `a ${rmgr} record`,
+    )
   }
   const compressed = records.flatMap((r) => r.blocks).filter((b) => b.image !== undefined)
   assert.ok(compressed.some((b) => b.image!.compression === 'pglz') && compressed.some((b) => b.image!.compression === 'none'))
@@ -249,7 +338,10 @@ async function formatsOnLiveClusters(major: Major, segSizeMb: number): Promise<v
     assert.equal(inRecovery['stateName'], 'in archive recovery')
     await s1.promote()
     await s1.query('checkpoint')
-    const switch2 = parseTimelineHistory(await value(s1, "select convert_from(pg_read_binary_file('pg_wal/00000002.history'), 'UTF8')"), 2)[1]!.begin
+    const switch2 = parseTimelineHistory(
+      await value(s1, "select convert_from(pg_read_binary_file('pg_wal/00000002.history'), 'UTF8')"),
+      2,
+    )[1]!.begin
     const m2 = await workload(kit, s1, major, segSize, 't2')
     await checkTimeline(s1, major, segSize, 2, switch2, m2)
     const doc2 = await compareControlData(kit, s1)
@@ -260,7 +352,10 @@ async function formatsOnLiveClusters(major: Major, segSizeMb: number): Promise<v
     await s2.waitForReplay(await s1.currentLsn())
     await s2.promote()
     const history3 = parseTimelineHistory(await value(s2, "select convert_from(pg_read_binary_file('pg_wal/00000003.history'), 'UTF8')"), 3)
-    assert.deepEqual(history3.map((e) => e.tli), [1, 2, 3])
+    assert.deepEqual(
+      history3.map((e) => e.tli),
+      [1, 2, 3],
+    )
     assert.equal(history3[1]!.begin, switch2)
     const m3 = await workload(kit, s2, major, segSize, 't3')
     // Read across the switch, from the oldest WAL the base copy gave s2 (timeline 2) to timeline 3.
@@ -270,19 +365,38 @@ async function formatsOnLiveClusters(major: Major, segSizeMb: number): Promise<v
     // timeline's first record starts after the page header.
     const begin3 = history3[2]!.begin
     const afterHeader = begin3 % 8192n !== 0n ? begin3 : begin3 + (begin3 % BigInt(segSize) === 0n ? 40n : 24n)
-    assert.deepEqual(eor.map((r) => r.lsn).filter((lsn) => lsn > switch2 + 40n), [afterHeader])
+    assert.deepEqual(
+      eor.map((r) => r.lsn).filter((lsn) => lsn > switch2 + 40n),
+      [afterHeader],
+    )
     assert.ok(records3[0]!.lsn < history3[2]!.begin)
     await s2.query('checkpoint')
     const doc3 = await compareControlData(kit, s2)
     assert.equal((doc3['checkPointCopy'] as Record<string, unknown>)['ThisTimeLineID'], 3)
 
     // The waldump command on the same WAL agrees with the reader.
-    const dump = await kit.runWalrewind(['waldump', '--json', '-p', path.join(s2.dataDir, 'pg_wal'), '-t', '3',
-      '-s', formatLsn(history3[2]!.begin), '-e', formatLsn(records3.at(-1)!.endLsn)])
+    const dump = await kit.runWalrewind([
+      'waldump',
+      '--json',
+      '-p',
+      path.join(s2.dataDir, 'pg_wal'),
+      '-t',
+      '3',
+      '-s',
+      formatLsn(history3[2]!.begin),
+      '-e',
+      formatLsn(records3.at(-1)!.endLsn),
+    ])
     assert.equal(dump.code, 0, dump.stderr)
-    const lines = dump.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const lines = dump.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
     const fromSwitch = records3.filter((r) => r.lsn >= history3[2]!.begin)
-    assert.deepEqual(lines.map((l) => [l['lsn'], l['prev'], l['totLen']]), fromSwitch.map((r) => [formatLsn(r.lsn), formatLsn(r.prev), r.totLen]))
+    assert.deepEqual(
+      lines.map((l) => [l['lsn'], l['prev'], l['totLen']]),
+      fromSwitch.map((r) => [formatLsn(r.lsn), formatLsn(r.prev), r.totLen]),
+    )
   } finally {
     await kit.cleanup()
   }

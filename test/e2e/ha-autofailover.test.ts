@@ -12,13 +12,26 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
-  assertFollowsWithSameData, assertRewoundBy, createData, Db, freezeWalSenders, Ha, IMPLS, requirePrograms,
-  streamingStandbys, waitFor, writeUnreceived,
+  assertFollowsWithSameData,
+  assertRewoundBy,
+  createData,
+  Db,
+  freezeWalSenders,
+  Ha,
+  IMPLS,
+  requirePrograms,
+  streamingStandbys,
+  waitFor,
+  writeUnreceived,
 } from './ha-harness.js'
 
 const PG_AUTOCTL = '/usr/bin/pg_autoctl'
 
-interface Keeper { name: string; db: Db; daemon: ReturnType<Ha['spawnDaemon']> | null }
+interface Keeper {
+  name: string
+  db: Db
+  daemon: ReturnType<Ha['spawnDaemon']> | null
+}
 
 describe('pg_auto_failover 2: failover, then the old primary rejoins through pg_rewind', () => {
   let ha: Ha
@@ -41,13 +54,26 @@ describe('pg_auto_failover 2: failover, then the old primary rejoins through pg_
     const monitorDir = path.join(ha.dir('monitor'), 'data')
     await initdb(monitorDir, sockets)
     ha.watchDataDir(monitorDir)
-    await ha.must(PG_AUTOCTL, ['create', 'monitor', '--pgdata', monitorDir, '--pgport', String(monitorPort), ...common], { env, timeoutMs: 120_000 })
+    await ha.must(PG_AUTOCTL, ['create', 'monitor', '--pgdata', monitorDir, '--pgport', String(monitorPort), ...common], {
+      env,
+      timeoutMs: 120_000,
+    })
     monitorDaemon = ha.spawnDaemon('monitor', PG_AUTOCTL, ['run', '--pgdata', monitorDir], { env })
     monitor = new Db('monitor', monitorPort, monitorDir)
-    await waitFor('the monitor', () => monitor.isUp(), 60_000, () => ha.logTail(monitorDaemon))
+    await waitFor(
+      'the monitor',
+      () => monitor.isUp(),
+      60_000,
+      () => ha.logTail(monitorDaemon),
+    )
     // Fail over within seconds rather than half a minute.
-    for (const [name, value] of [['health_check_period', 1000], ['health_check_retry_delay', 500], ['health_check_max_retries', 1],
-      ['node_considered_unhealthy_timeout', 3000], ['primary_demote_timeout', 3000]] as const) {
+    for (const [name, value] of [
+      ['health_check_period', 1000],
+      ['health_check_retry_delay', 500],
+      ['health_check_max_retries', 1],
+      ['node_considered_unhealthy_timeout', 3000],
+      ['primary_demote_timeout', 3000],
+    ] as const) {
       await monitor.query(`alter system set pgautofailover.${name} = ${value}`)
     }
     await monitor.query('select pg_reload_conf()')
@@ -60,14 +86,26 @@ describe('pg_auto_failover 2: failover, then the old primary rejoins through pg_
       // pg_autoctl's copy of the first.
       if (name === 'node1') await initdb(dataDir, sockets)
       ha.watchDataDir(dataDir)
-      await ha.must(PG_AUTOCTL, ['create', 'postgres', '--pgdata', dataDir, '--pgport', String(port), '--name', name, '--monitor', monitorUri, ...common],
-        { env, timeoutMs: 180_000 })
+      await ha.must(
+        PG_AUTOCTL,
+        ['create', 'postgres', '--pgdata', dataDir, '--pgport', String(port), '--name', name, '--monitor', monitorUri, ...common],
+        { env, timeoutMs: 180_000 },
+      )
       const keeper: Keeper = { name, db: new Db(name, port, dataDir), daemon: null }
       keepers.push(keeper)
       startKeeper(keeper)
-      await waitFor(`${name} registered and running`, async () => (await states()).some((s) => s.name === name &&
-        (s.reported === 'single' || s.reported === 'primary' || s.reported === 'secondary') && s.reported === s.goal), 180_000,
-      () => ha.logTail(keeper.daemon!))
+      await waitFor(
+        `${name} registered and running`,
+        async () =>
+          (await states()).some(
+            (s) =>
+              s.name === name &&
+              (s.reported === 'single' || s.reported === 'primary' || s.reported === 'secondary') &&
+              s.reported === s.goal,
+          ),
+        180_000,
+        () => ha.logTail(keeper.daemon!),
+      )
     }
     await waitFor('node2 streaming from node1', async () => (await streamingStandbys(keepers[0]!.db)).length === 1, 120_000)
     await createData(keepers[0]!.db)
@@ -79,10 +117,20 @@ describe('pg_auto_failover 2: failover, then the old primary rejoins through pg_
 
   async function initdb(dataDir: string, sockets: string): Promise<void> {
     await ha.must(path.join(ha.bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'])
-    fs.appendFileSync(path.join(dataDir, 'postgresql.conf'), [
-      '', '# walrewind HA test', `unix_socket_directories = '${sockets}'`, 'wal_log_hints = on', 'fsync = off',
-      "wal_keep_size = '320MB'", "shared_buffers = '16MB'", "lc_messages = 'C'", '',
-    ].join('\n'))
+    fs.appendFileSync(
+      path.join(dataDir, 'postgresql.conf'),
+      [
+        '',
+        '# walrewind HA test',
+        `unix_socket_directories = '${sockets}'`,
+        'wal_log_hints = on',
+        'fsync = off',
+        "wal_keep_size = '320MB'",
+        "shared_buffers = '16MB'",
+        "lc_messages = 'C'",
+        '',
+      ].join('\n'),
+    )
   }
 
   function startKeeper(k: Keeper): void {
@@ -90,9 +138,13 @@ describe('pg_auto_failover 2: failover, then the old primary rejoins through pg_
   }
 
   async function states(): Promise<Array<{ id: number; name: string; reported: string; goal: string }>> {
-    return (await monitor.query<{ nodeid: number; nodename: string; reportedstate: string; goalstate: string }>(
-      'select nodeid, nodename, reportedstate, goalstate from pgautofailover.node order by nodeid', [], { dbname: 'pg_auto_failover' }))
-      .map((r) => ({ id: Number(r.nodeid), name: r.nodename, reported: r.reportedstate, goal: r.goalstate }))
+    return (
+      await monitor.query<{ nodeid: number; nodename: string; reportedstate: string; goalstate: string }>(
+        'select nodeid, nodename, reportedstate, goalstate from pgautofailover.node order by nodeid',
+        [],
+        { dbname: 'pg_auto_failover' },
+      )
+    ).map((r) => ({ id: Number(r.nodeid), name: r.nodename, reported: r.reportedstate, goal: r.goalstate }))
   }
 
   const stateText = async () => JSON.stringify(await states().catch((err) => String(err)))
@@ -100,8 +152,12 @@ describe('pg_auto_failover 2: failover, then the old primary rejoins through pg_
   for (const [round, impl] of IMPLS.entries()) {
     test(`with ${impl === 'walrewind' ? 'walrewind as pg_rewind' : 'the real pg_rewind 15'}: crash of the primary, failover, rejoin`, async () => {
       ha.useImpl(impl)
-      await waitFor('a primary and a secondary', async () => (await states()).every((n) => n.reported === n.goal &&
-        (n.reported === 'primary' || n.reported === 'secondary')), 120_000, () => ha.logTail(monitorDaemon, 20))
+      await waitFor(
+        'a primary and a secondary',
+        async () => (await states()).every((n) => n.reported === n.goal && (n.reported === 'primary' || n.reported === 'secondary')),
+        120_000,
+        () => ha.logTail(monitorDaemon, 20),
+      )
       const nodes = await states()
       const primaryName = nodes.find((n) => n.reported === 'primary' && n.goal === 'primary')?.name
       assert.ok(primaryName !== undefined, `no primary: ${await stateText()}`)
@@ -113,21 +169,37 @@ describe('pg_auto_failover 2: failover, then the old primary rejoins through pg_
       await writeUnreceived(old.db, round + 1)
       await ha.crash(old.daemon!, old.db, frozen)
 
-      await waitFor(`the failover to ${next.name}`, async () => {
-        const s = (await states()).find((n) => n.name === next.name)
-        return s !== undefined && (s.reported === 'wait_primary' || s.reported === 'primary') && !(await next.db.inRecovery())
-      }, 120_000, () => `states: ${JSON.stringify(nodes)}\n--- ${next.name}\n${ha.logTail(next.daemon!, 40)}`)
-      await next.db.query(`insert into ha_data (id, who, payload) select g, 'after failover', 'x' from generate_series(${(round + 1) * 10_000_000 + 500000}, ${(round + 1) * 10_000_000 + 500999}) g`)
+      await waitFor(
+        `the failover to ${next.name}`,
+        async () => {
+          const s = (await states()).find((n) => n.name === next.name)
+          return s !== undefined && (s.reported === 'wait_primary' || s.reported === 'primary') && !(await next.db.inRecovery())
+        },
+        120_000,
+        () => `states: ${JSON.stringify(nodes)}\n--- ${next.name}\n${ha.logTail(next.daemon!, 40)}`,
+      )
+      await next.db.query(
+        `insert into ha_data (id, who, payload) select g, 'after failover', 'x' from generate_series(${(round + 1) * 10_000_000 + 500000}, ${(round + 1) * 10_000_000 + 500999}) g`,
+      )
 
       startKeeper(old)
       const oldId = (await states()).find((n) => n.name === old.name)!.id
-      await assertFollowsWithSameData(old.db, next.db, `pgautofailover_standby_${oldId}`, round + 1,
-        () => `--- ${old.name}\n${ha.logTail(old.daemon!)}`)
+      await assertFollowsWithSameData(
+        old.db,
+        next.db,
+        `pgautofailover_standby_${oldId}`,
+        round + 1,
+        () => `--- ${old.name}\n${ha.logTail(old.daemon!)}`,
+      )
       assertRewoundBy(ha, impl, old.db.dataDir, before, [/^--source-server$/, /^--progress$/])
       const log = fs.readFileSync(old.daemon!.logFile, 'utf8')
       assert.doesNotMatch(log, /trying pg_basebackup instead/, 'pg_autoctl fell back to pg_basebackup')
-      await waitFor('both nodes settled', async () => (await states()).every((s) => s.reported === s.goal &&
-        (s.reported === 'primary' || s.reported === 'secondary')), 60_000, () => ha.logTail(old.daemon!, 20))
+      await waitFor(
+        'both nodes settled',
+        async () => (await states()).every((s) => s.reported === s.goal && (s.reported === 'primary' || s.reported === 'secondary')),
+        60_000,
+        () => ha.logTail(old.daemon!, 20),
+      )
     })
   }
 })

@@ -62,7 +62,10 @@ async function dropInScenario(major: Major): Promise<void> {
     const before = await snapshotDirectory(kit, primary.dataDir)
     const refused = await kit.run(path.join(bin, 'walrewind'), [...args, '--require-source-wal'], { env })
     assert.equal(refused.code, 3, refused.stderr)
-    assert.match(refused.stderr, new RegExp(`^walrewind: error: the source no longer has WAL segment ${forkSegment}, which the rewound server must replay`, 'm'))
+    assert.match(
+      refused.stderr,
+      new RegExp(`^walrewind: error: the source no longer has WAL segment ${forkSegment}, which the rewound server must replay`, 'm'),
+    )
     assert.match(refused.stderr, /the target data directory was not modified/)
     const refusedAsPgRewind = await kit.run(path.join(bin, 'pg_rewind'), [...args, '--require-source-wal'], { env })
     assert.equal(refusedAsPgRewind.code, 1, refusedAsPgRewind.stderr)
@@ -74,10 +77,16 @@ async function dropInScenario(major: Major): Promise<void> {
       const r = await kit.run(path.join(bin, program), [...args, '--dry-run', '--json', ...extra], { env })
       assert.equal(r.code, 0, r.stderr)
       const entries = (JSON.parse(r.stdout) as { plan: { entries: Array<{ path: string; action: string }> } }).plan.entries
-      return entries.filter((e) => ['postgresql.conf', 'pg_hba.conf', 'postgresql.auto.conf'].includes(e.path)).map((e) => `${e.action} ${e.path}`)
+      return entries
+        .filter((e) => ['postgresql.conf', 'pg_hba.conf', 'postgresql.auto.conf'].includes(e.path))
+        .map((e) => `${e.action} ${e.path}`)
     }
     assert.deepEqual(await planned('pg_rewind'), ['copy pg_hba.conf', 'copy postgresql.auto.conf', 'copy postgresql.conf'])
-    assert.deepEqual(await planned('walrewind', ['--copy-config-files']), ['copy pg_hba.conf', 'copy postgresql.auto.conf', 'copy postgresql.conf'])
+    assert.deepEqual(await planned('walrewind', ['--copy-config-files']), [
+      'copy pg_hba.conf',
+      'copy postgresql.auto.conf',
+      'copy postgresql.conf',
+    ])
     assert.deepEqual(await planned('walrewind'), [])
 
     // A target killed while it ran: the crash recovery runs the postgres beside the program.
@@ -89,10 +98,17 @@ async function dropInScenario(major: Major): Promise<void> {
     assert.match(run.stderr, new RegExp(`executing "${bin}/postgres" for target server to complete crash recovery`))
     assert.match(run.stderr, /found via the directory of the program\)/)
     assert.match(run.stderr, /warning: the source no longer has WAL segment/)
-    assert.equal(fs.readFileSync(path.join(primary.dataDir, 'postgresql.conf'), 'utf8'), ownConf, 'the target\'s own postgresql.conf was replaced')
+    assert.equal(
+      fs.readFileSync(path.join(primary.dataDir, 'postgresql.conf'), 'utf8'),
+      ownConf,
+      "the target's own postgresql.conf was replaced",
+    )
     await primary.setConf({ restore_command: `cp "${standby.archiveDir}/%f" "%p"` })
     await startAsStandbyAndCompare(primary, standby, 'local')
-    assert.deepEqual((await primary.query<{ a: number }>('SELECT a FROM t ORDER BY a')).map((r) => r.a), [0, 2, 3])
+    assert.deepEqual(
+      (await primary.query<{ a: number }>('SELECT a FROM t ORDER BY a')).map((r) => r.a),
+      [0, 2, 3],
+    )
   })
 }
 
@@ -100,8 +116,25 @@ async function dropInScenario(major: Major): Promise<void> {
 function selfSigned(kit: Kit): { cert: string; key: string } {
   const dir = path.join(kit.baseDir, 'tls')
   fs.mkdirSync(dir, { mode: 0o700 })
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.crt', '-days', '2',
-    '-subj', '/CN=localhost'], { cwd: dir, encoding: 'utf8' })
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.crt',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+    ],
+    { cwd: dir, encoding: 'utf8' },
+  )
   assert.equal(r.status, 0, r.stderr)
   for (const f of ['', 'server.crt', 'server.key']) {
     if (f !== '') fs.chmodSync(path.join(dir, f), 0o600)
@@ -120,23 +153,36 @@ async function channelBindingScenario(major: Major): Promise<void> {
     })
     const { cert, key } = selfSigned(kit)
     await standby.stop()
-    fs.writeFileSync(path.join(standby.dataDir, 'pg_hba.conf'), [
-      `hostssl all ${REWIND_USER} 127.0.0.1/32 scram-sha-256`, 'local all all trust', 'host all postgres 127.0.0.1/32 trust',
-      'host replication all 127.0.0.1/32 trust', '',
-    ].join('\n'))
+    fs.writeFileSync(
+      path.join(standby.dataDir, 'pg_hba.conf'),
+      [
+        `hostssl all ${REWIND_USER} 127.0.0.1/32 scram-sha-256`,
+        'local all all trust',
+        'host all postgres 127.0.0.1/32 trust',
+        'host replication all 127.0.0.1/32 trust',
+        '',
+      ].join('\n'),
+    )
     await standby.setConf({ ssl: true, ssl_cert_file: cert, ssl_key_file: key })
     await standby.start()
     await sql(standby, `ALTER ROLE ${REWIND_USER} PASSWORD 'cb-secret'`)
     await primary.stop()
-    const rewind = (conninfo: string) => kit.runWalrewind([`--target-pgdata=${primary.dataDir}`, `--source-server=${conninfo}`, '--dry-run'])
+    const rewind = (conninfo: string) =>
+      kit.runWalrewind([`--target-pgdata=${primary.dataDir}`, `--source-server=${conninfo}`, '--dry-run'])
 
-    const bound = await rewind(`host=127.0.0.1 port=${standby.port} user=${REWIND_USER} password=cb-secret dbname=postgres sslmode=require channel_binding=require`)
+    const bound = await rewind(
+      `host=127.0.0.1 port=${standby.port} user=${REWIND_USER} password=cb-secret dbname=postgres sslmode=require channel_binding=require`,
+    )
     assert.equal(bound.code, 0, bound.stderr)
     // The superuser is let in by trust: libpq (and walrewind) refuse that under channel_binding=require.
-    const unbound = await rewind(`host=127.0.0.1 port=${standby.port} user=postgres dbname=postgres sslmode=require channel_binding=require`)
+    const unbound = await rewind(
+      `host=127.0.0.1 port=${standby.port} user=postgres dbname=postgres sslmode=require channel_binding=require`,
+    )
     assert.equal(unbound.code, 5, unbound.stderr)
     assert.match(unbound.stderr, /failed: channel binding required, but server authenticated client without channel binding/)
-    const plain = await rewind(`host=127.0.0.1 port=${standby.port} user=${REWIND_USER} password=cb-secret dbname=postgres sslmode=disable channel_binding=require`)
+    const plain = await rewind(
+      `host=127.0.0.1 port=${standby.port} user=${REWIND_USER} password=cb-secret dbname=postgres sslmode=disable channel_binding=require`,
+    )
     assert.equal(plain.code, 5, plain.stderr)
     assert.match(plain.stderr, /no pg_hba\.conf entry|channel binding is required, but SSL not in use/)
   })
@@ -145,7 +191,8 @@ async function channelBindingScenario(major: Major): Promise<void> {
 const majors = majorsUnderTest()
 for (const major of [...new Set([majors[0]!, majors[majors.length - 1]!])]) {
   describe(`PostgreSQL ${major}: walrewind as HA managers run it`, () => {
-    test('linked beside postgres, PATH without postgres: --require-source-wal, configuration files, crash recovery', () => dropInScenario(major))
+    test('linked beside postgres, PATH without postgres: --require-source-wal, configuration files, crash recovery', () =>
+      dropInScenario(major))
     test('channel_binding=require over TLS', () => channelBindingScenario(major))
   })
 }

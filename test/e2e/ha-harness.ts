@@ -29,7 +29,8 @@ export type Impl = 'walrewind' | 'pg_rewind'
 /** Both implementations, the real one first: it proves the scenario. */
 export const IMPLS: readonly Impl[] = ['pg_rewind', 'walrewind']
 
-const APT = 'apt-get install -y --no-install-recommends patroni etcd-server postgresql-15-auto-failover postgresql-15-repmgr (as .ci/run does, as root)'
+const APT =
+  'apt-get install -y --no-install-recommends patroni etcd-server postgresql-15-auto-failover postgresql-15-repmgr (as .ci/run does, as root)'
 
 /** Fails (never skips) when a program the test needs is not installed. */
 export function requirePrograms(programs: ReadonlyArray<string>): void {
@@ -50,7 +51,11 @@ export interface Invocation {
   readonly exit: number | null
 }
 
-interface Daemon { readonly name: string; readonly child: ChildProcess; readonly logFile: string }
+interface Daemon {
+  readonly name: string
+  readonly child: ChildProcess
+  readonly logFile: string
+}
 
 // Module state on purpose: one exit handler per process kills whatever a failed test left running.
 const liveHarnesses = new Set<Ha>()
@@ -92,7 +97,9 @@ export class Ha {
     liveHarnesses.add(ha)
     if (!exitHandlerInstalled) {
       exitHandlerInstalled = true
-      process.on('exit', () => { for (const h of liveHarnesses) h.killAllSync() })
+      process.on('exit', () => {
+        for (const h of liveHarnesses) h.killAllSync()
+      })
     }
     ha.makeBinDirs()
     return ha
@@ -111,21 +118,25 @@ export class Ha {
       }
     }
     const wrapper = path.join(this.bin, 'pg_rewind')
-    fs.writeFileSync(wrapper, [
-      '#!/bin/sh',
-      '# Placed by walrewind\'s HA tests: records this invocation, then runs the implementation',
-      '# under the name pg_rewind, next to the same postgres.',
-      `log='${this.invocationLog}'`,
-      'err=$(mktemp)',
-      '{ echo "=== invocation"; for a in "$@"; do printf "arg: %s\\n" "$a"; done; } >> "$log"',
-      `'${this.implDir}/pg_rewind' "$@" 2>"$err"`,
-      'status=$?',
-      'cat "$err" >&2',
-      '{ sed "s/^/stderr: /" "$err"; echo "exit: $status"; } >> "$log"',
-      'rm -f "$err"',
-      'exit $status',
-      '',
-    ].join('\n'), { mode: 0o755 })
+    fs.writeFileSync(
+      wrapper,
+      [
+        '#!/bin/sh',
+        "# Placed by walrewind's HA tests: records this invocation, then runs the implementation",
+        '# under the name pg_rewind, next to the same postgres.',
+        `log='${this.invocationLog}'`,
+        'err=$(mktemp)',
+        '{ echo "=== invocation"; for a in "$@"; do printf "arg: %s\\n" "$a"; done; } >> "$log"',
+        `'${this.implDir}/pg_rewind' "$@" 2>"$err"`,
+        'status=$?',
+        'cat "$err" >&2',
+        '{ sed "s/^/stderr: /" "$err"; echo "exit: $status"; } >> "$log"',
+        'rm -f "$err"',
+        'exit $status',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    )
     fs.writeFileSync(this.invocationLog, '', { mode: 0o666 })
     fs.chmodSync(this.invocationLog, 0o666)
     giveToUser(this.invocationLog, this.kit.osUser)
@@ -142,21 +153,30 @@ export class Ha {
   /** Every pg_rewind invocation so far, in order. */
   invocations(): Invocation[] {
     const text = fs.readFileSync(this.invocationLog, 'utf8')
-    return text.split('=== invocation\n').slice(1).map((block) => {
-      const lines = block.split('\n')
-      const exitLine = lines.find((l) => l.startsWith('exit: '))
-      return {
-        args: lines.filter((l) => l.startsWith('arg: ')).map((l) => l.slice(5)),
-        stderr: lines.filter((l) => l.startsWith('stderr: ')).map((l) => l.slice(8)).join('\n'),
-        exit: exitLine === undefined ? null : Number(exitLine.slice(6)),
-      }
-    })
+    return text
+      .split('=== invocation\n')
+      .slice(1)
+      .map((block) => {
+        const lines = block.split('\n')
+        const exitLine = lines.find((l) => l.startsWith('exit: '))
+        return {
+          args: lines.filter((l) => l.startsWith('arg: ')).map((l) => l.slice(5)),
+          stderr: lines
+            .filter((l) => l.startsWith('stderr: '))
+            .map((l) => l.slice(8))
+            .join('\n'),
+          exit: exitLine === undefined ? null : Number(exitLine.slice(6)),
+        }
+      })
   }
 
   /** The invocations that rewound `dataDir` (not `--help` or `--version` probes). */
   rewindsOf(dataDir: string): Invocation[] {
-    return this.invocations().filter((inv) => inv.args.some((a, i) => a === `--target-pgdata=${dataDir}` ||
-      ((a === '-D' || a === '--target-pgdata') && inv.args[i + 1] === dataDir)))
+    return this.invocations().filter((inv) =>
+      inv.args.some(
+        (a, i) => a === `--target-pgdata=${dataDir}` || ((a === '-D' || a === '--target-pgdata') && inv.args[i + 1] === dataDir),
+      ),
+    )
   }
 
   async port(): Promise<number> {
@@ -235,7 +255,12 @@ export class Ha {
     const postmaster = db.postmasterPid()
     assert.ok(postmaster !== null, `${db.name}: no postmaster running in ${db.dataDir}`)
     pids.add(postmaster)
-    for (const pid of pids) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+    for (const pid of pids)
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        /* gone */
+      }
     await stopChild(daemon.child, 'SIGKILL', 10_000)
     await waitCrashed(db, [...pids])
   }
@@ -256,15 +281,30 @@ export class Ha {
       // it stopped, and still the same programs, are killed too.
       const tree = descendants(daemon.child.pid!).map((pid) => ({ pid, cmdline: cmdlineOf(pid) }))
       await stopChild(daemon.child, 'SIGTERM', 15_000)
-      for (const { pid, cmdline } of tree) if (cmdline !== null && cmdlineOf(pid) === cmdline) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+      for (const { pid, cmdline } of tree)
+        if (cmdline !== null && cmdlineOf(pid) === cmdline)
+          try {
+            process.kill(pid, 'SIGKILL')
+          } catch {
+            /* gone */
+          }
     }
     for (const dataDir of this.dataDirs) {
       const pid = runningPostmaster(dataDir)
       if (pid === null) continue
-      try { process.kill(pid, 'SIGQUIT') } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGQUIT')
+      } catch {
+        /* gone */
+      }
       const deadline = Date.now() + 15_000
       while (runningPostmaster(dataDir) !== null && Date.now() < deadline) await sleep(100)
-      if (runningPostmaster(dataDir) !== null) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+      if (runningPostmaster(dataDir) !== null)
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          /* gone */
+        }
     }
     for (const port of this.ports.splice(0)) releasePort(port)
     liveHarnesses.delete(this)
@@ -273,10 +313,21 @@ export class Ha {
 
   /** For the exit handler: no waiting possible. */
   private killAllSync(): void {
-    for (const daemon of this.daemons) if (daemon.child.exitCode === null && daemon.child.signalCode === null) try { daemon.child.kill('SIGKILL') } catch { /* gone */ }
+    for (const daemon of this.daemons)
+      if (daemon.child.exitCode === null && daemon.child.signalCode === null)
+        try {
+          daemon.child.kill('SIGKILL')
+        } catch {
+          /* gone */
+        }
     for (const dataDir of this.dataDirs) {
       const pid = runningPostmaster(dataDir)
-      if (pid !== null) try { process.kill(pid, 'SIGQUIT') } catch { /* gone */ }
+      if (pid !== null)
+        try {
+          process.kill(pid, 'SIGQUIT')
+        } catch {
+          /* gone */
+        }
     }
     for (const port of this.ports) releasePort(port)
   }
@@ -285,10 +336,18 @@ export class Ha {
 async function stopChild(child: ChildProcess, signal: NodeJS.Signals, ms: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  try { child.kill(signal) } catch { return }
+  try {
+    child.kill(signal)
+  } catch {
+    return
+  }
   const timer = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), ms).unref())
-  if (await Promise.race([exited, timer]) === 'late') {
-    try { child.kill('SIGKILL') } catch { /* gone */ }
+  if ((await Promise.race([exited, timer])) === 'late') {
+    try {
+      child.kill('SIGKILL')
+    } catch {
+      /* gone */
+    }
     await exited
   }
 }
@@ -301,18 +360,29 @@ export function sleep(ms: number): Promise<void> {
 export async function waitFor(what: string, condition: () => Promise<boolean> | boolean, ms: number, detail?: () => string): Promise<void> {
   const lastError = await pollUntil(condition, ms, 250)
   if (lastError === null) return
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}` +
-    `${detail ? `\n${detail()}` : ''}`)
+  throw new Error(
+    `timed out after ${ms} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}` +
+      `${detail ? `\n${detail()}` : ''}`,
+  )
 }
 
 /** A PostgreSQL server the manager runs, reached over 127.0.0.1 as the superuser postgres. */
 export class Db {
-  constructor(readonly name: string, readonly port: number, readonly dataDir: string, private readonly password?: string) {}
+  constructor(
+    readonly name: string,
+    readonly port: number,
+    readonly dataDir: string,
+    private readonly password?: string,
+  ) {}
 
   async query<T = Record<string, unknown>>(sql: string, params: unknown[] = [], opts: { dbname?: string } = {}): Promise<T[]> {
     const client = new pg.Client({
-      host: '127.0.0.1', port: this.port, user: 'postgres', database: opts.dbname ?? 'postgres',
-      connectionTimeoutMillis: 5000, ...(this.password !== undefined ? { password: this.password } : {}),
+      host: '127.0.0.1',
+      port: this.port,
+      user: 'postgres',
+      database: opts.dbname ?? 'postgres',
+      connectionTimeoutMillis: 5000,
+      ...(this.password !== undefined ? { password: this.password } : {}),
     })
     client.on('error', () => {})
     await client.connect()
@@ -332,7 +402,10 @@ export class Db {
   }
 
   async isUp(): Promise<boolean> {
-    return this.value('select 1').then(() => true, () => false)
+    return this.value('select 1').then(
+      () => true,
+      () => false,
+    )
   }
 
   async inRecovery(): Promise<boolean> {
@@ -352,7 +425,8 @@ export class Db {
 /** Application names of the standbys streaming from `primary`. */
 export async function streamingStandbys(primary: Db): Promise<string[]> {
   const rows = await primary.query<{ application_name: string }>(
-    "select application_name from pg_stat_replication where state = 'streaming' order by 1")
+    "select application_name from pg_stat_replication where state = 'streaming' order by 1",
+  )
   return rows.map((r) => r.application_name)
 }
 
@@ -380,14 +454,16 @@ export async function freezeWalSenders(primary: Db): Promise<number[]> {
 export async function writeUnreceived(primary: Db, round: number): Promise<void> {
   const base = round * 10_000_000
   // One session; committed locally even where the manager made the standbys synchronous.
-  await primary.query([
-    'set synchronous_commit = local',
-    `insert into ${TABLE} (id, who, payload) select g, 'lost', md5(g::text) from generate_series(${base + 1}, ${base + 20000}) g`,
-    `update ${TABLE} set who = 'lost update' where id % 7 = ${round % 7} and id < 1000000`,
-    `delete from ${TABLE} where id % 11 = ${round % 11} and id < 1000000`,
-    'select pg_switch_wal()',
-    `insert into ${TABLE} (id, who, payload) select g, 'lost', md5(g::text) from generate_series(${base + 20001}, ${base + 21000}) g`,
-  ].join(';\n'))
+  await primary.query(
+    [
+      'set synchronous_commit = local',
+      `insert into ${TABLE} (id, who, payload) select g, 'lost', md5(g::text) from generate_series(${base + 1}, ${base + 20000}) g`,
+      `update ${TABLE} set who = 'lost update' where id % 7 = ${round % 7} and id < 1000000`,
+      `delete from ${TABLE} where id % 11 = ${round % 11} and id < 1000000`,
+      'select pg_switch_wal()',
+      `insert into ${TABLE} (id, who, payload) select g, 'lost', md5(g::text) from generate_series(${base + 20001}, ${base + 21000}) g`,
+    ].join(';\n'),
+  )
 }
 
 function cmdlineOf(pid: number): string | null {
@@ -430,8 +506,12 @@ export function descendants(root: number): number[] {
  * lock-file check ("Is another postmaster running?"), so that waits for /proc to forget them.
  */
 export async function waitCrashed(db: Db, killed: readonly number[]): Promise<void> {
-  await waitFor(`${db.name}'s processes to exit`, () => processesIn(db.dataDir).length === 0 && killed.every((pid) => !fs.existsSync(`/proc/${pid}`)),
-    30_000, () => `still there: ${[...processesIn(db.dataDir), ...killed.filter((pid) => fs.existsSync(`/proc/${pid}`))].join(', ')}`)
+  await waitFor(
+    `${db.name}'s processes to exit`,
+    () => processesIn(db.dataDir).length === 0 && killed.every((pid) => !fs.existsSync(`/proc/${pid}`)),
+    30_000,
+    () => `still there: ${[...processesIn(db.dataDir), ...killed.filter((pid) => fs.existsSync(`/proc/${pid}`))].join(', ')}`,
+  )
 }
 
 /** Pids of processes whose working directory is `dataDir` (every postgres process's is). */
@@ -455,15 +535,28 @@ export function processesIn(dataDir: string): number[] {
  * The proof on the rewound node: it streams from `primary`, has replayed all it wrote, holds the
  * same data, and none of what it wrote alone.
  */
-export async function assertFollowsWithSameData(rewound: Db, primary: Db, appName: string, round: number, detail: () => string): Promise<void> {
+export async function assertFollowsWithSameData(
+  rewound: Db,
+  primary: Db,
+  appName: string,
+  round: number,
+  detail: () => string,
+): Promise<void> {
   let streaming: string[] = []
-  await waitFor(`${rewound.name} streaming from ${primary.name}`, async () => (streaming = await streamingStandbys(primary)).includes(appName), 180_000,
-    () => `streaming from ${primary.name}: ${JSON.stringify(streaming)}\n${detail()}`)
+  await waitFor(
+    `${rewound.name} streaming from ${primary.name}`,
+    async () => (streaming = await streamingStandbys(primary)).includes(appName),
+    180_000,
+    () => `streaming from ${primary.name}: ${JSON.stringify(streaming)}\n${detail()}`,
+  )
   assert.equal(await rewound.inRecovery(), true, `${rewound.name} is not a standby`)
   await primary.query(`insert into ${TABLE} (id, who, payload) values (${round * 10_000_000 + 9_999_999}, 'after the rejoin', 'x')`)
   const lsn = await primary.value<string>('select pg_current_wal_insert_lsn()::text')
-  await waitFor(`${rewound.name} to replay ${lsn}`, async () =>
-    (await rewound.value<boolean>(`select pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`)) === true, 60_000)
+  await waitFor(
+    `${rewound.name} to replay ${lsn}`,
+    async () => (await rewound.value<boolean>(`select pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`)) === true,
+    60_000,
+  )
   assert.deepEqual(await rewound.fingerprint(), await primary.fingerprint(), `${rewound.name} and ${primary.name} hold different data`)
   assert.equal(await rewound.value<string>(`select count(*)::text from ${TABLE} where who like 'lost%'`), '0')
 }
@@ -471,10 +564,17 @@ export async function assertFollowsWithSameData(rewound: Db, primary: Db, appNam
 /** The assertions on the recorded invocations of one rejoin. */
 export function assertRewoundBy(ha: Ha, impl: Impl, dataDir: string, before: number, expectArgs: RegExp[] = []): Invocation {
   const rewinds = ha.rewindsOf(dataDir).slice(before)
-  assert.ok(rewinds.length > 0, `the manager did not run pg_rewind on ${dataDir}; invocations:\n${fs.readFileSync(ha.invocationLog, 'utf8')}`)
+  assert.ok(
+    rewinds.length > 0,
+    `the manager did not run pg_rewind on ${dataDir}; invocations:\n${fs.readFileSync(ha.invocationLog, 'utf8')}`,
+  )
   const last = rewinds[rewinds.length - 1]!
   assert.equal(last.exit, 0, `pg_rewind (${impl}) ${last.args.join(' ')} exited ${last.exit}:\n${last.stderr}`)
-  for (const re of expectArgs) assert.ok(last.args.some((a) => re.test(a)), `no argument matches ${re}: ${last.args.join(' ')}`)
+  for (const re of expectArgs)
+    assert.ok(
+      last.args.some((a) => re.test(a)),
+      `no argument matches ${re}: ${last.args.join(' ')}`,
+    )
   if (impl === 'walrewind') assert.doesNotMatch(last.stderr, /the source no longer has WAL/)
   return last
 }
@@ -485,5 +585,7 @@ export const TABLE = 'ha_data'
 export async function createData(primary: Db): Promise<void> {
   await primary.query(`create table if not exists ${TABLE} (id int primary key, who text, payload text)`)
   const base = Number(await primary.value<string>(`select coalesce(max(id), 0)::text from ${TABLE} where id < 1000000`))
-  await primary.query(`insert into ${TABLE} (id, who, payload) select g, 'common', md5(g::text) from generate_series(${base + 1}, ${base + 5000}) g`)
+  await primary.query(
+    `insert into ${TABLE} (id, who, payload) select g, 'common', md5(g::text) from generate_series(${base + 1}, ${base + 5000}) g`,
+  )
 }

@@ -15,9 +15,14 @@ import { Kit, majorsUnderTest, type Major } from '../kit/index.js'
 import { forkedPair, snapshotDirectory, sql } from './rewind-harness.js'
 
 class HostileListing extends LocalSource {
-  constructor(root: string, private readonly extra: FileEntry[]) { super(root) }
+  constructor(
+    root: string,
+    private readonly extra: FileEntry[],
+  ) {
+    super(root)
+  }
   override async listFiles(): Promise<FileEntry[]> {
-    return [...await super.listFiles(), ...this.extra]
+    return [...(await super.listFiles()), ...this.extra]
   }
   override async flush(sink: ChunkSink): Promise<void> {
     // Whatever was asked for, also deliver data for every extra entry.
@@ -29,10 +34,20 @@ class HostileListing extends LocalSource {
 const HOSTILE: Array<[string, (outside: string) => FileEntry[]]> = [
   ['absolute path', (outside) => [{ path: `${outside}/owned`, type: 'file', size: 5 }]],
   ['.. path', () => [{ path: '../../../owned', type: 'file', size: 5 }]],
-  ['relative tablespace link', () => [{ path: 'pg_tblspc/99999', type: 'symlink', size: 0, linkTarget: '../../..' },
-    { path: 'pg_tblspc/99999/owned', type: 'file', size: 5 }]],
-  ['file below a stray link', (outside) => [{ path: 'evil', type: 'symlink', size: 0, linkTarget: outside },
-    { path: 'evil/owned', type: 'file', size: 5 }]],
+  [
+    'relative tablespace link',
+    () => [
+      { path: 'pg_tblspc/99999', type: 'symlink', size: 0, linkTarget: '../../..' },
+      { path: 'pg_tblspc/99999/owned', type: 'file', size: 5 },
+    ],
+  ],
+  [
+    'file below a stray link',
+    (outside) => [
+      { path: 'evil', type: 'symlink', size: 0, linkTarget: outside },
+      { path: 'evil/owned', type: 'file', size: 5 },
+    ],
+  ],
 ]
 
 async function hostileScenario(major: Major): Promise<void> {
@@ -51,12 +66,21 @@ async function hostileScenario(major: Major): Promise<void> {
     for (const [what, entries] of HOSTILE) {
       const before = await snapshotDirectory(kit, primary.dataDir)
       await assert.rejects(
-        rewind({ targetPgdata: primary.dataDir, source: new HostileListing(standby.dataDir, entries(outside)), sync: false, ensureShutdown: false }),
+        rewind({
+          targetPgdata: primary.dataDir,
+          source: new HostileListing(standby.dataDir, entries(outside)),
+          sync: false,
+          ensureShutdown: false,
+        }),
         (err: unknown) => err instanceof RewindError && err.code === 'SOURCE_UNSAFE_PATH' && !err.targetModified,
-        what)
+        what,
+      )
       assert.equal(await snapshotDirectory(kit, primary.dataDir), before, `${what}: the target changed`)
       assert.deepEqual(await fs.readdir(outside), [], `${what}: something was written outside the target`)
-      await fs.access(path.join(primary.dataDir, 'walrewind.resume')).then(() => assert.fail('resume file written'), () => {})
+      await fs.access(path.join(primary.dataDir, 'walrewind.resume')).then(
+        () => assert.fail('resume file written'),
+        () => {},
+      )
     }
   } finally {
     await kit.cleanup()
@@ -65,5 +89,6 @@ async function hostileScenario(major: Major): Promise<void> {
 
 const majors = majorsUnderTest()
 describe('hostile source listings', () => {
-  test(`are refused before any write (PostgreSQL ${majors.includes(15) ? 15 : majors[0]})`, () => hostileScenario(majors.includes(15) ? 15 : majors[0]!))
+  test(`are refused before any write (PostgreSQL ${majors.includes(15) ? 15 : majors[0]})`, () =>
+    hostileScenario(majors.includes(15) ? 15 : majors[0]!))
 })

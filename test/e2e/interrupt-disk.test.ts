@@ -15,7 +15,17 @@ import { after, before, describe, it, type TestContext } from 'node:test'
 import { Kit, majorsUnderTest, type Node, type RunResult } from '../kit/index.js'
 import { assertRewindOk, column, snapshotDirectory, startAsStandbyAndCompare } from './rewind-harness.js'
 import {
-  assertCannotStart, assertFinished, assertHalfRewound, assertInterrupted, bigTablePair, jsonOf, readTrace, runPaused, seededRandom, testSeed, traceOrder,
+  assertCannotStart,
+  assertFinished,
+  assertHalfRewound,
+  assertInterrupted,
+  bigTablePair,
+  jsonOf,
+  readTrace,
+  runPaused,
+  seededRandom,
+  testSeed,
+  traceOrder,
   type PausedRun,
 } from './pause-harness.js'
 
@@ -24,13 +34,24 @@ const major = majorsUnderTest().at(-1)!
 const BIG_ROWS = 210_000
 const MB = 1024 * 1024
 
-interface PlanEntry { path: string; isRelFile: boolean; action: string; source: { size: number } | null; target: { size: number } | null; blocks: Array<[number, number]> }
-interface Plan { entries: PlanEntry[]; totals: { fetchBytes: number } }
+interface PlanEntry {
+  path: string
+  isRelFile: boolean
+  action: string
+  source: { size: number } | null
+  target: { size: number } | null
+  blocks: Array<[number, number]>
+}
+interface Plan {
+  entries: PlanEntry[]
+  totals: { fetchBytes: number }
+}
 
 /** Runs a program as root (the test process), throwing with its output if it fails. */
 function asRoot(cmd: string, args: string[]): string {
   const result = spawnSync(cmd, args, { encoding: 'utf8' })
-  if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${result.status}): ${result.stderr}${result.error?.message ?? ''}`)
+  if (result.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (exit ${result.status}): ${result.stderr}${result.error?.message ?? ''}`)
   return result.stdout
 }
 
@@ -101,7 +122,12 @@ describe(`a rewind on a target file system that is too small or fills up (Postgr
     const started = Date.now()
     const run = await kit.runWalrewind(args)
     t.diagnostic(`${context}: exit ${run.code} after ${Date.now() - started} ms`)
-    t.diagnostic(run.stderr.split('\n').filter((l) => /error:|detail:|hint:/.test(l)).join('\n'))
+    t.diagnostic(
+      run.stderr
+        .split('\n')
+        .filter((l) => /error:|detail:|hint:/.test(l))
+        .join('\n'),
+    )
     const where = `${context}\n--- stderr\n${run.stderr}\n--- stdout\n${run.stdout}`
     assert.equal(run.code, 3, `walrewind must refuse with exit 3: ${where}`)
     assert.match(run.stderr, message, where)
@@ -115,8 +141,10 @@ describe(`a rewind on a target file system that is too small or fills up (Postgr
 
   before(async () => {
     if (process.getuid?.() !== 0) {
-      throw new Error('interrupt-disk must run as root: it mounts a size-limited tmpfs as the target data directory ' +
-        '(run the suite as root, as CI does)')
+      throw new Error(
+        'interrupt-disk must run as root: it mounts a size-limited tmpfs as the target data directory ' +
+          '(run the suite as root, as CI does)',
+      )
     }
     kit = await Kit.create(`interrupt-disk-${major}`)
     const pair = await bigTablePair(kit, major, BIG_ROWS)
@@ -128,8 +156,15 @@ describe(`a rewind on a target file system that is too small or fills up (Postgr
     await source.stop('fast')
     faultDir = await kit.makeDir('faults')
     // One reader: a pause in the copy holds the whole copy, so the disk fills up in its middle.
-    args = ['--debug', '--json', `--target-pgdata=${target.dataDir}`, `--source-pgdata=${source.dataDir}`, '--no-sync',
-      `--postgres-bindir=${target.binDir}`, '--jobs=1']
+    args = [
+      '--debug',
+      '--json',
+      `--target-pgdata=${target.dataDir}`,
+      `--source-pgdata=${source.dataDir}`,
+      '--no-sync',
+      `--postgres-bindir=${target.binDir}`,
+      '--jobs=1',
+    ]
     const dry = await kit.runWalrewind([...args, '--dry-run'])
     assert.equal(dry.code, 0, `dry run failed:\n${dry.stderr}`)
     plan = jsonOf(dry)['plan'] as Plan
@@ -155,15 +190,27 @@ describe(`a rewind on a target file system that is too small or fills up (Postgr
   it('a plan that does not fit on the target file system is refused before any write', async (t) => {
     provision(Math.max(4 * MB, Math.floor(plan.totals.fetchBytes / 4)))
     t.diagnostic(`plan fetches ${plan.totals.fetchBytes} bytes; ${usage(target.dataDir).free} bytes free on the tmpfs`)
-    await assertRefused(t, 'TARGET_NO_SPACE', new RegExp(`not enough free space on the file system of "${escapeRegExp(target.dataDir)}`), 'tmpfs too small')
+    await assertRefused(
+      t,
+      'TARGET_NO_SPACE',
+      new RegExp(`not enough free space on the file system of "${escapeRegExp(target.dataDir)}`),
+      'tmpfs too small',
+    )
   })
 
   it('a relation file the plan writes that is read-only is refused before any write', async (t) => {
     provision(2 * plan.totals.fetchBytes + 64 * MB)
-    const entry = plan.entries.find((e) => e.isRelFile && e.target !== null && e.source !== null && e.blocks.length > 0 && e.path.startsWith('base/'))
+    const entry = plan.entries.find(
+      (e) => e.isRelFile && e.target !== null && e.source !== null && e.blocks.length > 0 && e.path.startsWith('base/'),
+    )
     assert.ok(entry, 'the plan changes no block of a relation file in base/')
     fs.chmodSync(path.join(target.dataDir, entry.path), 0o400)
-    await assertRefused(t, 'TARGET_NOT_WRITABLE', new RegExp(`cannot write "${escapeRegExp(path.join(target.dataDir, entry.path))}"`), `read-only ${entry.path}`)
+    await assertRefused(
+      t,
+      'TARGET_NOT_WRITABLE',
+      new RegExp(`cannot write "${escapeRegExp(path.join(target.dataDir, entry.path))}"`),
+      `read-only ${entry.path}`,
+    )
   })
 
   it('a directory the plan creates a file in that is read-only is refused before any write', async (t) => {
@@ -172,7 +219,12 @@ describe(`a rewind on a target file system that is too small or fills up (Postgr
     assert.ok(entry, 'the plan creates no relation file in base/')
     const dir = path.posix.dirname(entry.path)
     fs.chmodSync(path.join(target.dataDir, dir), 0o500)
-    await assertRefused(t, 'TARGET_NOT_WRITABLE', new RegExp(`cannot write "${escapeRegExp(path.join(target.dataDir, dir))}"`), `read-only directory ${dir}`)
+    await assertRefused(
+      t,
+      'TARGET_NOT_WRITABLE',
+      new RegExp(`cannot write "${escapeRegExp(path.join(target.dataDir, dir))}"`),
+      `read-only directory ${dir}`,
+    )
   })
 
   /** The plan a dry run makes now (the source may have run since the first one). */

@@ -84,7 +84,7 @@ export async function buildInterruptPair(kit: Kit, major: Major, opts: PairOptio
   const bigMb = opts.bigMb ?? 34
   const sharedRows = opts.sharedRows ?? 10000
   // About 1 kB per row, 8 rows per 8 kB page.
-  const bigRows = Math.round(bigMb * 1024 * 1024 / 8192 * 8)
+  const bigRows = Math.round(((bigMb * 1024 * 1024) / 8192) * 8)
   let bigFile = ''
   log(`PostgreSQL ${major}: building the pair`)
   const { primary, standby } = await forkedPair(kit, major, {
@@ -93,8 +93,11 @@ export async function buildInterruptPair(kit: Kit, major: Major, opts: PairOptio
       await sql(p, `ALTER ROLE ${REWIND_USER} WITH REPLICATION`)
       await sql(p, 'CREATE EXTENSION IF NOT EXISTS amcheck')
       await sql(p, 'CREATE EXTENSION IF NOT EXISTS amcheck', 'template1')
-      await sql(p, `CREATE TABLE shared (id int PRIMARY KEY, pad text);
-        INSERT INTO shared SELECT g, repeat('a', 200) FROM generate_series(1, ${sharedRows}) g`)
+      await sql(
+        p,
+        `CREATE TABLE shared (id int PRIMARY KEY, pad text);
+        INSERT INTO shared SELECT g, repeat('a', 200) FROM generate_series(1, ${sharedRows}) g`,
+      )
       await sql(p, `CREATE TABLE vf (a int, b text); INSERT INTO vf SELECT g, md5(g::text) FROM generate_series(1, 5000) g`)
       await sql(p, `CREATE TABLE grow_s (a int, b text); INSERT INTO grow_s SELECT g, md5(g::text) FROM generate_series(1, 1000) g`)
       await sql(p, `CREATE TABLE shrink_t (a int, b text); INSERT INTO shrink_t SELECT g, md5(g::text) FROM generate_series(1, 4000) g`)
@@ -113,15 +116,21 @@ export async function buildInterruptPair(kit: Kit, major: Major, opts: PairOptio
       await sql(p, 'CREATE TABLE only_t (a int); INSERT INTO only_t SELECT generate_series(1, 1000)')
       await sql(p, "INSERT INTO live (note) VALUES ('target after the fork')")
       // The new primary (source) on timeline 2.
-      await sql(s, `CREATE TABLE big_new (id int, pad text);
-        INSERT INTO big_new SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, ${bigRows}) g`)
+      await sql(
+        s,
+        `CREATE TABLE big_new (id int, pad text);
+        INSERT INTO big_new SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, ${bigRows}) g`,
+      )
       bigFile = String((await s.query<{ f: string }>("SELECT pg_relation_filepath('big_new') AS f"))[0]!.f)
       await sql(s, "UPDATE shared SET pad = repeat('s', 200) WHERE id % 100 = 0")
       await sql(s, "INSERT INTO grow_s SELECT g, 'source' FROM generate_series(1, 8000) g")
       await sql(s, 'DROP TABLE drop_s')
       await sql(s, "INSERT INTO live (note) SELECT 'source after the fork ' || g FROM generate_series(1, 100) g")
       const extra = path.join(s.dataDir, EXTRA_DIR)
-      const made = await kit.run('sh', ['-c', `mkdir -m 700 "${extra}" && echo only on the source > "${extra}/file" && chmod 600 "${extra}/file"`])
+      const made = await kit.run('sh', [
+        '-c',
+        `mkdir -m 700 "${extra}" && echo only on the source > "${extra}/file" && chmod 600 "${extra}/file"`,
+      ])
       assert.equal(made.code, 0, made.stderr)
     },
   })
@@ -161,14 +170,16 @@ async function runWalrewind(pair: InterruptPair, kind: SourceKind, env: Record<s
       failure = err
     }
   })()
+  let result: Awaited<ReturnType<typeof run>>
   try {
-    return await run()
+    result = await run()
   } finally {
     writing = false
     await writer
     await session.end().catch(() => {})
-    if (failure) throw new Error(`the writer on the source failed: ${(failure as Error).message}`, { cause: failure })
   }
+  if (failure) throw new Error(`the writer on the source failed: ${(failure as Error).message}`, { cause: failure })
+  return result
 }
 
 /** Brings the nodes to where a run of `kind` starts: target stopped, source stopped (local) or running (server). */
@@ -210,7 +221,10 @@ function describeRun(what: string, run: RunResult): string {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false)
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  )
 }
 
 /** After a finished rewind: no journal, no progress log, no marker, a pg_control. */
@@ -280,10 +294,13 @@ export async function traceRun(pair: InterruptPair, kind: SourceKind): Promise<T
   assert.doesNotMatch(run.stderr, /resuming/, 'a clean rewind must not resume anything')
   const text = await fs.readFile(traceFile, 'utf8').catch(() => '')
   await fs.rm(traceFile, { force: true })
-  const trace = text.split('\n').filter(Boolean).map((line) => {
-    assert.ok((FAULT_POINTS as readonly string[]).includes(line), `unknown point "${line}" in the fault trace`)
-    return line as FaultPoint
-  })
+  const trace = text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      assert.ok((FAULT_POINTS as readonly string[]).includes(line), `unknown point "${line}" in the fault trace`)
+      return line as FaultPoint
+    })
   const counts = new Map<FaultPoint, number>()
   for (const point of trace) counts.set(point, (counts.get(point) ?? 0) + 1)
   await assertFinished(pair, 'the clean rewind')
@@ -310,8 +327,13 @@ export interface KillResult {
  * ("resuming"; after the final rename "no rewind required"); the node follows the source and
  * holds its data. Leaves the nodes as settle() does. Throws (an assertion) on any deviation.
  */
-export async function killAndResume(pair: InterruptPair, kind: SourceKind, point: FaultPoint, pass: number,
-  opts: { allowUnreached?: boolean } = {}): Promise<KillResult> {
+export async function killAndResume(
+  pair: InterruptPair,
+  kind: SourceKind,
+  point: FaultPoint,
+  pass: number,
+  opts: { allowUnreached?: boolean } = {},
+): Promise<KillResult> {
   const { target, source } = pair
   const t0 = Date.now()
   await settle(pair, kind)
@@ -333,9 +355,18 @@ export async function killAndResume(pair: InterruptPair, kind: SourceKind, point
     await assertFinished(pair, `${where}: not reached, a whole rewind`)
     await verify(pair, kind)
     const t4 = Date.now()
-    return { point, pass, unreached: true, millis: { restore: tRestored - t0, kill: t1 - tRestored, check: 0, rerun: 0, verify: t4 - t1, total: t4 - t0 } }
+    return {
+      point,
+      pass,
+      unreached: true,
+      millis: { restore: tRestored - t0, kill: t1 - tRestored, check: 0, rerun: 0, verify: t4 - t1, total: t4 - t0 },
+    }
   }
-  assert.equal(killed.code, SIGKILL_STATUS, describeRun(`${where}: walrewind was to be killed by SIGKILL (status ${SIGKILL_STATUS})`, killed))
+  assert.equal(
+    killed.code,
+    SIGKILL_STATUS,
+    describeRun(`${where}: walrewind was to be killed by SIGKILL (status ${SIGKILL_STATUS})`, killed),
+  )
 
   let big: { written: number; total: number } | undefined
   if (point === 'chunk-copy') big = await mibWritten(path.join(target.dataDir, pair.bigFile), pair.bigBytes)
@@ -344,12 +375,18 @@ export async function killAndResume(pair: InterruptPair, kind: SourceKind, point
   // The journal is there from its point to its removal; the marker (the first write) comes before it.
   const index = FAULT_POINTS.indexOf(point)
   const journalThere = index >= FAULT_POINTS.indexOf('journal-written') && index < FAULT_POINTS.indexOf('journal-removed')
-  assert.equal(await exists(path.join(dataDir, JOURNAL)), journalThere,
-    `${where}: ${JOURNAL} ${journalThere ? 'is not' : 'is still'} in the killed target`)
+  assert.equal(
+    await exists(path.join(dataDir, JOURNAL)),
+    journalThere,
+    `${where}: ${JOURNAL} ${journalThere ? 'is not' : 'is still'} in the killed target`,
+  )
   if (point === 'marker-written') {
     // Only the marker was written: the target's own pg_control is still in place.
-    assert.deepEqual(await fs.readFile(path.join(dataDir, 'global', 'pg_control')), control,
-      `${where}: the target's pg_control changed before the journal was written`)
+    assert.deepEqual(
+      await fs.readFile(path.join(dataDir, 'global', 'pg_control')),
+      control,
+      `${where}: the target's pg_control changed before the journal was written`,
+    )
     const autoConf = await fs.readFile(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')
     assert.match(autoConf, new RegExp(`^${MARKER}`, 'm'), `${where}: the marker is the first write`)
   }
@@ -373,11 +410,18 @@ export async function killAndResume(pair: InterruptPair, kind: SourceKind, point
     assert.match(rerun.stderr, /no rewind required/, `${where}: the rerun of a finished rewind\n${rerun.stderr}`)
   } else if (point === 'marker-written') {
     // No journal yet: a new rewind, which first takes the leftover marker away.
-    assert.match(rerun.stderr, /removing the walrewind_rewind_interrupted line/, `${where}: the rerun must clear the marker\n${rerun.stderr}`)
+    assert.match(
+      rerun.stderr,
+      /removing the walrewind_rewind_interrupted line/,
+      `${where}: the rerun must clear the marker\n${rerun.stderr}`,
+    )
   } else if (point === 'journal-removed') {
     // Nothing left to resume but the rename of the new pg_control, waiting beside its place.
-    assert.match(rerun.stderr, /the interrupted rewind was complete but for putting its new control file in place/,
-      `${where}: the rerun must finish the interrupted rewind\n${rerun.stderr}`)
+    assert.match(
+      rerun.stderr,
+      /the interrupted rewind was complete but for putting its new control file in place/,
+      `${where}: the rerun must finish the interrupted rewind\n${rerun.stderr}`,
+    )
   } else {
     assert.match(rerun.stderr, /resuming/, `${where}: the rerun must resume the interrupted rewind\n${rerun.stderr}`)
   }
@@ -385,7 +429,8 @@ export async function killAndResume(pair: InterruptPair, kind: SourceKind, point
   await verify(pair, kind)
   const t4 = Date.now()
   return {
-    point, pass,
+    point,
+    pass,
     ...(big ? { bigMibWritten: big.written, bigMibTotal: big.total } : {}),
     millis: { restore: tRestored - t0, kill: t1 - tRestored, check: t2 - t1, rerun: t3 - t2, verify: t4 - t3, total: t4 - t0 },
   }
@@ -406,13 +451,17 @@ async function assertStartRefused(pair: InterruptPair, where: string): Promise<v
     await target.stop('immediate').catch(() => {})
   }
   const log = (await fs.readFile(target.logFile)).subarray(logBefore).toString('utf8')
-  assert.ok(start.code !== 0 && !running,
-    `${where}: PostgreSQL started the half-rewound target (pg_ctl exit ${start.code})\n${start.stdout}${start.stderr}\n--- log\n${log}`)
+  assert.ok(
+    start.code !== 0 && !running,
+    `${where}: PostgreSQL started the half-rewound target (pg_ctl exit ${start.code})\n${start.stdout}${start.stderr}\n--- log\n${log}`,
+  )
   const after = await snapshotDirectory(kit, target.dataDir)
   assert.equal(after, before, `${where}: the failed start changed the target data directory\n--- log\n${log}`)
   const noControl = !(await exists(path.join(target.dataDir, 'global', 'pg_control')))
-  assert.ok(noControl || log.includes(MARKER),
-    `${where}: the target has a global/pg_control and the log does not name ${MARKER}\n--- log\n${log}`)
+  assert.ok(
+    noControl || log.includes(MARKER),
+    `${where}: the target has a global/pg_control and the log does not name ${MARKER}\n--- log\n${log}`,
+  )
 }
 
 /** How many whole MiB of a file that is being copied are there already (not a hole, not past its end). */
@@ -467,10 +516,13 @@ export async function staleJournal(pair: InterruptPair, kind: SourceKind): Promi
   assert.equal(killed.code, SIGKILL_STATUS, describeRun(`${where}: walrewind was to be killed at journal-written`, killed))
   const autoConfFile = path.join(target.dataDir, 'postgresql.auto.conf')
   const autoConf = await fs.readFile(autoConfFile, 'utf8')
-  await pair.kit.run('sh', ['-c', `grep -v '^${MARKER}' "${autoConfFile}" > "${autoConfFile}.new"; mv "${autoConfFile}.new" "${autoConfFile}"`])
+  await pair.kit.run('sh', [
+    '-c',
+    `grep -v '^${MARKER}' "${autoConfFile}" > "${autoConfFile}.new"; mv "${autoConfFile}.new" "${autoConfFile}"`,
+  ])
   assert.notEqual(await fs.readFile(autoConfFile, 'utf8'), autoConf, `${where}: the marker line was not there to remove`)
   await target.start()
-  await target.query("CREATE TABLE outlived (a int); INSERT INTO outlived VALUES (1)")
+  await target.query('CREATE TABLE outlived (a int); INSERT INTO outlived VALUES (1)')
   await target.stop('fast')
   let rerun: RunResult
   try {

@@ -15,7 +15,15 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { Kit, majorsUnderTest, type Major } from '../kit/index.js'
 import {
-  buildInterruptPair, expectedPoints, FAULT_POINTS, killAndResume, staleJournal, traceRun, type FaultPoint, type InterruptPair, type KillResult,
+  buildInterruptPair,
+  expectedPoints,
+  FAULT_POINTS,
+  killAndResume,
+  staleJournal,
+  traceRun,
+  type FaultPoint,
+  type InterruptPair,
+  type KillResult,
   type SourceKind,
 } from './interrupt-harness.js'
 
@@ -63,8 +71,10 @@ function choosePasses(counts: ReadonlyMap<FaultPoint, number>, minimum: number, 
 function line(r: KillResult): string {
   const big = r.bigMibWritten === undefined ? '' : `, big_new ${r.bigMibWritten}/${r.bigMibTotal} MiB in the target`
   const ms = r.millis
-  return `${r.point}:${r.pass} ok in ${(ms.total / 1000).toFixed(1)} s (restore ${ms.restore} ms, kill ${ms.kill} ms, start refused ${ms.check} ms, ` +
+  return (
+    `${r.point}:${r.pass} ok in ${(ms.total / 1000).toFixed(1)} s (restore ${ms.restore} ms, kill ${ms.kill} ms, start refused ${ms.check} ms, ` +
     `rerun ${ms.rerun} ms, verify ${ms.verify} ms${big})`
+  )
 }
 
 async function killEverywhere(t: TestContext, pair: InterruptPair, kind: SourceKind): Promise<void> {
@@ -114,8 +124,10 @@ async function killEverywhere(t: TestContext, pair: InterruptPair, kind: SourceK
       if (next === pass) break
       pass = next
     }
-    assert.ok(inside !== null, `no chunk-copy pass found that kills walrewind inside the source-only table ` +
-      `(${chunkPasses} passes; ${seen.join(', ')})`)
+    assert.ok(
+      inside !== null,
+      `no chunk-copy pass found that kills walrewind inside the source-only table ` + `(${chunkPasses} passes; ${seen.join(', ')})`,
+    )
   }
   assert.ok(runs >= MIN_POINTS, `only ${runs} kill points`)
   t.diagnostic(`${kind} source: ${runs} kill points, ${((Date.now() - started) / 1000).toFixed(0)} s`)

@@ -16,7 +16,18 @@ import { after, before, describe, it, type TestContext } from 'node:test'
 import { Kit, majorsUnderTest, type Node, type RunResult } from '../kit/index.js'
 import { assertRewindOk, column, REWIND_USER, startAsStandbyAndCompare } from './rewind-harness.js'
 import {
-  assertCannotStart, assertFinished, assertHalfRewound, assertInterrupted, bigTablePair, jsonOf, readTrace, runPaused, seededRandom, spreadPicks, testSeed, traceOrder,
+  assertCannotStart,
+  assertFinished,
+  assertHalfRewound,
+  assertInterrupted,
+  bigTablePair,
+  jsonOf,
+  readTrace,
+  runPaused,
+  seededRandom,
+  spreadPicks,
+  testSeed,
+  traceOrder,
 } from './pause-harness.js'
 
 const major = majorsUnderTest().at(-1)!
@@ -43,8 +54,16 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
     assert.ok(bigBytes > 35 * 1024 * 1024, `the big table has only ${bigBytes} bytes`)
     await kit.saveState('target', [target])
     faultDir = await kit.makeDir('faults')
-    args = ['--debug', '--json', `--target-pgdata=${target.dataDir}`, `--source-server=${source.connectionString({ user: REWIND_USER })}`,
-      '--write-recovery-conf', '--no-sync', `--postgres-bindir=${target.binDir}`, '--source-timeout=10']
+    args = [
+      '--debug',
+      '--json',
+      `--target-pgdata=${target.dataDir}`,
+      `--source-server=${source.connectionString({ user: REWIND_USER })}`,
+      '--write-recovery-conf',
+      '--no-sync',
+      `--postgres-bindir=${target.binDir}`,
+      '--source-timeout=10',
+    ]
   })
 
   after(async () => {
@@ -72,7 +91,8 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
   /** Sessions walrewind has open on the source (its fallback_application_name). */
   async function walrewindSessions(): Promise<Array<{ pid: number; usename: string }>> {
     return source.query<{ pid: number; usename: string }>(
-      "SELECT pid, usename FROM pg_stat_activity WHERE application_name = 'walrewind' AND pid <> pg_backend_pid()")
+      "SELECT pid, usename FROM pg_stat_activity WHERE application_name = 'walrewind' AND pid <> pg_backend_pid()",
+    )
   }
 
   /** The second run of the same command: resumes, completes, and the target follows the source with its data. */
@@ -90,18 +110,28 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
   }
 
   /** Pauses at point:nth, terminates walrewind's backends on the source, resumes: exit 7, then the rerun completes. */
-  async function terminatedAt(t: TestContext, point: string, nth: number, problems: string[],
-    opts: { checkStart?: boolean; extraArgs?: string[] } = {}): Promise<void> {
-    const runArgs = [...args, ...opts.extraArgs ?? []]
+  async function terminatedAt(
+    t: TestContext,
+    point: string,
+    nth: number,
+    problems: string[],
+    opts: { checkStart?: boolean; extraArgs?: string[] } = {},
+  ): Promise<void> {
+    const runArgs = [...args, ...(opts.extraArgs ?? [])]
     const context = `backends terminated at ${point}:${nth}${opts.extraArgs?.length ? ` with ${opts.extraArgs.join(' ')}` : ''} (seed ${seed})`
     await freshTarget()
-    const run = await withTargetConf(() => runPaused(kit, runArgs, point, nth, faultDir, async () => {
-      const sessions = await walrewindSessions()
-      assert.ok(sessions.length > 0, `${context}: no session with application_name 'walrewind' on the source`)
-      assert.ok(sessions.every((s) => s.usename === REWIND_USER), `${context}: ${JSON.stringify(sessions)}`)
-      await source.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'walrewind'")
-      await source.waitUntil(async () => (await walrewindSessions()).length === 0, 10_000, "the end of walrewind's terminated backends")
-    }))
+    const run = await withTargetConf(() =>
+      runPaused(kit, runArgs, point, nth, faultDir, async () => {
+        const sessions = await walrewindSessions()
+        assert.ok(sessions.length > 0, `${context}: no session with application_name 'walrewind' on the source`)
+        assert.ok(
+          sessions.every((s) => s.usename === REWIND_USER),
+          `${context}: ${JSON.stringify(sessions)}`,
+        )
+        await source.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'walrewind'")
+        await source.waitUntil(async () => (await walrewindSessions()).length === 0, 10_000, "the end of walrewind's terminated backends")
+      }),
+    )
     t.diagnostic(`${context}: exit ${run.code} ${run.millisAfterResume} ms after the pause ended`)
     const error = assertInterrupted(run, new RegExp(`source server 127\\.0\\.0\\.1:${source.port}`), context)
     t.diagnostic(`${context}: ${String(error['code'])}: ${String(error['message'])}`)
@@ -113,12 +143,22 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
   }
 
   /** Pauses at point:nth, stops the source server, resumes: exit 7; the source is started again and the rerun completes. */
-  async function sourceStoppedAt(t: TestContext, point: string, nth: number, mode: 'fast' | 'immediate', problems: string[]): Promise<void> {
+  async function sourceStoppedAt(
+    t: TestContext,
+    point: string,
+    nth: number,
+    mode: 'fast' | 'immediate',
+    problems: string[],
+  ): Promise<void> {
     const context = `source stopped (${mode}) at ${point}:${nth} (seed ${seed})`
     await freshTarget()
     const run = await withTargetConf(() => runPaused(kit, args, point, nth, faultDir, () => source.stop(mode)))
     t.diagnostic(`${context}: exit ${run.code} ${run.millisAfterResume} ms after the pause ended`)
-    const error = assertInterrupted(run, new RegExp(`source server 127\\.0\\.0\\.1:${source.port}|connection to server at "127\\.0\\.0\\.1", port ${source.port}`), context)
+    const error = assertInterrupted(
+      run,
+      new RegExp(`source server 127\\.0\\.0\\.1:${source.port}|connection to server at "127\\.0\\.0\\.1", port ${source.port}`),
+      context,
+    )
     t.diagnostic(`${context}: ${String(error['code'])}: ${String(error['message'])}`)
     assert.match(String(error['code']), /^SOURCE_(QUERY|CONNECTION)$/, `${context}: ${JSON.stringify(error)}`)
     assert.ok(run.millisAfterResume < 30_000, `${context}: walrewind took ${run.millisAfterResume} ms to notice the stopped source`)
@@ -137,7 +177,10 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
     passes = readTrace(trace)
     t.diagnostic(`in order: ${traceOrder(trace)}`)
     t.diagnostic(`fault points passed: ${JSON.stringify(Object.fromEntries(passes))}; seed ${seed} (WALREWIND_TEST_SEED)`)
-    assert.ok((passes.get('chunk-copy') ?? 0) >= 30, `a 40 MB table copied in 1 MiB chunks passes chunk-copy at least 30 times: ${JSON.stringify(Object.fromEntries(passes))}`)
+    assert.ok(
+      (passes.get('chunk-copy') ?? 0) >= 30,
+      `a 40 MB table copied in 1 MiB chunks passes chunk-copy at least 30 times: ${JSON.stringify(Object.fromEntries(passes))}`,
+    )
     assert.ok((passes.get('chunk-blocks') ?? 0) >= 1, `changed blocks must be fetched: ${JSON.stringify(Object.fromEntries(passes))}`)
     await startAsStandbyAndCompare(target, source, 'remote')
   })
@@ -160,7 +203,7 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
     assert.deepEqual(problems, [])
   })
 
-  it('with --copy-config-files (pg_rewind\'s copy of postgresql.auto.conf), backends terminated during a copy: the marker stays, the rerun resumes', async (t) => {
+  it("with --copy-config-files (pg_rewind's copy of postgresql.auto.conf), backends terminated during a copy: the marker stays, the rerun resumes", async (t) => {
     assert.ok(passes, 'the clean run did not count the fault points')
     // The source's configuration files are truncated, then copied with the rest of the group: pause
     // in its first half, so that the fetch (not a later step) is what fails.

@@ -31,7 +31,8 @@ async function timeline(node: Node): Promise<number> {
 
 async function upstreamOf(node: Node): Promise<string[]> {
   const rows = await node.query<{ application_name: string }>(
-    "select application_name from pg_stat_replication where state = 'streaming' order by 1")
+    "select application_name from pg_stat_replication where state = 'streaming' order by 1",
+  )
   return rows.map((row) => row.application_name)
 }
 
@@ -44,17 +45,17 @@ for (const major of majorsUnderTest()) {
     await primary.start()
     assert.equal(await primary.queryValue('show data_checksums'), checksums ? 'on' : 'off')
     assert.equal(await primary.queryValue('show wal_log_hints'), checksums ? 'off' : 'on')
-    assert.equal(Number(await primary.queryValue('select current_setting(\'server_version_num\')::int / 10000')), major)
+    assert.equal(Number(await primary.queryValue("select current_setting('server_version_num')::int / 10000")), major)
     await primary.query(`create table t (id int primary key, who text);
       insert into t select g, 'before' from generate_series(1, 1000) g;
       create unlogged table scratch (x int); insert into scratch values (1)`)
     await primary.query('create database other')
-    await primary.query('create table o (x text); insert into o values (\'a\')', [], { dbname: 'other' })
+    await primary.query("create table o (x text); insert into o values ('a')", [], { dbname: 'other' })
 
     // A standby by online base copy, and a cascading standby of that standby.
     const standby = await kit.createStandby(primary, `standby${major}`)
     const cascade = await kit.createStandby(standby, `cascade${major}`)
-    await primary.query('insert into t select g, \'streamed\' from generate_series(1001, 2000) g')
+    await primary.query("insert into t select g, 'streamed' from generate_series(1001, 2000) g")
     const lsn = await primary.currentLsn()
     await standby.waitForReplay(lsn)
     await cascade.waitForReplay(lsn)
@@ -73,8 +74,8 @@ for (const major of majorsUnderTest()) {
     await standby.promote()
     assert.equal(await standby.queryValue('select pg_is_in_recovery()'), false)
     assert.equal(await timeline(standby), 2)
-    await primary.query('insert into t values (5001, \'old primary only\')')
-    await standby.query('insert into t values (6001, \'new primary only\')')
+    await primary.query("insert into t values (5001, 'old primary only')")
+    await standby.query("insert into t values (6001, 'new primary only')")
     const [oldPrint, newPrint] = [await primary.fingerprint(), await standby.fingerprint()]
     assert.notDeepEqual(oldPrint, newPrint)
     assert.equal(oldPrint.tables['postgres.public.t']?.rows, 2001)
@@ -124,8 +125,7 @@ for (const major of majorsUnderTest()) {
     await primary.query('insert into in_ts values (102)')
     await copy.waitForReplay(await primary.currentLsn())
     assert.deepEqual(await copy.fingerprint(), await primary.fingerprint())
-    const copyLink = fs.readlinkSync(path.join(copy.dataDir, 'pg_tblspc',
-      fs.readdirSync(path.join(copy.dataDir, 'pg_tblspc'))[0]!))
+    const copyLink = fs.readlinkSync(path.join(copy.dataDir, 'pg_tblspc', fs.readdirSync(path.join(copy.dataDir, 'pg_tblspc'))[0]!))
     assert.ok(copyLink.startsWith(path.dirname(copy.dataDir)), `the copy's tablespace is its own (${copyLink})`)
 
     // Programs run as the PG OS user.
@@ -164,8 +164,12 @@ test('a test process that exits without cleanup leaves no server behind', async 
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk })
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk
+  })
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
   assert.equal(code, 0, stderr)
   const { pid, dirs } = JSON.parse(stdout) as { pid: number; dirs: string[] }

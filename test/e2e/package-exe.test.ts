@@ -29,11 +29,17 @@ describe('the single executable, on a PATH without node', () => {
 
   it('npm run build:exe writes one file and prints its path last', async (t) => {
     const started = Date.now()
-    const build = spawnSync(process.execPath, [npmCli(), 'run', '--silent', 'build:exe'], { cwd: CHECKOUT, encoding: 'utf8', timeout: 300_000 })
+    const build = spawnSync(process.execPath, [npmCli(), 'run', '--silent', 'build:exe'], {
+      cwd: CHECKOUT,
+      encoding: 'utf8',
+      timeout: 300_000,
+    })
     assert.equal(build.status, 0, `npm run build:exe failed:\n${build.stdout}\n${build.stderr}`)
     const built = build.stdout.trimEnd().split('\n').pop()!
     assert.ok(path.isAbsolute(built) && fs.existsSync(built), `the last line of npm run build:exe is not the file it wrote: ${built}`)
-    t.diagnostic(`build:exe took ${((Date.now() - started) / 1000).toFixed(1)} s; ${built}: ${(fs.statSync(built).size / 1048576).toFixed(1)} MiB`)
+    t.diagnostic(
+      `build:exe took ${((Date.now() - started) / 1000).toFixed(1)} s; ${built}: ${(fs.statSync(built).size / 1048576).toFixed(1)} MiB`,
+    )
     // A copy of its own, in a directory the servers' OS user can read, with the pg_rewind link.
     const dir = path.join(kits[0]!.baseDir, 'exe-bin')
     fs.mkdirSync(dir, { mode: 0o755 })

@@ -38,8 +38,10 @@ export function onPath(program: string, pathValue: string): boolean {
 
 /** npm's own CLI script, to run npm with this node whatever the PATH. */
 export function npmCli(): string {
-  const candidates = [process.env['npm_execpath'],
-    path.join(path.dirname(path.dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js')]
+  const candidates = [
+    process.env['npm_execpath'],
+    path.join(path.dirname(path.dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+  ]
   const found = candidates.find((file) => file && /npm-cli\.js$/.test(file) && fs.existsSync(file))
   assert.ok(found, `npm's npm-cli.js not found (tried ${candidates.filter(Boolean).join(', ')})`)
   return found
@@ -47,7 +49,12 @@ export function npmCli(): string {
 
 /** Runs npm as this (root) process; throws with its output on failure. */
 export function npm(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): string {
-  const result = spawnSync(process.execPath, [npmCli(), ...args], { cwd: opts.cwd, env: opts.env ?? process.env, encoding: 'utf8', timeout: 300_000 })
+  const result = spawnSync(process.execPath, [npmCli(), ...args], {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    encoding: 'utf8',
+    timeout: 300_000,
+  })
   assert.equal(result.status, 0, `npm ${args.join(' ')} failed (exit ${result.status}):\n${result.stdout}\n${result.stderr}`)
   return result.stdout
 }
@@ -58,15 +65,22 @@ export function openToAll(dir: string): void {
   assert.equal(result.status, 0, result.stderr)
 }
 
-export interface InstalledRun extends RunResult { args: string[] }
+export interface InstalledRun extends RunResult {
+  args: string[]
+}
 
 /**
  * A primary and its promoted standby, forked, then the old primary (crashed, so it needs crash
  * recovery) rewound by `program` against the standby, as runRewind does: over a connection with
  * -R (`remote`), or from its stopped data directory (`local`). Returns the run and the pair.
  */
-export async function rewindWith(kit: Kit, major: Major, program: string, mode: 'remote' | 'local', env: Record<string, string>):
-  Promise<{ run: InstalledRun; target: Node; source: Node }> {
+export async function rewindWith(
+  kit: Kit,
+  major: Major,
+  program: string,
+  mode: 'remote' | 'local',
+  env: Record<string, string>,
+): Promise<{ run: InstalledRun; target: Node; source: Node }> {
   const { primary, standby } = await forkedPair(kit, major, {
     beforeStandby: async (p) => {
       await sql(p, 'CREATE TABLE t (id int PRIMARY KEY, v text)')

@@ -11,7 +11,18 @@ import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { binDir, Kit, majorsUnderTest } from '../kit/index.js'
 import { startAsStandbyAndCompare } from './rewind-harness.js'
-import { assertRewound, BUILD_TOOLS, CHECKOUT, nodeOnlyBin, npm, onPath, openToAll, packageTestMajor, rewindWith, scanLine } from './package-harness.js'
+import {
+  assertRewound,
+  BUILD_TOOLS,
+  CHECKOUT,
+  nodeOnlyBin,
+  npm,
+  onPath,
+  openToAll,
+  packageTestMajor,
+  rewindWith,
+  scanLine,
+} from './package-harness.js'
 
 const major = packageTestMajor(majorsUnderTest())
 
@@ -42,12 +53,18 @@ describe('the npm package, installed without a compiler or install scripts', () 
     assert.ok(info)
     tarball = path.join(kit.baseDir, 'package', path.basename(info.filename))
     const files = info.files.map((f) => f.path)
-    for (const arch of ['x64', 'arm64']) assert.ok(files.includes(`prebuilds/linux-${arch}/walrewind.glibc.node`), `no linux-${arch} prebuild in ${files.join(', ')}`)
+    for (const arch of ['x64', 'arm64'])
+      assert.ok(files.includes(`prebuilds/linux-${arch}/walrewind.glibc.node`), `no linux-${arch} prebuild in ${files.join(', ')}`)
     assert.ok(files.includes('bin/walrewind.js') && files.includes('dist/src/cli/main.js') && files.includes('scripts/build-native.js'))
-    assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('build/') || f.startsWith('exe/') || f.endsWith('.map')),
-      `unexpected files packed: ${files.filter((f) => /^(dist\/test|build|exe)\/|\.map$/.test(f)).join(', ')}`)
+    assert.ok(
+      !files.some((f) => f.startsWith('dist/test/') || f.startsWith('build/') || f.startsWith('exe/') || f.endsWith('.map')),
+      `unexpected files packed: ${files.filter((f) => /^(dist\/test|build|exe)\/|\.map$/.test(f)).join(', ')}`,
+    )
     // The prebuilt binaries are what they claim: ELF shared objects for x86-64 (62) and AArch64 (183).
-    for (const [arch, machine] of [['x64', 62], ['arm64', 183]] as const) {
+    for (const [arch, machine] of [
+      ['x64', 62],
+      ['arm64', 183],
+    ] as const) {
       const elf = fs.readFileSync(path.join(CHECKOUT, 'prebuilds', `linux-${arch}`, 'walrewind.glibc.node'))
       assert.equal(elf.subarray(0, 4).toString('latin1'), '\x7fELF')
       assert.equal(elf.readUInt16LE(18), machine, `prebuilds/linux-${arch} is for machine ${elf.readUInt16LE(18)}`)
@@ -60,8 +77,10 @@ describe('the npm package, installed without a compiler or install scripts', () 
     fs.mkdirSync(installDir, { mode: 0o755 })
     fs.writeFileSync(path.join(installDir, 'package.json'), JSON.stringify({ name: 'walrewind-install-test', private: true }))
     const started = Date.now()
-    npm(['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', tarball],
-      { cwd: installDir, env: { ...process.env, PATH: env['PATH']! } })
+    npm(['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', tarball], {
+      cwd: installDir,
+      env: { ...process.env, PATH: env['PATH']! },
+    })
     t.diagnostic(`npm install took ${Date.now() - started} ms`)
     openToAll(installDir)
     const pkg = path.join(installDir, 'node_modules', 'walrewind')
@@ -83,18 +102,27 @@ describe('the npm package, installed without a compiler or install scripts', () 
     const demoEnv = { ...env, TMPDIR: tmp }
     // Where the demo looks besides the PATH (which here holds only node): the refusal is checked
     // for a major that no PostgreSQL there has (the host may have one of its own).
-    const versionDirs = (parent: string) => fs.existsSync(parent) ? fs.readdirSync(parent).map((v) => path.join(parent, v)) : []
-    const hostMajors = new Set([...versionDirs('/usr/lib/postgresql'), ...versionDirs('/usr/local/lib/postgresql'),
-      ...versionDirs('/usr').filter((d) => /\/pgsql-\d+$/.test(d)), '/usr/local/pgsql'].flatMap((dir) => {
-      const v = spawnSync(path.join(dir, 'bin', 'postgres'), ['-V'], { encoding: 'utf8' })
-      const m = /\(PostgreSQL\) (\d+)/.exec(v.stdout ?? '')
-      return m ? [Number(m[1])] : []
-    }))
+    const versionDirs = (parent: string) => (fs.existsSync(parent) ? fs.readdirSync(parent).map((v) => path.join(parent, v)) : [])
+    const hostMajors = new Set(
+      [
+        ...versionDirs('/usr/lib/postgresql'),
+        ...versionDirs('/usr/local/lib/postgresql'),
+        ...versionDirs('/usr').filter((d) => /\/pgsql-\d+$/.test(d)),
+        '/usr/local/pgsql',
+      ].flatMap((dir) => {
+        const v = spawnSync(path.join(dir, 'bin', 'postgres'), ['-V'], { encoding: 'utf8' })
+        const m = /\(PostgreSQL\) (\d+)/.exec(v.stdout ?? '')
+        return m ? [Number(m[1])] : []
+      }),
+    )
     const absent = [13, 14, 15, 16, 17, 18].find((m) => !hostMajors.has(m))
     assert.ok(absent !== undefined, 'the host has PostgreSQL 13 to 18 all installed: no major left to find missing')
     const none = await kit.run(bin, ['demo', `--major=${absent}`], { env: demoEnv })
     assert.equal(none.code, 1, none.stderr)
-    assert.match(none.stderr, new RegExp(`needs PostgreSQL's server programs \\(initdb, pg_ctl and postgres\\) of PostgreSQL ${absent}, and found none`))
+    assert.match(
+      none.stderr,
+      new RegExp(`needs PostgreSQL's server programs \\(initdb, pg_ctl and postgres\\) of PostgreSQL ${absent}, and found none`),
+    )
     assert.match(none.stderr, /--pg-bindir=/)
     const started = Date.now()
     const demo = await kit.run(bin, ['demo', `--major=${major}`, `--pg-bindir=${binDir(major)}`], { env: demoEnv, timeoutMs: 240_000 })

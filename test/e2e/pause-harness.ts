@@ -41,8 +41,15 @@ export function traceOrder(file: string): string {
  * waits, then walrewind goes on. The pause file lives in `pauseDir` (writable by the kit's OS user).
  * Fails if walrewind ends before it pauses; never leaves it paused, even when `whilePaused` throws.
  */
-export async function runPaused(kit: Kit, args: string[], point: string, nth: number, pauseDir: string,
-  whilePaused: () => Promise<void>, opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<PausedRun> {
+export async function runPaused(
+  kit: Kit,
+  args: string[],
+  point: string,
+  nth: number,
+  pauseDir: string,
+  whilePaused: () => Promise<void>,
+  opts: { timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<PausedRun> {
   const pauseFile = path.join(pauseDir, 'walrewind.pause')
   fs.rmSync(pauseFile, { force: true })
   const pending = kit.runWalrewind(args, {
@@ -51,7 +58,16 @@ export async function runPaused(kit: Kit, args: string[], point: string, nth: nu
   })
   let outcome: { result: RunResult } | { error: unknown } | null = null
   let endedAt = 0
-  const settled = pending.then((result) => { outcome = { result }; endedAt = Date.now() }, (error: unknown) => { outcome = { error }; endedAt = Date.now() })
+  const settled = pending.then(
+    (result) => {
+      outcome = { result }
+      endedAt = Date.now()
+    },
+    (error: unknown) => {
+      outcome = { error }
+      endedAt = Date.now()
+    },
+  )
   let failure: unknown = null
   try {
     const deadline = Date.now() + 120_000
@@ -123,7 +139,9 @@ export function jsonOf(run: RunResult): Record<string, unknown> {
   try {
     return JSON.parse(run.stdout) as Record<string, unknown>
   } catch (err) {
-    throw new Error(`walrewind --json did not print one JSON document (${(err as Error).message}):\n${run.stdout}\n--- stderr\n${run.stderr}`)
+    throw new Error(
+      `walrewind --json did not print one JSON document (${(err as Error).message}):\n${run.stdout}\n--- stderr\n${run.stderr}`,
+    )
   }
 }
 
@@ -155,10 +173,15 @@ export function assertInterrupted(run: RunResult, what: RegExp, context: string)
  */
 export function assertHalfRewound(dataDir: string, context: string): string[] {
   assert.ok(fs.existsSync(path.join(dataDir, 'walrewind.resume')), `${context}: walrewind.resume must stay in the target for the rerun`)
-  assert.ok(!fs.existsSync(path.join(dataDir, 'global', 'pg_control')), `${context}: global/pg_control must be gone while the rewind is unfinished`)
+  assert.ok(
+    !fs.existsSync(path.join(dataDir, 'global', 'pg_control')),
+    `${context}: global/pg_control must be gone while the rewind is unfinished`,
+  )
   const autoConf = fs.readFileSync(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')
   if (/^walrewind_rewind_interrupted = '.*'$/m.test(autoConf)) return []
-  return [`${context}: postgresql.auto.conf does not hold the interruption marker walrewind_rewind_interrupted; it holds ${JSON.stringify(autoConf)}`]
+  return [
+    `${context}: postgresql.auto.conf does not hold the interruption marker walrewind_rewind_interrupted; it holds ${JSON.stringify(autoConf)}`,
+  ]
 }
 
 /** What a finished rewind leaves: pg_control back, and none of walrewind's own files or marker. */
@@ -168,7 +191,11 @@ export function assertFinished(dataDir: string, context: string): void {
     assert.ok(!fs.existsSync(path.join(dataDir, name)), `${context}: ${name} left in the target after the rewind completed`)
   }
   const autoConf = fs.readFileSync(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')
-  assert.doesNotMatch(autoConf, /walrewind_rewind_interrupted/, `${context}: the interruption marker is still in postgresql.auto.conf:\n${autoConf}`)
+  assert.doesNotMatch(
+    autoConf,
+    /walrewind_rewind_interrupted/,
+    `${context}: the interruption marker is still in postgresql.auto.conf:\n${autoConf}`,
+  )
 }
 
 /** PostgreSQL must refuse to start a half-rewound data directory (if it does start, it is stopped again). */
@@ -195,7 +222,10 @@ export async function assertCannotStart(node: Node, context: string): Promise<vo
 export async function bigTablePair(kit: Kit, major: Major, bigRows: number): Promise<{ primary: Node; standby: Node }> {
   return forkedPair(kit, major, {
     beforeStandby: async (p) => {
-      await sql(p, "CREATE TABLE shared (id int PRIMARY KEY, d text); INSERT INTO shared SELECT g, 'before the fork ' || g FROM generate_series(1, 30000) g")
+      await sql(
+        p,
+        "CREATE TABLE shared (id int PRIMARY KEY, d text); INSERT INTO shared SELECT g, 'before the fork ' || g FROM generate_series(1, 30000) g",
+      )
     },
     afterPromotion: async (p, s) => {
       // The old primary (target) changes blocks of a shared table and makes a table of its own.
@@ -203,7 +233,10 @@ export async function bigTablePair(kit: Kit, major: Major, bigRows: number): Pro
       await sql(p, "CREATE TABLE target_only (d text); INSERT INTO target_only SELECT 'target ' || g FROM generate_series(1, 5000) g")
       // The new primary (source) too, and a big table the target must copy whole.
       await sql(s, "UPDATE shared SET d = 'in the new primary' WHERE id % 70 = 0")
-      await sql(s, `CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat('s', 250) FROM generate_series(1, ${bigRows}) g`)
+      await sql(
+        s,
+        `CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat('s', 250) FROM generate_series(1, ${bigRows}) g`,
+      )
     },
   })
 }

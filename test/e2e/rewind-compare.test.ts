@@ -12,7 +12,12 @@ import { majorsUnderTest, type Kit, type Major, type Node } from '../kit/index.j
 import { assertRewindOk, forkedPair, runRewind, shell, sql, startAsStandbyAndCompare, type Mode } from './rewind-harness.js'
 import { withKit } from './scenarios.js'
 
-interface Diverged { primary: Node; standby: Node; targetRedoSegment: string; state: string }
+interface Diverged {
+  primary: Node
+  standby: Node
+  targetRedoSegment: string
+  state: string
+}
 
 /** Both sides change the same tables; saved as `state`, both stopped. */
 async function diverged(kit: Kit, major: Major, hints: boolean, state: string): Promise<Diverged> {
@@ -33,7 +38,13 @@ async function diverged(kit: Kit, major: Major, hints: boolean, state: string): 
       await sql(s, "INSERT INTO t SELECT g, 'new primary' FROM generate_series(20001, 21000) g")
       // The old primary ran on: segments switched, a checkpoint after them.
       for (let i = 0; i < 3; i++) {
-        await sql(p, "INSERT INTO t SELECT g, 'old primary, later' FROM generate_series(30000 + 100 * $i, 30099 + 100 * $i) g".replaceAll('$i', String(i)))
+        await sql(
+          p,
+          "INSERT INTO t SELECT g, 'old primary, later' FROM generate_series(30000 + 100 * $i, 30099 + 100 * $i) g".replaceAll(
+            '$i',
+            String(i),
+          ),
+        )
         await sql(p, 'SELECT pg_switch_wal()')
       }
       await sql(p, 'CHECKPOINT')
@@ -51,8 +62,11 @@ async function rewindByComparing(kit: Kit, pair: Diverged, mode: Mode, opts: { r
   if (opts.removeTargetWal) {
     // Everything before the segment of the target's last checkpoint: the fork and what followed it.
     const walDir = path.join(pair.primary.dataDir, 'pg_wal')
-    const removed = await shell(kit, `cd "${walDir}" && for f in $(ls | grep -E '^[0-9A-F]{24}$'); do ` +
-      `if [ "$(echo $f | cut -c9-24)" \\< "$(echo ${pair.targetRedoSegment} | cut -c9-24)" ]; then rm "$f"; echo "$f"; fi; done`)
+    const removed = await shell(
+      kit,
+      `cd "${walDir}" && for f in $(ls | grep -E '^[0-9A-F]{24}$'); do ` +
+        `if [ "$(echo $f | cut -c9-24)" \\< "$(echo ${pair.targetRedoSegment} | cut -c9-24)" ]; then rm "$f"; echo "$f"; fi; done`,
+    )
     assert.ok(removed.trim().split('\n').length >= 2, `expected segments to remove before ${pair.targetRedoSegment}: ${removed}`)
   }
   if (mode === 'remote') await pair.standby.start()
@@ -72,7 +86,7 @@ async function rewindByComparing(kit: Kit, pair: Diverged, mode: Mode, opts: { r
 
 for (const major of majorsUnderTest()) {
   describe(`PostgreSQL ${major}: rewind by comparing blocks`, () => {
-    test('no checksums nor wal_log_hints, local (in place) and running source (digests); then the target\'s WAL from the fork gone', async () => {
+    test("no checksums nor wal_log_hints, local (in place) and running source (digests); then the target's WAL from the fork gone", async () => {
       await withKit(`rewind-compare-${major}`, async (kit) => {
         const pair = await diverged(kit, major, false, 'no-hints')
         // pg_rewind's behaviour on request, and a comparison cannot replay from the last common checkpoint.
@@ -80,7 +94,9 @@ for (const major of majorsUnderTest()) {
         assert.equal(refused.code, 3, refused.stderr)
         assert.match(refused.stderr, /target server needs to use either data checksums or "wal_log_hints = on"/)
         assert.match(refused.stderr, /the target data directory was not modified/)
-        const conflicting = await runRewind(kit, pair.primary, pair.standby, 'local', ['--replay-from=last-common-checkpoint'], { crash: false })
+        const conflicting = await runRewind(kit, pair.primary, pair.standby, 'local', ['--replay-from=last-common-checkpoint'], {
+          crash: false,
+        })
         assert.equal(conflicting.code, 2, conflicting.stderr)
         assert.match(conflicting.stderr, /comparing blocks .* needs replay from the source's checkpoint/)
         await rewindByComparing(kit, pair, 'local')

@@ -5,9 +5,19 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { describe, test } from 'node:test'
-import { Kit, majorsUnderTest, PROJECT_ROOT, type Major } from '../kit/index.js'
+import { majorsUnderTest, PROJECT_ROOT, type Major } from '../kit/index.js'
 import {
-  assertRewindOk, column, createStandby, defaultReplayFrom, forkedPair, promoteStandby, runRewind, setupPrimary, shell, sql, startAsStandbyAndCompare,
+  assertRewindOk,
+  column,
+  createStandby,
+  defaultReplayFrom,
+  forkedPair,
+  promoteStandby,
+  runRewind,
+  setupPrimary,
+  shell,
+  sql,
+  startAsStandbyAndCompare,
 } from './rewind-harness.js'
 import { withKit } from './scenarios.js'
 
@@ -16,8 +26,8 @@ async function growingFileScenario(major: Major): Promise<void> {
   await withKit(`rewind-009-${major}`, async (kit) => {
     const { primary, standby } = await forkedPair(kit, major, {
       afterPromotion: async (p, s) => {
-        await sql(p, 'CREATE TABLE tbl1 (d text); INSERT INTO tbl1 VALUES (\'in primary\')')
-        await sql(s, 'CREATE TABLE tbl2 (d text); INSERT INTO tbl2 VALUES (\'in standby\')')
+        await sql(p, "CREATE TABLE tbl1 (d text); INSERT INTO tbl1 VALUES ('in primary')")
+        await sql(s, "CREATE TABLE tbl2 (d text); INSERT INTO tbl2 VALUES ('in standby')")
       },
     })
     await primary.stop()
@@ -25,8 +35,11 @@ async function growingFileScenario(major: Major): Promise<void> {
     const grower = path.join(standby.dataDir, 'tst_both_dir', 'file1')
     await shell(kit, `mkdir -p "${path.dirname(grower)}" && echo a > "${grower}"`)
     // walrewind's own --debug output is appended to the very file it copies.
-    const run = await kit.run('sh', ['-c', `exec "${process.execPath}" "${path.join(PROJECT_ROOT, 'bin', 'walrewind.js')}" --debug --no-sync ` +
-      `--source-pgdata="${standby.dataDir}" --target-pgdata="${primary.dataDir}" 2>>"${grower}"`])
+    const run = await kit.run('sh', [
+      '-c',
+      `exec "${process.execPath}" "${path.join(PROJECT_ROOT, 'bin', 'walrewind.js')}" --debug --no-sync ` +
+        `--source-pgdata="${standby.dataDir}" --target-pgdata="${primary.dataDir}" 2>>"${grower}"`,
+    ])
     assert.notEqual(run.code, 0, 'a source file growing during the copy must fail the run')
     const lines = (await shell(kit, `cat "${grower}"`)).trim().split('\n')
     assert.match(lines.find((l) => l.includes('error:')) ?? '', /error: size of source file ".*tst_both_dir\/file1" changed concurrently/)
@@ -67,7 +80,10 @@ async function relationsScenario(major: Major): Promise<void> {
   await withKit(`rewind-relations-${major}`, async (kit) => {
     const { primary, standby } = await forkedPair(kit, major, {
       beforeStandby: async (p) => {
-        await sql(p, 'CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat(\'x\', 200) FROM generate_series(1, 200000) g')
+        await sql(
+          p,
+          "CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g",
+        )
         await sql(p, 'CREATE TABLE trunc_p (a int); INSERT INTO trunc_p SELECT generate_series(1, 1000)')
         await sql(p, 'CREATE TABLE trunc_s (a int); INSERT INTO trunc_s SELECT generate_series(1, 1000)')
         await sql(p, 'CREATE TABLE vf (a int, b text); INSERT INTO vf SELECT g, md5(g::text) FROM generate_series(1, 5000) g')
@@ -76,11 +92,11 @@ async function relationsScenario(major: Major): Promise<void> {
       },
       afterPromotion: async (p, s) => {
         // The old primary changes every 7th row of the big table: thousands of blocks to copy back.
-        await sql(p, 'UPDATE big SET pad = repeat(\'p\', 200) WHERE id % 7 = 0')
+        await sql(p, "UPDATE big SET pad = repeat('p', 200) WHERE id % 7 = 0")
         await sql(p, 'TRUNCATE trunc_p')
         await sql(p, 'VACUUM FULL vf')
         await sql(p, 'INSERT INTO ul SELECT generate_series(1, 5000)')
-        await sql(s, 'UPDATE big SET pad = repeat(\'s\', 200) WHERE id % 1000 = 0')
+        await sql(s, "UPDATE big SET pad = repeat('s', 200) WHERE id % 1000 = 0")
         await sql(s, 'TRUNCATE trunc_s')
         await sql(s, 'INSERT INTO trunc_s VALUES (42)')
         await sql(s, 'DELETE FROM vf WHERE a % 2 = 0')
@@ -92,7 +108,7 @@ async function relationsScenario(major: Major): Promise<void> {
     assertRewindOk(run)
     assert.match(run.stderr, /need to copy \d+ MB \(total source directory size is \d+ MB\)/)
     await startAsStandbyAndCompare(primary, standby, 'local')
-    assert.deepEqual(await column(primary, 'SELECT count(*) FROM big WHERE pad LIKE \'p%\''), ['0'])
+    assert.deepEqual(await column(primary, "SELECT count(*) FROM big WHERE pad LIKE 'p%'"), ['0'])
     assert.deepEqual(await column(primary, 'SELECT count(*) FROM vf'), ['2500'])
     assert.deepEqual(await column(primary, 'SELECT a FROM trunc_s'), ['42'])
   })
@@ -106,14 +122,17 @@ async function tablespacesScenario(major: Major): Promise<void> {
       beforeStandby: async (p) => {
         const location = await kit.makeDir('ts_both')
         await sql(p, `CREATE TABLESPACE ts_both LOCATION '${location}'`)
-        await sql(p, 'CREATE TABLE in_ts (a int, b text) TABLESPACE ts_both; INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(1, 20000) g')
+        await sql(
+          p,
+          'CREATE TABLE in_ts (a int, b text) TABLESPACE ts_both; INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(1, 20000) g',
+        )
       },
       afterPromotion: async (p, s) => {
-        const location = targetOnly = await kit.makeDir('ts_target_only')
+        const location = (targetOnly = await kit.makeDir('ts_target_only'))
         await sql(p, `CREATE TABLESPACE ts_target LOCATION '${location}'`)
         await sql(p, 'CREATE TABLE t_target (a int) TABLESPACE ts_target; INSERT INTO t_target VALUES (1)')
-        await sql(p, 'UPDATE in_ts SET b = \'primary\' WHERE a % 10 = 0')
-        await sql(s, 'UPDATE in_ts SET b = \'standby\' WHERE a % 100 = 0')
+        await sql(p, "UPDATE in_ts SET b = 'primary' WHERE a % 10 = 0")
+        await sql(s, "UPDATE in_ts SET b = 'standby' WHERE a % 100 = 0")
         await sql(s, 'CREATE TABLE moved (a int); INSERT INTO moved VALUES (1); ALTER TABLE moved SET TABLESPACE ts_both')
       },
     })
@@ -121,8 +140,8 @@ async function tablespacesScenario(major: Major): Promise<void> {
     assertRewindOk(run)
     await startAsStandbyAndCompare(primary, standby, 'local')
     assert.deepEqual(await column(primary, 'SELECT spcname FROM pg_tablespace ORDER BY 1'), ['pg_default', 'pg_global', 'ts_both'])
-    assert.deepEqual(await column(primary, 'SELECT count(*) FROM in_ts WHERE b = \'primary\''), ['0'])
-    assert.deepEqual(await column(primary, 'SELECT count(*) FROM in_ts WHERE b = \'standby\''), ['200'])
+    assert.deepEqual(await column(primary, "SELECT count(*) FROM in_ts WHERE b = 'primary'"), ['0'])
+    assert.deepEqual(await column(primary, "SELECT count(*) FROM in_ts WHERE b = 'standby'"), ['200'])
     const leftovers = await shell(kit, `find "${targetOnly}" -mindepth 1 | head -5`)
     assert.equal(leftovers.trim(), '', 'the target-only tablespace must be emptied')
   })
@@ -204,8 +223,17 @@ async function sourceWalRemovedScenario(major: Major): Promise<void> {
     const run = await runRewind(kit, primary, standby, 'local')
     assertRewindOk(run, { sourceWalMissing: true })
     // Without the source's WAL from the fork, its changed blocks are unknown: pg_rewind's algorithm.
-    if (defaultReplayFrom() === 'source-checkpoint') assert.match(run.stderr, new RegExp(`warning: the source no longer has its WAL from the fork \\(.*${forkSegment}\\): replaying from the last common checkpoint`))
-    assert.match(run.stderr, new RegExp(`warning: the source no longer has WAL segment ${forkSegment}, which the rewound server must replay .*restore_command`))
+    if (defaultReplayFrom() === 'source-checkpoint')
+      assert.match(
+        run.stderr,
+        new RegExp(
+          `warning: the source no longer has its WAL from the fork \\(.*${forkSegment}\\): replaying from the last common checkpoint`,
+        ),
+      )
+    assert.match(
+      run.stderr,
+      new RegExp(`warning: the source no longer has WAL segment ${forkSegment}, which the rewound server must replay .*restore_command`),
+    )
     await primary.setConf({ restore_command: `cp "${standby.archiveDir}/%f" "%p"` })
     await startAsStandbyAndCompare(primary, standby, 'local')
     assert.deepEqual(await column(primary, 'SELECT a FROM on_source ORDER BY a'), ['1', '2'])
@@ -234,8 +262,12 @@ async function targetPreForkWalGoneScenario(major: Major): Promise<void> {
     await sql(standby, 'UPDATE before_fork SET a = a + 1000000 WHERE a % 5 = 0')
     await primary.stop('fast')
     // Every segment of the target before the one it was on at the fork goes.
-    const forkSegment = (await shell(kit, `cd "${path.join(primary.dataDir, 'pg_wal')}" && ls | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1`)).trim()
-    const older = (await shell(kit, `cd "${path.join(primary.dataDir, 'pg_wal')}" && ls | grep -E '^[0-9A-F]{24}$' | sort`)).split('\n').filter((n) => n !== '' && n.slice(8) < forkSegment.slice(8))
+    const forkSegment = (
+      await shell(kit, `cd "${path.join(primary.dataDir, 'pg_wal')}" && ls | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1`)
+    ).trim()
+    const older = (await shell(kit, `cd "${path.join(primary.dataDir, 'pg_wal')}" && ls | grep -E '^[0-9A-F]{24}$' | sort`))
+      .split('\n')
+      .filter((n) => n !== '' && n.slice(8) < forkSegment.slice(8))
     for (const name of older) {
       await shell(kit, `rm "${path.join(primary.dataDir, 'pg_wal', name)}"`)
       removed.push(name)
@@ -255,7 +287,7 @@ for (const major of majorsUnderTest()) {
     test('two nodes on timeline 2 from different forks', () => sameTimelineNumberScenario(major))
     test('009 growing source file', () => growingFileScenario(major))
     test('010 recycled WAL kept', () => keepRecycledWalScenario(major))
-    test('the target\'s WAL before the fork gone: read from the source', () => targetPreForkWalGoneScenario(major))
+    test("the target's WAL before the fork gone: read from the source", () => targetPreForkWalGoneScenario(major))
     test('relations: TRUNCATE, VACUUM FULL, unlogged, many blocks', () => relationsScenario(major))
     test('tablespaces', () => tablespacesScenario(major))
   })

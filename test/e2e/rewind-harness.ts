@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { Kit, REWIND_GRANTS, REWIND_ROLE, type InitOptions, type Major, type Node, type RunResult } from '../kit/index.js'
+import { type Kit, REWIND_GRANTS, REWIND_ROLE, type InitOptions, type Major, type Node, type RunResult } from '../kit/index.js'
 import { installAmcheck } from '../kit/fingerprint.js'
 
 export type Mode = 'local' | 'remote' | 'archive'
@@ -14,10 +14,19 @@ export type Mode = 'local' | 'remote' | 'archive'
 export const REWIND_USER = REWIND_ROLE
 export { REWIND_GRANTS }
 
-export interface Pair { kit: Kit; primary: Node; standby: Node }
+export interface Pair {
+  kit: Kit
+  primary: Node
+  standby: Node
+}
 
 /** A primary with the rewind role, started; not yet with a standby. */
-export async function setupPrimary(kit: Kit, major: Major, opts: InitOptions = {}, beforeStart?: (node: Node) => Promise<void>): Promise<Node> {
+export async function setupPrimary(
+  kit: Kit,
+  major: Major,
+  opts: InitOptions = {},
+  beforeStart?: (node: Node) => Promise<void>,
+): Promise<Node> {
   const primary = await kit.initNode('primary', major, { walLogHints: true, ...opts })
   if (beforeStart) await beforeStart(primary)
   await primary.start()
@@ -46,7 +55,9 @@ export async function column(node: Node, text: string, dbname?: string): Promise
   return rows.map((r) => String(Object.values(r)[0]))
 }
 
-export interface RewindRun extends RunResult { args: string[] }
+export interface RewindRun extends RunResult {
+  args: string[]
+}
 
 /**
  * The replay start walrewind uses when a test does not name one: WALREWIND_REPLAY_FROM (the suite's
@@ -57,11 +68,17 @@ export function defaultReplayFrom(): 'source-checkpoint' | 'last-common-checkpoi
 }
 
 /** The scenario's skeleton: primary, standby, promote; `before`/`after` write around the promotion. */
-export async function forkedPair(kit: Kit, major: Major, opts: {
-  init?: InitOptions; beforeStart?: (node: Node) => Promise<void>
-  beforeStandby?: (primary: Node) => Promise<void>; beforePromotion?: (primary: Node) => Promise<void>
-  afterPromotion?: (primary: Node, standby: Node) => Promise<void>
-} = {}): Promise<{ primary: Node; standby: Node }> {
+export async function forkedPair(
+  kit: Kit,
+  major: Major,
+  opts: {
+    init?: InitOptions
+    beforeStart?: (node: Node) => Promise<void>
+    beforeStandby?: (primary: Node) => Promise<void>
+    beforePromotion?: (primary: Node) => Promise<void>
+    afterPromotion?: (primary: Node, standby: Node) => Promise<void>
+  } = {},
+): Promise<{ primary: Node; standby: Node }> {
   const primary = await setupPrimary(kit, major, opts.init ?? {}, opts.beforeStart)
   await opts.beforeStandby?.(primary)
   await sql(primary, 'CHECKPOINT')
@@ -85,7 +102,14 @@ export async function shell(kit: Kit, script: string): Promise<string> {
  * local and remote crash the primary first (so the target needs crash recovery); archive stops it
  * cleanly and moves its pg_wal into the archive.
  */
-export async function runRewind(kit: Kit, target: Node, source: Node, mode: Mode, extraArgs: string[] = [], opts: { crash?: boolean } = {}): Promise<RewindRun> {
+export async function runRewind(
+  kit: Kit,
+  target: Node,
+  source: Node,
+  mode: Mode,
+  extraArgs: string[] = [],
+  opts: { crash?: boolean } = {},
+): Promise<RewindRun> {
   if (mode === 'archive' || opts.crash === false) await target.stop('fast')
   else await target.stop('immediate')
   const args = ['--debug', `--target-pgdata=${target.dataDir}`, '--no-sync', `--postgres-bindir=${target.binDir}`]
@@ -151,7 +175,10 @@ export async function startAsStandbyAndCompare(target: Node, source: Node, mode:
 
 /** Every file of a data directory with its bytes' hash: "unchanged" means this is equal. */
 export async function snapshotDirectory(kit: Kit, dir: string): Promise<string> {
-  const result = await kit.run('sh', ['-c', `cd "${dir}" && find . -type f -print0 | sort -z | xargs -0 sha1sum && find . -printf '%p %m %y\\n' | sort`])
+  const result = await kit.run('sh', [
+    '-c',
+    `cd "${dir}" && find . -type f -print0 | sort -z | xargs -0 sha1sum && find . -printf '%p %m %y\\n' | sort`,
+  ])
   assert.equal(result.code, 0, result.stderr)
   return result.stdout
 }

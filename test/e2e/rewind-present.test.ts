@@ -48,21 +48,32 @@ async function rewindAndCompare(kit: Kit, pair: { primary: Node; standby: Node }
   const run = await runRewind(kit, pair.primary, pair.standby, mode, ['--json', '--replay-from=source-checkpoint', ...extra])
   assertRewindOk(run)
   await startAsStandbyAndCompare(pair.primary, pair.standby, mode)
-  assert.deepEqual(await column(pair.primary, 'SELECT count(*) FROM t', 'copied'), [String(ROWS)], 'the copied database holds what the template held when it was copied')
+  assert.deepEqual(
+    await column(pair.primary, 'SELECT count(*) FROM t', 'copied'),
+    [String(ROWS)],
+    'the copied database holds what the template held when it was copied',
+  )
   await pair.primary.stop('fast')
   await pair.standby.stop('fast')
   return run.stdout
 }
 
-describe('rewind to the source\'s present: a database copied from a template changed on both sides', { concurrency: false }, () => {
+describe("rewind to the source's present: a database copied from a template changed on both sides", { concurrency: false }, () => {
   for (const major of majorsUnderTest()) {
     test(`PostgreSQL ${major}: local and remote source, verified equal to the source`, async () => {
       await withKit(`rewind-present-${major}`, async (kit) => {
         const pair = await divergedPair(kit, major)
         for (const mode of ['local', 'remote'] as const) {
-          const out = JSON.parse(await rewindAndCompare(kit, pair, mode)) as { replay: { from: string; checkpoint: { redo: string } }; checkpoint: { redo: string } }
+          const out = JSON.parse(await rewindAndCompare(kit, pair, mode)) as {
+            replay: { from: string; checkpoint: { redo: string } }
+            checkpoint: { redo: string }
+          }
           assert.equal(out.replay.from, 'source-checkpoint', `${mode}: ${JSON.stringify(out.replay)}`)
-          assert.notEqual(out.replay.checkpoint.redo, out.checkpoint.redo, 'replay starts at the source\'s checkpoint, not the last common one')
+          assert.notEqual(
+            out.replay.checkpoint.redo,
+            out.checkpoint.redo,
+            "replay starts at the source's checkpoint, not the last common one",
+          )
         }
       })
     })
@@ -75,13 +86,24 @@ describe('rewind to the source\'s present: a database copied from a template cha
       await kit.restoreState('diverged')
       await pair.standby.start()
       const faultDir = await kit.makeDir('faults')
-      const args = ['--debug', `--target-pgdata=${pair.primary.dataDir}`, `--source-server=${pair.standby.connectionString({ user: REWIND_USER })}`,
-        '--write-recovery-conf', '--no-sync', `--postgres-bindir=${pair.primary.binDir}`, '--replay-from=source-checkpoint']
+      const args = [
+        '--debug',
+        `--target-pgdata=${pair.primary.dataDir}`,
+        `--source-server=${pair.standby.connectionString({ user: REWIND_USER })}`,
+        '--write-recovery-conf',
+        '--no-sync',
+        `--postgres-bindir=${pair.primary.binDir}`,
+        '--replay-from=source-checkpoint',
+      ]
       // Paused after the plan, before the copy: the database is copied from `live` as it is then,
       // and `live` changes again before its blocks are copied.
       const run = await runPaused(kit, args, 'control-removed', 1, faultDir, async () => {
         await sql(pair.standby, createFromTemplate(major).replace('copied', 'copied_during'))
-        await sql(pair.standby, `INSERT INTO t SELECT g, 'after the second copy' FROM generate_series(${ROWS + 501}, ${ROWS + 900}) g`, 'live')
+        await sql(
+          pair.standby,
+          `INSERT INTO t SELECT g, 'after the second copy' FROM generate_series(${ROWS + 501}, ${ROWS + 900}) g`,
+          'live',
+        )
       })
       assertRewindOk({ ...run, args })
       assert.match(run.stderr, /created a database by copying files at .* during the rewind: copying again/)
@@ -90,7 +112,7 @@ describe('rewind to the source\'s present: a database copied from a template cha
     })
   })
 
-  test('pg_rewind\'s algorithm (--replay-from=last-common-checkpoint) is the one this scenario breaks', async () => {
+  test("pg_rewind's algorithm (--replay-from=last-common-checkpoint) is the one this scenario breaks", async () => {
     const major = majorsUnderTest().at(-1)!
     await withKit(`rewind-present-old-${major}`, async (kit) => {
       const pair = await divergedPair(kit, major)

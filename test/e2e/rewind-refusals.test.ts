@@ -43,7 +43,10 @@ async function refusalsScenario(major: Major): Promise<void> {
 
     // A corrupt control file on the source side, then on the target side.
     const copy = await kit.makeDir('corrupt-source')
-    await shell(kit, `cp -a "${standby.dataDir}/." "${copy}/" && printf 'X' | dd of="${copy}/global/pg_control" bs=1 seek=40 conv=notrunc 2>/dev/null`)
+    await shell(
+      kit,
+      `cp -a "${standby.dataDir}/." "${copy}/" && printf 'X' | dd of="${copy}/global/pg_control" bs=1 seek=40 conv=notrunc 2>/dev/null`,
+    )
     await refusedUntouched(kit, primary, [`--source-pgdata=${copy}`], /unexpected control file CRC/, 3)
 
     // WAL the target needs is gone.
@@ -55,7 +58,13 @@ async function refusalsScenario(major: Major): Promise<void> {
     await shell(kit, `mv "${hidden}/${segments[segments.length - 1]}" "${walDir}/"`)
 
     // A tablespace the source created lives in a directory the target would share with it.
-    await refusedUntouched(kit, primary, source, /tablespace location ".*ts_source" for "pg_tblspc\/\d+" already exists and is not empty/, 3)
+    await refusedUntouched(
+      kit,
+      primary,
+      source,
+      /tablespace location ".*ts_source" for "pg_tblspc\/\d+" already exists and is not empty/,
+      3,
+    )
 
     // Neither checksums nor wal_log_hints on the target (the source: a copy of it, same system).
     const noHints = await kit.initNode('nohints', major, { walLogHints: false, checksums: false })
@@ -64,7 +73,13 @@ async function refusalsScenario(major: Major): Promise<void> {
     const twin = await kit.makeDir('nohints-twin')
     await shell(kit, `cp -a "${noHints.dataDir}/." "${twin}/"`)
     // pg_rewind's refusal, with --compare=wal (walrewind's default compares blocks instead).
-    await refusedUntouched(kit, noHints, [`--source-pgdata=${twin}`, '--compare=wal'], /target server needs to use either data checksums or "wal_log_hints = on"/, 3)
+    await refusedUntouched(
+      kit,
+      noHints,
+      [`--source-pgdata=${twin}`, '--compare=wal'],
+      /target server needs to use either data checksums or "wal_log_hints = on"/,
+      3,
+    )
   } finally {
     await kit.cleanup()
   }

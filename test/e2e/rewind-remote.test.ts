@@ -8,9 +8,17 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import { spawn } from 'node:child_process'
-import { Kit, majorsUnderTest, PROJECT_ROOT, type Major, type Node } from '../kit/index.js'
+import { type Kit, majorsUnderTest, PROJECT_ROOT, type Major, type Node } from '../kit/index.js'
 import {
-  assertRewindOk, column, forkedPair, REWIND_GRANTS, REWIND_USER, runRewind, shell, sql, startAsStandbyAndCompare,
+  assertRewindOk,
+  column,
+  forkedPair,
+  REWIND_GRANTS,
+  REWIND_USER,
+  runRewind,
+  shell,
+  sql,
+  startAsStandbyAndCompare,
 } from './rewind-harness.js'
 import { basicScenario, databasesScenario, extraFilesScenario, walSymlinkScenario, withKit } from './scenarios.js'
 
@@ -37,8 +45,13 @@ async function standbySourceScenario(major: Major): Promise<void> {
     await c.stop()
     const conf = path.join(c.dataDir, 'postgresql.conf')
     const saved = await fs.readFile(conf)
-    const run = await kit.runWalrewind(['--debug', `--source-server=${b.connectionString({ user: REWIND_USER })}`,
-      `--target-pgdata=${c.dataDir}`, '--no-sync', '--write-recovery-conf'])
+    const run = await kit.runWalrewind([
+      '--debug',
+      `--source-server=${b.connectionString({ user: REWIND_USER })}`,
+      `--target-pgdata=${c.dataDir}`,
+      '--no-sync',
+      '--write-recovery-conf',
+    ])
     await fs.writeFile(conf, saved)
     assertRewindOk({ ...run, args: [] })
     await c.start()
@@ -47,8 +60,12 @@ async function standbySourceScenario(major: Major): Promise<void> {
     const end = await a.currentLsn()
     await b.waitForReplay(end)
     await c.waitForReplay(end)
-    assert.deepEqual(await column(c, 'SELECT d FROM tbl1 ORDER BY d'),
-      ['in A', 'in A, after C was promoted', 'in A, after rewind', 'in A, before promotion'])
+    assert.deepEqual(await column(c, 'SELECT d FROM tbl1 ORDER BY d'), [
+      'in A',
+      'in A, after C was promoted',
+      'in A, after rewind',
+      'in A, before promotion',
+    ])
   })
 }
 
@@ -57,7 +74,10 @@ async function minRecoveryPointScenario(major: Major): Promise<void> {
   await withKit(`rewind-008-${major}`, async (kit) => {
     const node1 = await kit.initNode('node_1', major, { walLogHints: true })
     await node1.start()
-    await sql(node1, "CREATE TABLE foo (t text); CREATE TABLE bar (t text); INSERT INTO foo VALUES ('in both'); INSERT INTO bar VALUES ('in both')")
+    await sql(
+      node1,
+      "CREATE TABLE foo (t text); CREATE TABLE bar (t text); INSERT INTO foo VALUES ('in both'); INSERT INTO bar VALUES ('in both')",
+    )
     await sql(node1, 'CHECKPOINT')
     const node2 = await kit.createStandby(node1, 'node_2')
     const node3 = await kit.createStandby(node1, 'node_3')
@@ -106,11 +126,17 @@ async function leastPrivilegeScenario(major: Major): Promise<void> {
         await sql(s, "INSERT INTO t VALUES ('standby after')")
       },
     })
-    await shell(kit, `printf '%s\\n' '127.0.0.1:${standby.port}:*:${REWIND_USER}:sekret\\:with\\\\colon' > "${kit.homeDir}/.pgpass" && chmod 600 "${kit.homeDir}/.pgpass"`)
+    await shell(
+      kit,
+      `printf '%s\\n' '127.0.0.1:${standby.port}:*:${REWIND_USER}:sekret\\:with\\\\colon' > "${kit.homeDir}/.pgpass" && chmod 600 "${kit.homeDir}/.pgpass"`,
+    )
     // Without one of the grants, the error names the function and the server, and nothing is written.
     await sql(standby, `REVOKE EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) FROM ${REWIND_USER}`)
     await primary.stop()
-    const denied = await kit.runWalrewind([`--target-pgdata=${primary.dataDir}`, `--source-server=${standby.connectionString({ user: REWIND_USER })}`])
+    const denied = await kit.runWalrewind([
+      `--target-pgdata=${primary.dataDir}`,
+      `--source-server=${standby.connectionString({ user: REWIND_USER })}`,
+    ])
     assert.equal(denied.code, 5, denied.stderr)
     assert.match(denied.stderr, /pg_ls_dir/)
     assert.match(denied.stderr, new RegExp(`127\\.0\\.0\\.1:${standby.port}|port ${standby.port}`))
@@ -161,14 +187,24 @@ async function sourceStopsScenario(major: Major): Promise<void> {
     const { primary, standby } = await forkedPair(kit, major, {
       afterPromotion: async (p, s) => {
         await sql(p, "CREATE TABLE p (d text); INSERT INTO p VALUES ('gone')")
-        await sql(s, 'CREATE TABLE big (a int, b text); INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 600000) g')
+        await sql(
+          s,
+          'CREATE TABLE big (a int, b text); INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 600000) g',
+        )
       },
     })
     await primary.stop('immediate')
     const conf = path.join(primary.dataDir, 'postgresql.conf')
     const saved = await fs.readFile(conf)
-    const args = [`--target-pgdata=${primary.dataDir}`, `--source-server=${standby.connectionString({ user: REWIND_USER })}`,
-      '--progress', '--jobs=1', '--source-timeout=20', `--postgres-bindir=${primary.binDir}`, '--no-sync']
+    const args = [
+      `--target-pgdata=${primary.dataDir}`,
+      `--source-server=${standby.connectionString({ user: REWIND_USER })}`,
+      '--progress',
+      '--jobs=1',
+      '--source-timeout=20',
+      `--postgres-bindir=${primary.binDir}`,
+      '--no-sync',
+    ]
     const interrupted = await runStoppingSource(kit, args, standby)
     assert.notEqual(interrupted.code, 0, 'a source that stops mid-copy must fail the run')
     assert.match(interrupted.stderr, /target data directory was modified/)
@@ -184,8 +220,11 @@ async function sourceStopsScenario(major: Major): Promise<void> {
 async function runStoppingSource(kit: Kit, args: string[], source: Node): Promise<{ code: number; stderr: string }> {
   const uid = kit.osUser?.uid
   const gid = kit.osUser?.gid
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'walrewind.js'), ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: kit.homeDir }, ...(uid !== undefined ? { uid, gid: gid! } : {}) })
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'walrewind.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, HOME: kit.homeDir },
+    ...(uid !== undefined ? { uid, gid: gid! } : {}),
+  })
   let stderr = ''
   let stopping: Promise<void> | null = null
   child.stderr.setEncoding('utf8').on('data', (d: string) => {

@@ -6,8 +6,18 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Kit, type Major } from '../kit/index.js'
 import {
-  assertRewindOk, column, createStandby, forkedPair, promoteStandby, runRewind, setupPrimary, shell, snapshotDirectory, sql,
-  startAsStandbyAndCompare, type Mode,
+  assertRewindOk,
+  column,
+  createStandby,
+  forkedPair,
+  promoteStandby,
+  runRewind,
+  setupPrimary,
+  shell,
+  snapshotDirectory,
+  sql,
+  startAsStandbyAndCompare,
+  type Mode,
 } from './rewind-harness.js'
 
 export async function basicScenario(major: Major, mode: Mode): Promise<void> {
@@ -36,7 +46,12 @@ export async function basicScenario(major: Major, mode: Mode): Promise<void> {
     await sql(primary, 'DROP TABLE drop_tbl')
 
     if (mode === 'local') {
-      const base = [`--target-pgdata=${primary.dataDir}`, `--source-pgdata=${standby.dataDir}`, '--no-sync', `--postgres-bindir=${primary.binDir}`]
+      const base = [
+        `--target-pgdata=${primary.dataDir}`,
+        `--source-pgdata=${standby.dataDir}`,
+        '--no-sync',
+        `--postgres-bindir=${primary.binDir}`,
+      ]
       // A running target is refused, with or without crash recovery.
       let run = await kit.runWalrewind(base)
       assert.notEqual(run.code, 0, 'a running target must be refused')
@@ -64,12 +79,32 @@ export async function basicScenario(major: Major, mode: Mode): Promise<void> {
     assert.match(run.stderr, /servers diverged at WAL location [0-9A-F]+\/[0-9A-F]+ on timeline 1/)
     assert.match(run.stderr, /rewinding from last common checkpoint at/)
     if (mode !== 'archive') assert.match(run.stderr, /executing ".*postgres" for target server to complete crash recovery/)
-    const modes = await kit.run('find', [primary.dataDir, '(', '-type', 'd', '!', '-perm', '700', ')', '-o', '(', '-type', 'f', '!', '-perm', '600', ')'])
+    const modes = await kit.run('find', [
+      primary.dataDir,
+      '(',
+      '-type',
+      'd',
+      '!',
+      '-perm',
+      '700',
+      ')',
+      '-o',
+      '(',
+      '-type',
+      'f',
+      '!',
+      '-perm',
+      '600',
+      ')',
+    ])
     assert.equal(modes.stdout, '', `files or directories with modes other than 0700/0600:\n${modes.stdout}`)
     await startAsStandbyAndCompare(primary, standby, mode)
 
-    assert.deepEqual(await column(primary, 'SELECT d FROM tbl1 ORDER BY d'),
-      ['in primary', 'in primary, before promotion', 'in standby, after promotion'])
+    assert.deepEqual(await column(primary, 'SELECT d FROM tbl1 ORDER BY d'), [
+      'in primary',
+      'in primary, before promotion',
+      'in standby, after promotion',
+    ])
     assert.deepEqual(await column(primary, 'SELECT d FROM trunc_tbl ORDER BY d'), ['in primary', 'in primary, before promotion'])
     assert.deepEqual(await column(primary, 'SELECT count(*) FROM tail_tbl'), ['10001'])
     assert.deepEqual(await column(primary, 'SELECT d FROM drop_tbl ORDER BY d'), ['in primary'])
@@ -98,18 +133,18 @@ export async function databasesScenario(major: Major, mode: Mode): Promise<void>
       init: { groupAccess: true },
       beforeStandby: async (p) => {
         await sql(p, createDatabase(major, 'inprimary', 'wal_log'))
-        await sql(p, 'CREATE TABLE t (d text); INSERT INTO t VALUES (\'inprimary\')', 'inprimary')
+        await sql(p, "CREATE TABLE t (d text); INSERT INTO t VALUES ('inprimary')", 'inprimary')
       },
       beforePromotion: async (p) => {
         await sql(p, createDatabase(major, 'beforepromotion', 'file_copy'))
-        await sql(p, 'CREATE TABLE t (d text); INSERT INTO t VALUES (\'beforepromotion\')', 'beforepromotion')
+        await sql(p, "CREATE TABLE t (d text); INSERT INTO t VALUES ('beforepromotion')", 'beforepromotion')
       },
       afterPromotion: async (p, s) => {
         await sql(p, createDatabase(major, 'primary_afterpromotion', 'wal_log'))
-        await sql(p, 'CREATE TABLE t (d text); INSERT INTO t VALUES (\'p\')', 'primary_afterpromotion')
+        await sql(p, "CREATE TABLE t (d text); INSERT INTO t VALUES ('p')", 'primary_afterpromotion')
         await sql(p, createDatabase(major, 'primary_afterpromotion2', 'file_copy'))
         await sql(s, createDatabase(major, 'standby_afterpromotion', 'wal_log'))
-        await sql(s, 'CREATE TABLE t (d text); INSERT INTO t VALUES (\'s\')', 'standby_afterpromotion')
+        await sql(s, "CREATE TABLE t (d text); INSERT INTO t VALUES ('s')", 'standby_afterpromotion')
         await sql(s, createDatabase(major, 'standby_afterpromotion2', 'file_copy'))
         await sql(s, 'DROP DATABASE beforepromotion')
         await sql(s, createDatabase(major, 'beforepromotion', 'wal_log'))
@@ -117,11 +152,35 @@ export async function databasesScenario(major: Major, mode: Mode): Promise<void>
     })
     const run = await runRewind(kit, primary, standby, mode)
     assertRewindOk(run)
-    const modes = await kit.run('find', [primary.dataDir, '(', '-type', 'd', '!', '-perm', '750', ')', '-o', '(', '-type', 'f', '!', '-perm', '640', ')'])
+    const modes = await kit.run('find', [
+      primary.dataDir,
+      '(',
+      '-type',
+      'd',
+      '!',
+      '-perm',
+      '750',
+      ')',
+      '-o',
+      '(',
+      '-type',
+      'f',
+      '!',
+      '-perm',
+      '640',
+      ')',
+    ])
     assert.equal(modes.stdout, '', `with group access, files and directories must be 0640/0750:\n${modes.stdout}`)
     await startAsStandbyAndCompare(primary, standby, mode)
-    assert.deepEqual(await column(primary, 'SELECT datname FROM pg_database ORDER BY 1'),
-      ['beforepromotion', 'inprimary', 'postgres', 'standby_afterpromotion', 'standby_afterpromotion2', 'template0', 'template1'])
+    assert.deepEqual(await column(primary, 'SELECT datname FROM pg_database ORDER BY 1'), [
+      'beforepromotion',
+      'inprimary',
+      'postgres',
+      'standby_afterpromotion',
+      'standby_afterpromotion2',
+      'template0',
+      'template1',
+    ])
   })
 }
 
@@ -129,24 +188,44 @@ export async function extraFilesScenario(major: Major, mode: Mode): Promise<void
   await withKit(`rewind-003-${major}-${mode}`, async (kit) => {
     const { primary, standby } = await forkedPair(kit, major, {
       beforeStandby: async (p) => {
-        await shell(kit, `cd "${p.dataDir}" && mkdir -p tst_both_dir/both_subdir && echo in both1 > tst_both_dir/both_file1 && ` +
-          `echo in both2 > tst_both_dir/both_file2 && echo in both3 > tst_both_dir/both_subdir/both_file3`)
+        await shell(
+          kit,
+          `cd "${p.dataDir}" && mkdir -p tst_both_dir/both_subdir && echo in both1 > tst_both_dir/both_file1 && ` +
+            `echo in both2 > tst_both_dir/both_file2 && echo in both3 > tst_both_dir/both_subdir/both_file3`,
+        )
       },
       afterPromotion: async (p, s) => {
-        await shell(kit, `cd "${s.dataDir}" && mkdir -p tst_standby_dir/standby_subdir && echo 1 > tst_standby_dir/standby_file1 && ` +
-          `echo 2 > tst_standby_dir/standby_file2 && echo 3 > "tst_standby_dir/standby_file3 with 'quotes'" && ` +
-          `echo 4 > tst_standby_dir/standby_subdir/standby_file4 && echo mac > tst_standby_dir/.DS_Store`)
-        await shell(kit, `cd "${p.dataDir}" && mkdir -p tst_primary_dir/primary_subdir && echo 1 > tst_primary_dir/primary_file1 && ` +
-          `echo 2 > tst_primary_dir/primary_file2 && echo 3 > tst_primary_dir/primary_subdir/primary_file3`)
+        await shell(
+          kit,
+          `cd "${s.dataDir}" && mkdir -p tst_standby_dir/standby_subdir && echo 1 > tst_standby_dir/standby_file1 && ` +
+            `echo 2 > tst_standby_dir/standby_file2 && echo 3 > "tst_standby_dir/standby_file3 with 'quotes'" && ` +
+            `echo 4 > tst_standby_dir/standby_subdir/standby_file4 && echo mac > tst_standby_dir/.DS_Store`,
+        )
+        await shell(
+          kit,
+          `cd "${p.dataDir}" && mkdir -p tst_primary_dir/primary_subdir && echo 1 > tst_primary_dir/primary_file1 && ` +
+            `echo 2 > tst_primary_dir/primary_file2 && echo 3 > tst_primary_dir/primary_subdir/primary_file3`,
+        )
       },
     })
     const run = await runRewind(kit, primary, standby, mode)
     assertRewindOk(run)
-    const listed = (await shell(kit, `cd "${primary.dataDir}" && find . -path '*tst_*' | sort`)).trim().split('\n').map((p) => p.slice(2))
+    const listed = (await shell(kit, `cd "${primary.dataDir}" && find . -path '*tst_*' | sort`))
+      .trim()
+      .split('\n')
+      .map((p) => p.slice(2))
     assert.deepEqual(listed, [
-      'tst_both_dir', 'tst_both_dir/both_file1', 'tst_both_dir/both_file2', 'tst_both_dir/both_subdir', 'tst_both_dir/both_subdir/both_file3',
-      'tst_standby_dir', 'tst_standby_dir/standby_file1', 'tst_standby_dir/standby_file2', "tst_standby_dir/standby_file3 with 'quotes'",
-      'tst_standby_dir/standby_subdir', 'tst_standby_dir/standby_subdir/standby_file4',
+      'tst_both_dir',
+      'tst_both_dir/both_file1',
+      'tst_both_dir/both_file2',
+      'tst_both_dir/both_subdir',
+      'tst_both_dir/both_subdir/both_file3',
+      'tst_standby_dir',
+      'tst_standby_dir/standby_file1',
+      'tst_standby_dir/standby_file2',
+      "tst_standby_dir/standby_file3 with 'quotes'",
+      'tst_standby_dir/standby_subdir',
+      'tst_standby_dir/standby_subdir/standby_file4',
     ])
     await startAsStandbyAndCompare(primary, standby, mode)
   })
@@ -170,8 +249,11 @@ export async function walSymlinkScenario(major: Major, mode: Mode): Promise<void
     assertRewindOk(run)
     assert.ok((await fs.lstat(path.join(primary.dataDir, 'pg_wal'))).isSymbolicLink(), 'pg_wal must stay a symlink')
     await startAsStandbyAndCompare(primary, standby, mode)
-    assert.deepEqual(await column(primary, 'SELECT d FROM tbl1 ORDER BY d'),
-      ['in primary', 'in primary, before promotion', 'in standby, after promotion'])
+    assert.deepEqual(await column(primary, 'SELECT d FROM tbl1 ORDER BY d'), [
+      'in primary',
+      'in primary, before promotion',
+      'in standby, after promotion',
+    ])
   })
 }
 
@@ -190,4 +272,3 @@ export async function sameTimelineScenario(major: Major): Promise<void> {
     assert.deepEqual(await column(primary, 'SELECT d FROM tbl1'), ['in primary'])
   })
 }
-

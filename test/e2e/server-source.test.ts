@@ -53,7 +53,9 @@ function collector() {
       list.push([offset, Buffer.from(data)])
       chunks.set(p, list)
     },
-    missing: async (p) => { missing.push(p) },
+    missing: async (p) => {
+      missing.push(p)
+    },
   }
   /** Bytes delivered for `p`, laid out at their offsets, from `start`. */
   const bytes = (p: string, start = 0): Buffer => {
@@ -67,7 +69,8 @@ function collector() {
 }
 
 // Files the server changes by itself while it runs, or only it has (excluded from comparison).
-const VOLATILE = /^(pg_stat_tmp|pg_stat|pg_wal|pg_logical|pg_subtrans|pg_xact|pg_multixact|pg_notify|pg_snapshots|pg_replslot|pg_dynshmem|pg_serial)\/|^(postmaster\.pid|postmaster\.opts|current_logfiles)$|pgsql_tmp|pg_internal\.init/
+const VOLATILE =
+  /^(pg_stat_tmp|pg_stat|pg_wal|pg_logical|pg_subtrans|pg_xact|pg_multixact|pg_notify|pg_snapshots|pg_replslot|pg_dynshmem|pg_serial)\/|^(postmaster\.pid|postmaster\.opts|current_logfiles)$|pgsql_tmp|pg_internal\.init/
 
 function stable(entries: readonly FileEntry[]): Map<string, FileEntry> {
   return new Map(entries.filter((e) => !VOLATILE.test(e.path)).map((e) => [e.path, e]))
@@ -87,26 +90,80 @@ async function expectError(promise: Promise<unknown>, code: string, pattern: Reg
 }
 
 /** A CA and a server certificate for `db.example.test` only (no IP in it), made with openssl. */
-function makeCertificates(dir: string, owner: { uid: number; gid: number } | null): { ca: string; otherCa: string; cert: string; key: string } {
+function makeCertificates(
+  dir: string,
+  owner: { uid: number; gid: number } | null,
+): { ca: string; otherCa: string; cert: string; key: string } {
   const run = (args: string[]) => {
     const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' })
     if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`)
   }
   fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:db.example.test\n')
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=walrewind test CA'])
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=walrewind test CA',
+  ])
   run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=db.example.test'])
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other-ca.key', '-out', 'other-ca.crt', '-days', '2', '-subj', '/CN=another CA'])
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.ext'])
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'other-ca.key',
+    '-out',
+    'other-ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=another CA',
+  ])
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+  ])
   for (const f of ['server.crt', 'server.key']) {
     fs.chmodSync(path.join(dir, f), 0o600)
     if (owner) fs.chownSync(path.join(dir, f), owner.uid, owner.gid)
   }
-  return { ca: path.join(dir, 'ca.crt'), otherCa: path.join(dir, 'other-ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') }
+  return {
+    ca: path.join(dir, 'ca.crt'),
+    otherCa: path.join(dir, 'other-ca.crt'),
+    cert: path.join(dir, 'server.crt'),
+    key: path.join(dir, 'server.key'),
+  }
 }
 
 async function sessionsOf(node: Node, user: string, appName?: string): Promise<number[]> {
-  const rows = await node.query<{ pid: number }>('select pid from pg_stat_activity where usename = $1 and ($2::text is null or application_name = $2)',
-    [user, appName ?? null])
+  const rows = await node.query<{ pid: number }>(
+    'select pid from pg_stat_activity where usename = $1 and ($2::text is null or application_name = $2)',
+    [user, appName ?? null],
+  )
   return rows.map((r) => r.pid)
 }
 
@@ -130,7 +187,10 @@ describe('fetch batches', () => {
     const batches = [...q.takeBatches()]
     assert.ok(q.isEmpty)
     // 32 MiB a query at most, and 1000 chunks
-    assert.deepEqual(batches.map((b) => b.length), [34, 32, 1000, 260])
+    assert.deepEqual(
+      batches.map((b) => b.length),
+      [34, 32, 1000, 260],
+    )
     for (const b of batches) assert.ok(b.reduce((n, r) => n + r.length, 0) <= 33 * MAX_CHUNK_SIZE)
     assert.deepEqual(batches[0]!.slice(0, 6), [
       { path: 'base/1/2', offset: 0, length: MAX_CHUNK_SIZE },
@@ -148,16 +208,27 @@ describe('fetch batches', () => {
     ])
   })
   it('formats array parameters with quotes and backslashes escaped', () => {
-    assert.deepEqual(fetchParameters([{ path: 'a"b', offset: 0, length: 1 }, { path: 'c\\d e', offset: 8192, length: 2 }]),
-      ['{"a\\"b","c\\\\d e"}', '{0,8192}', '{1,2}'])
+    assert.deepEqual(
+      fetchParameters([
+        { path: 'a"b', offset: 0, length: 1 },
+        { path: 'c\\d e', offset: 8192, length: 2 },
+      ]),
+      ['{"a\\"b","c\\\\d e"}', '{0,8192}', '{1,2}'],
+    )
   })
   it('decodes binary rows and refuses malformed ones', () => {
     const begin = Buffer.alloc(8)
     begin.writeBigInt64BE(3n * 2n ** 32n)
-    assert.deepEqual(decodeChunkRow([Buffer.from('base/1/2'), begin, Buffer.from('xy')], true),
-      { path: 'base/1/2', offset: 3 * 2 ** 32, data: Buffer.from('xy') })
+    assert.deepEqual(decodeChunkRow([Buffer.from('base/1/2'), begin, Buffer.from('xy')], true), {
+      path: 'base/1/2',
+      offset: 3 * 2 ** 32,
+      data: Buffer.from('xy'),
+    })
     assert.deepEqual(decodeChunkRow([Buffer.from('f'), begin, null], true), { path: 'f', offset: 3 * 2 ** 32, data: null })
-    assert.throws(() => decodeChunkRow([Buffer.from('f'), Buffer.alloc(4), null], true), /unexpected result length while fetching remote files/)
+    assert.throws(
+      () => decodeChunkRow([Buffer.from('f'), Buffer.alloc(4), null], true),
+      /unexpected result length while fetching remote files/,
+    )
     assert.throws(() => decodeChunkRow([null, begin, null], true), /unexpected null values in result while fetching remote files/)
     assert.throws(() => decodeChunkRow(['f', begin, null], true), /unexpected result format while fetching remote files/)
     assert.deepEqual(decodeChunkRow(['f', '12', '\\x00ff'], false), { path: 'f', offset: 12, data: Buffer.from([0, 255]) })
@@ -170,15 +241,24 @@ for (const major of majorsUnderTest()) {
     let standby: Node
     let homeDir: string
     let passfile: string
-    const open = (node: Node, extra: { user?: string; env?: NodeJS.ProcessEnv; jobs?: number; timeoutMs?: number; appName?: string; conninfo?: string } = {}): Promise<ServerSource> =>
-      openServerSource(extra.conninfo ?? `host=${node.host} port=${node.port} user=${extra.user ?? ROLE} dbname=postgres${extra.appName ? ` application_name=${extra.appName}` : ''}`, {
-        env: extra.env ?? { HOME: homeDir },
-        osUser: 'nobody',
-        jobs: extra.jobs ?? 3,
-        timeoutMs: extra.timeoutMs ?? 20_000,
-      })
+    const open = (
+      node: Node,
+      extra: { user?: string; env?: NodeJS.ProcessEnv; jobs?: number; timeoutMs?: number; appName?: string; conninfo?: string } = {},
+    ): Promise<ServerSource> =>
+      openServerSource(
+        extra.conninfo ??
+          `host=${node.host} port=${node.port} user=${extra.user ?? ROLE} dbname=postgres${extra.appName ? ` application_name=${extra.appName}` : ''}`,
+        {
+          env: extra.env ?? { HOME: homeDir },
+          osUser: 'nobody',
+          jobs: extra.jobs ?? 3,
+          timeoutMs: extra.timeoutMs ?? 20_000,
+        },
+      )
 
-    beforeEach((t) => { diagnostic = (m) => (t as TestContext).diagnostic(m) })
+    beforeEach((t) => {
+      diagnostic = (m) => (t as TestContext).diagnostic(m)
+    })
 
     before(async () => {
       primary = await kit.initNode(`primary${major}`, major, {
@@ -188,7 +268,7 @@ for (const major of majorsUnderTest()) {
       const tablespace = await kit.makeDir(`tblspc${major}`)
       await primary.query(`CREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD.replace(/'/g, "''")}'`)
       for (const grant of GRANTS) await primary.query(grant)
-      await primary.query('CREATE ROLE nogrant_user LOGIN PASSWORD \'nogrant\'')
+      await primary.query("CREATE ROLE nogrant_user LOGIN PASSWORD 'nogrant'")
       // CONNECT only where it is granted: the role has nothing PUBLIC would give it.
       await primary.query(`REVOKE CONNECT ON DATABASE postgres FROM PUBLIC; GRANT CONNECT ON DATABASE postgres TO ${ROLE}, nogrant_user`)
       await primary.query(`CREATE TABLESPACE ts LOCATION '${tablespace}'`)
@@ -205,9 +285,14 @@ for (const major of majorsUnderTest()) {
         }
       }
       homeDir = await kit.makeDir(`home${major}`)
-      fs.writeFileSync(path.join(homeDir, '.pgpass'), passfileLine(primary, ROLE, PASSWORD) + passfileLine(primary, 'nogrant_user', 'nogrant') +
-        // libpq looks a password up by host name, not by the address it connects to.
-        `db.example.test:${primary.port}:postgres:${ROLE}:${PASSWORD.replace(/[\\:]/g, (ch) => `\\${ch}`)}\n`, { mode: 0o600 })
+      fs.writeFileSync(
+        path.join(homeDir, '.pgpass'),
+        passfileLine(primary, ROLE, PASSWORD) +
+          passfileLine(primary, 'nogrant_user', 'nogrant') +
+          // libpq looks a password up by host name, not by the address it connects to.
+          `db.example.test:${primary.port}:postgres:${ROLE}:${PASSWORD.replace(/[\\:]/g, (ch) => `\\${ch}`)}\n`,
+        { mode: 0o600 },
+      )
       // The standby replays the in-place tablespace's creation: it must allow them too.
       standby = await kit.createStandby(primary, `standby${major}`, major >= 16 ? { conf: { allow_in_place_tablespaces: true } } : {})
       passfile = path.join(homeDir, 'standby.pgpass')
@@ -229,7 +314,12 @@ for (const major of majorsUnderTest()) {
         }
         const oid = await primary.queryValue<number>("SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
         const ts = listed.get(`pg_tblspc/${oid}`)
-        assert.deepEqual(ts, { path: `pg_tblspc/${oid}`, type: 'symlink', size: 0, linkTarget: await primary.queryValue(`SELECT pg_tablespace_location(${oid})`) })
+        assert.deepEqual(ts, {
+          path: `pg_tblspc/${oid}`,
+          type: 'symlink',
+          size: 0,
+          linkTarget: await primary.queryValue(`SELECT pg_tablespace_location(${oid})`),
+        })
         const spaced = await primary.queryValue<string>("SELECT pg_relation_filepath('spaced')")
         assert.equal(listed.get(spaced)?.type, 'file')
         if (major >= 16) {
@@ -268,7 +358,9 @@ for (const major of majorsUnderTest()) {
         assert.deepEqual(c.missing, [])
         assert.ok(c.bytes(big).equals(bigOnDisk), 'big file')
         assert.equal(c.bytes('tst_grown').toString(), 'first line\nsecond line\n')
-        assert.ok(c.bytes('global/pg_filenode.map').equals(fs.readFileSync(path.join(primary.dataDir, 'global/pg_filenode.map')).subarray(0, 512)))
+        assert.ok(
+          c.bytes('global/pg_filenode.map').equals(fs.readFileSync(path.join(primary.dataDir, 'global/pg_filenode.map')).subarray(0, 512)),
+        )
         // No chunk is bigger than 1 MiB, none reaches past what was asked.
         for (const [, list] of c.chunks) for (const [, d] of list) assert.ok(d.length <= 1024 * 1024)
 
@@ -287,7 +379,7 @@ for (const major of majorsUnderTest()) {
       }
     })
 
-    it('reports where a primary\'s WAL ends, and the primary_conninfo -R writes', async () => {
+    it("reports where a primary's WAL ends, and the primary_conninfo -R writes", async () => {
       const source = await open(primary)
       try {
         const before = await primary.currentLsn()
@@ -296,7 +388,10 @@ for (const major of majorsUnderTest()) {
         assert.ok(end.lsn >= parseLsn(before), `${end.lsn} < ${before}`)
         assert.equal(end.tli, 1)
         const conninfo = source.recoveryConninfo()
-        assert.equal(conninfo, `user=${ROLE} passfile='${path.join(homeDir, '.pgpass')}' host=127.0.0.1 port=${primary.port}${major >= 18 ? ' dbname=postgres' : ''}`)
+        assert.equal(
+          conninfo,
+          `user=${ROLE} passfile='${path.join(homeDir, '.pgpass')}' host=127.0.0.1 port=${primary.port}${major >= 18 ? ' dbname=postgres' : ''}`,
+        )
       } finally {
         await source.close()
       }
@@ -325,8 +420,13 @@ for (const major of majorsUnderTest()) {
 
     it('names the function and the server when a privilege is missing', async () => {
       const a = await open(primary, { user: 'nogrant_user' })
-      const err = await expectError(a.listFiles(), 'SOURCE_PRIVILEGE',
-        new RegExp(`^could not fetch file list: permission denied for function pg_ls_dir \\(source server 127\\.0\\.0\\.1:${primary.port}\\)$`))
+      const err = await expectError(
+        a.listFiles(),
+        'SOURCE_PRIVILEGE',
+        new RegExp(
+          `^could not fetch file list: permission denied for function pg_ls_dir \\(source server 127\\.0\\.0\\.1:${primary.port}\\)$`,
+        ),
+      )
       assert.match(err.info.hint ?? '', /pg_read_binary_file\(text, bigint, bigint, boolean\)/)
       await a.close()
       const b = await open(primary, { user: 'nogrant_user' })
@@ -335,16 +435,25 @@ for (const major of majorsUnderTest()) {
       await waitFor('nogrant_user sessions to end', async () => (await sessionsOf(primary, 'nogrant_user')).length === 0)
     })
 
-    it('refuses bad or missing passwords with the server\'s message', async () => {
-      await expectError(open(primary, { env: { HOME: '/nonexistent' } }), 'SOURCE_CONNECTION',
-        new RegExp(`^connection to server at "127\\.0\\.0\\.1", port ${primary.port} failed: fe_sendauth: no password supplied$`))
-      await expectError(open(primary, { env: { PGPASSWORD: 'wrong' } }), 'SOURCE_CONNECTION',
-        /failed: FATAL: {2}password authentication failed for user "rewind_user"/)
+    it("refuses bad or missing passwords with the server's message", async () => {
+      await expectError(
+        open(primary, { env: { HOME: '/nonexistent' } }),
+        'SOURCE_CONNECTION',
+        new RegExp(`^connection to server at "127\\.0\\.0\\.1", port ${primary.port} failed: fe_sendauth: no password supplied$`),
+      )
+      await expectError(
+        open(primary, { env: { PGPASSWORD: 'wrong' } }),
+        'SOURCE_CONNECTION',
+        /failed: FATAL: {2}password authentication failed for user "rewind_user"/,
+      )
     })
 
     it('takes every host of a list, in order, as target_session_attrs asks', async () => {
       const both = `host=127.0.0.1,127.0.0.1 user=${ROLE} dbname=postgres`
-      const a = await open(primary, { conninfo: `${both} port=${primary.port},${standby.port} target_session_attrs=standby`, env: { HOME: homeDir, PGPASSFILE: passfile } })
+      const a = await open(primary, {
+        conninfo: `${both} port=${primary.port},${standby.port} target_session_attrs=standby`,
+        env: { HOME: homeDir, PGPASSFILE: passfile },
+      })
       assert.equal(a.description, `127.0.0.1:${standby.port}`)
       await a.close()
       const b = await open(primary, { conninfo: `${both} port=${standby.port},${primary.port} target_session_attrs=read-write` })
@@ -356,8 +465,13 @@ for (const major of majorsUnderTest()) {
         const c = await open(primary, { conninfo: `${both} port=${standby.port},${primary.port}` })
         assert.equal(c.description, `127.0.0.1:${primary.port}`)
         await c.close()
-        await expectError(open(primary, { conninfo: `host=127.0.0.1 port=${standby.port} user=${ROLE} connect_timeout=2` }), 'SOURCE_CONNECTION',
-          new RegExp(`^connection to server at "127\\.0\\.0\\.1", port ${standby.port} failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections\\?$`))
+        await expectError(
+          open(primary, { conninfo: `host=127.0.0.1 port=${standby.port} user=${ROLE} connect_timeout=2` }),
+          'SOURCE_CONNECTION',
+          new RegExp(
+            `^connection to server at "127\\.0\\.0\\.1", port ${standby.port} failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections\\?$`,
+          ),
+        )
       } finally {
         await standby.start()
       }
@@ -369,39 +483,63 @@ for (const major of majorsUnderTest()) {
       await primary.setConf({ ssl: true, ssl_cert_file: cert, ssl_key_file: key })
       try {
         const base = `port=${primary.port} user=${ROLE} dbname=postgres application_name=tlscheck`
-        const encrypted = async () => (await primary.query<{ ssl: boolean }>(
-          "select s.ssl from pg_stat_ssl s join pg_stat_activity a using (pid) where a.application_name = 'tlscheck'")).map((r) => r.ssl)
+        const encrypted = async () =>
+          (
+            await primary.query<{ ssl: boolean }>(
+              "select s.ssl from pg_stat_ssl s join pg_stat_activity a using (pid) where a.application_name = 'tlscheck'",
+            )
+          ).map((r) => r.ssl)
         const vca = await open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=verify-ca sslrootcert=${ca}` })
         try {
           assert.deepEqual(await encrypted(), [true])
         } finally {
           await vca.close()
         }
-        await expectError(open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=verify-full sslrootcert=${ca}` }), 'SOURCE_CONNECTION',
-          /^connection to server at "127\.0\.0\.1", port \d+ failed: SSL error: .*(altnames|does not match)/i)
-        const vfull = await open(primary, { conninfo: `host=db.example.test hostaddr=127.0.0.1 ${base} sslmode=verify-full sslrootcert=${ca}` })
+        await expectError(
+          open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=verify-full sslrootcert=${ca}` }),
+          'SOURCE_CONNECTION',
+          /^connection to server at "127\.0\.0\.1", port \d+ failed: SSL error: .*(altnames|does not match)/i,
+        )
+        const vfull = await open(primary, {
+          conninfo: `host=db.example.test hostaddr=127.0.0.1 ${base} sslmode=verify-full sslrootcert=${ca}`,
+        })
         try {
           assert.equal(vfull.description, `db.example.test:${primary.port}`)
-          assert.match(vfull.recoveryConninfo(), /host=db\.example\.test hostaddr=127\.0\.0\.1 port=\d+ application_name=tlscheck sslmode='verify-full' sslrootcert='.*ca\.crt'/)
+          assert.match(
+            vfull.recoveryConninfo(),
+            /host=db\.example\.test hostaddr=127\.0\.0\.1 port=\d+ application_name=tlscheck sslmode='verify-full' sslrootcert='.*ca\.crt'/,
+          )
         } finally {
           await vfull.close()
         }
         const req = await open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=require` })
         await req.close()
         // A CA that did not sign the server's certificate: verification fails.
-        await expectError(open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=verify-ca sslrootcert=${otherCa}` }), 'SOURCE_CONNECTION',
-          /failed: SSL error: /)
+        await expectError(
+          open(primary, { conninfo: `host=127.0.0.1 ${base} sslmode=verify-ca sslrootcert=${otherCa}` }),
+          'SOURCE_CONNECTION',
+          /failed: SSL error: /,
+        )
       } finally {
         await primary.setConf({ ssl: false })
       }
     })
 
     it('refuses a server without TLS when TLS is required, and one without full_page_writes', async () => {
-      await expectError(open(primary, { conninfo: `host=127.0.0.1 port=${primary.port} user=${ROLE} dbname=postgres sslmode=require` }), 'SOURCE_CONNECTION',
-        /failed: server does not support SSL, but SSL was required$/)
+      await expectError(
+        open(primary, { conninfo: `host=127.0.0.1 port=${primary.port} user=${ROLE} dbname=postgres sslmode=require` }),
+        'SOURCE_CONNECTION',
+        /failed: server does not support SSL, but SSL was required$/,
+      )
       await primary.setConf({ full_page_writes: false })
       try {
-        await expectError(open(primary), 'SOURCE_FULL_PAGE_WRITES_OFF', major >= 17 ? /^"full_page_writes" must be enabled in the source server$/ : /^full_page_writes must be enabled in the source server$/)
+        await expectError(
+          open(primary),
+          'SOURCE_FULL_PAGE_WRITES_OFF',
+          major >= 17
+            ? /^"full_page_writes" must be enabled in the source server$/
+            : /^full_page_writes must be enabled in the source server$/,
+        )
       } finally {
         await primary.setConf({ full_page_writes: true })
       }
@@ -443,15 +581,19 @@ for (const major of majorsUnderTest()) {
       let stopped = false
       const started = Date.now()
       try {
-        await expectError(source.flush({
-          chunk: async () => {
-            if (!stopped) {
-              stopped = true
-              process.kill(pid, 'SIGSTOP')
-            }
-          },
-          missing: async () => {},
-        }), 'SOURCE_TIMEOUT', /^unexpected result while fetching remote files: source server 127\.0\.0\.1:\d+ did not answer for 1\.5 s$/)
+        await expectError(
+          source.flush({
+            chunk: async () => {
+              if (!stopped) {
+                stopped = true
+                process.kill(pid, 'SIGSTOP')
+              }
+            },
+            missing: async () => {},
+          }),
+          'SOURCE_TIMEOUT',
+          /^unexpected result while fetching remote files: source server 127\.0\.0\.1:\d+ did not answer for 1\.5 s$/,
+        )
         assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`)
       } finally {
         process.kill(pid, 'SIGCONT')
@@ -467,13 +609,17 @@ for (const major of majorsUnderTest()) {
       for (let i = 0; i < 4000; i++) source.queueRange(big, i * 1000, 1)
       let stopping: Promise<void> | null = null
       const started = Date.now()
-      await expectError(source.flush({
-        chunk: async () => {
-          if (stopping === null) stopping = primary.stop('fast')
-          await new Promise((r) => setTimeout(r, 1))
-        },
-        missing: async () => {},
-      }), 'SOURCE_QUERY', new RegExp(`\\(source server 127\\.0\\.0\\.1:${primary.port}\\)$`))
+      await expectError(
+        source.flush({
+          chunk: async () => {
+            if (stopping === null) stopping = primary.stop('fast')
+            await new Promise((r) => setTimeout(r, 1))
+          },
+          missing: async () => {},
+        }),
+        'SOURCE_QUERY',
+        new RegExp(`\\(source server 127\\.0\\.0\\.1:${primary.port}\\)$`),
+      )
       assert.ok(Date.now() - started < 20_000)
       await stopping
       await source.close()

@@ -45,11 +45,12 @@ export async function checkIndexes(node: Node): Promise<void> {
   const inRecovery = await node.queryValue<boolean>('select pg_is_in_recovery()')
   const problems: string[] = []
   for (const dbname of await databases(node)) {
-    const installed = await node.queryValue<boolean>(
-      "select exists (select from pg_extension where extname = 'amcheck')", [], { dbname })
+    const installed = await node.queryValue<boolean>("select exists (select from pg_extension where extname = 'amcheck')", [], { dbname })
     if (!installed && inRecovery) {
-      throw new Error(`node ${node.name}: checkIndexes: amcheck is not installed in database "${dbname}" and ` +
-        'the node is in recovery; call installAmcheck() on its primary first')
+      throw new Error(
+        `node ${node.name}: checkIndexes: amcheck is not installed in database "${dbname}" and ` +
+          'the node is in recovery; call installAmcheck() on its primary first',
+      )
     }
     if (!installed) await node.query('create extension amcheck', [], { dbname })
     try {

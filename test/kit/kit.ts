@@ -187,8 +187,7 @@ export class Kit {
       }
     }
     if (failures.length > 0) {
-      throw new Error(`test kit cleanup: ${failures.length} server(s) could not be stopped; kept ${this.baseDir}\n` +
-        failures.join('\n'))
+      throw new Error(`test kit cleanup: ${failures.length} server(s) could not be stopped; kept ${this.baseDir}\n` + failures.join('\n'))
     }
     this.releaseSync()
     unregister(this)

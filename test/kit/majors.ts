@@ -18,13 +18,16 @@ export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.
 export function majorsUnderTest(): Major[] {
   const raw = process.env['WALREWIND_TEST_MAJORS']?.trim()
   if (!raw) return [...ALL_MAJORS]
-  const majors = raw.split(/[\s,]+/).filter(Boolean).map((word) => {
-    const major = Number(word)
-    if (!ALL_MAJORS.includes(major as Major)) {
-      throw new Error(`WALREWIND_TEST_MAJORS: "${word}" is not one of ${ALL_MAJORS.join(', ')}`)
-    }
-    return major as Major
-  })
+  const majors = raw
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((word) => {
+      const major = Number(word)
+      if (!ALL_MAJORS.includes(major as Major)) {
+        throw new Error(`WALREWIND_TEST_MAJORS: "${word}" is not one of ${ALL_MAJORS.join(', ')}`)
+      }
+      return major as Major
+    })
   return [...new Set(majors)].sort((a, b) => a - b)
 }
 
@@ -39,15 +42,17 @@ export function binDir(major: Major): string {
     try {
       fs.accessSync(file, fs.constants.X_OK)
     } catch {
-      throw new Error(`PostgreSQL ${major}: ${file} is missing or not executable ` +
-        `(is the dev dependency pg${major} installed? run npm ci)`)
+      throw new Error(
+        `PostgreSQL ${major}: ${file} is missing or not executable ` + `(is the dev dependency pg${major} installed? run npm ci)`,
+      )
     }
   }
   // The package's postinstall creates the lib/*.so symlinks; without them nothing starts.
   const lib = path.join(dir, '..', 'lib', 'libicuuc.so.60')
   if (!fs.existsSync(lib)) {
-    throw new Error(`PostgreSQL ${major}: ${lib} is missing (the pg${major} postinstall script did not run; ` +
-      'reinstall with scripts enabled)')
+    throw new Error(
+      `PostgreSQL ${major}: ${lib} is missing (the pg${major} postinstall script did not run; ` + 'reinstall with scripts enabled)',
+    )
   }
   return dir
 }

@@ -24,7 +24,11 @@ export interface NodeDirs {
   logFile: string
 }
 
-export interface QueryOptions { dbname?: string; user?: string; password?: string }
+export interface QueryOptions {
+  dbname?: string
+  user?: string
+  password?: string
+}
 
 const POLL_MS = 50
 const PG_CTL_WAIT_S = 90
@@ -42,7 +46,11 @@ export class Node {
   readonly binDir: string
 
   /** @internal Created by Kit, which owns the runner and the OS user. */
-  constructor(dirs: NodeDirs, private readonly runner: Runner, private readonly user: OsUser | null) {
+  constructor(
+    dirs: NodeDirs,
+    private readonly runner: Runner,
+    private readonly user: OsUser | null,
+  ) {
     this.name = dirs.name
     this.major = dirs.major
     this.dataDir = dirs.dataDir
@@ -55,8 +63,12 @@ export class Node {
 
   /** libpq keyword=value string, e.g. "host=127.0.0.1 port=5433 user=postgres dbname=postgres". */
   connectionString(opts: { user?: string; dbname?: string; password?: string } = {}): string {
-    const parts = [`host=${this.host}`, `port=${this.port}`, `user=${quoteConnValue(opts.user ?? 'postgres')}`,
-      `dbname=${quoteConnValue(opts.dbname ?? 'postgres')}`]
+    const parts = [
+      `host=${this.host}`,
+      `port=${this.port}`,
+      `user=${quoteConnValue(opts.user ?? 'postgres')}`,
+      `dbname=${quoteConnValue(opts.dbname ?? 'postgres')}`,
+    ]
     if (opts.password !== undefined) parts.push(`password=${quoteConnValue(opts.password)}`)
     return parts.join(' ')
   }
@@ -73,7 +85,7 @@ export class Node {
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     if (!(await this.isRunning())) return
     const result = await this.pgCtl(['stop', '-m', mode, '-w', '-t', String(PG_CTL_WAIT_S)], PG_CTL_WAIT_S * 1000 + 30_000)
-    if (result.code !== 0 || await this.isRunning()) throw this.failure(`stop -m ${mode}`, result)
+    if (result.code !== 0 || (await this.isRunning())) throw this.failure(`stop -m ${mode}`, result)
   }
 
   async restart(): Promise<void> {
@@ -85,8 +97,11 @@ export class Node {
   async promote(): Promise<void> {
     const result = await this.pgCtl(['promote', '-w', '-t', String(PG_CTL_WAIT_S)], PG_CTL_WAIT_S * 1000 + 30_000)
     if (result.code !== 0) throw this.failure('promote', result)
-    await this.waitUntil(async () => (await this.queryValue<boolean>('select pg_is_in_recovery()')) === false,
-      60_000, 'the end of recovery after promote')
+    await this.waitUntil(
+      async () => (await this.queryValue<boolean>('select pg_is_in_recovery()')) === false,
+      60_000,
+      'the end of recovery after promote',
+    )
   }
 
   /** True if postmaster.pid names a live process working in this data directory. */
@@ -110,7 +125,9 @@ export class Node {
       connectionTimeoutMillis: 20_000,
       application_name: 'walrewind-test-kit',
     })
-    client.on('error', () => { /* a server going away mid-query surfaces as the query's error */ })
+    client.on('error', () => {
+      /* a server going away mid-query surfaces as the query's error */
+    })
     try {
       await client.connect()
     } catch (err) {
@@ -152,12 +169,17 @@ export class Node {
   async waitForReplay(lsn: string, timeoutMs = 60_000): Promise<void> {
     const target = parseLsn(lsn)
     let last = 'unknown'
-    await this.waitUntil(async () => {
-      const now = await this.currentLsn().catch(() => null)
-      if (now === null) return false
-      last = now
-      return reached(parseLsn(now), target)
-    }, timeoutMs, `replay of ${lsn}`, () => `last seen ${last}`)
+    await this.waitUntil(
+      async () => {
+        const now = await this.currentLsn().catch(() => null)
+        if (now === null) return false
+        last = now
+        return reached(parseLsn(now), target)
+      },
+      timeoutMs,
+      `replay of ${lsn}`,
+      () => `last seen ${last}`,
+    )
   }
 
   /** Appends settings to postgresql.conf; if the server runs, reloads and waits until they apply. */
@@ -172,13 +194,19 @@ export class Node {
     const firstLine = before.split('\n').length + 2
     const expected = new Map(Object.keys(settings).map((name, i) => [name.toLowerCase(), firstLine + i]))
     await this.query('select pg_reload_conf()')
-    await this.waitUntil(async () => {
-      const rows = await this.query<{ name: string; sourcefile: string | null; sourceline: number | null; pending_restart: boolean }>(
-        'select name, sourcefile, sourceline, pending_restart from pg_settings where name = any($1)', [[...expected.keys()]])
-      return rows.every((row) => row.pending_restart ||
-        !row.sourcefile?.endsWith('/postgresql.conf') ||
-        row.sourceline === expected.get(row.name))
-    }, 10_000, `the reload of ${Object.keys(settings).join(', ')}`)
+    await this.waitUntil(
+      async () => {
+        const rows = await this.query<{ name: string; sourcefile: string | null; sourceline: number | null; pending_restart: boolean }>(
+          'select name, sourcefile, sourceline, pending_restart from pg_settings where name = any($1)',
+          [[...expected.keys()]],
+        )
+        return rows.every(
+          (row) => row.pending_restart || !row.sourcefile?.endsWith('/postgresql.conf') || row.sourceline === expected.get(row.name),
+        )
+      },
+      10_000,
+      `the reload of ${Object.keys(settings).join(', ')}`,
+    )
   }
 
   /** For a stopped node: standby.signal + primary_conninfo pointing at `upstream`. */
@@ -222,8 +250,7 @@ export class Node {
 
   /** Runs pg_ctl of this node's major with -D set, as the PG OS user. */
   pgCtl(args: string[], timeoutMs?: number): Promise<RunResult> {
-    return this.runner.run(path.join(this.binDir, 'pg_ctl'), ['-D', this.dataDir, ...args],
-      timeoutMs === undefined ? {} : { timeoutMs })
+    return this.runner.run(path.join(this.binDir, 'pg_ctl'), ['-D', this.dataDir, ...args], timeoutMs === undefined ? {} : { timeoutMs })
   }
 
   /** Polls `condition` every 50 ms until true; throws naming `what` and the log tail on timeout. */
@@ -231,13 +258,17 @@ export class Node {
     const lastError = await pollUntil(condition, timeoutMs, POLL_MS)
     if (lastError === null) return
     const why = lastError ? `; last error: ${(lastError as Error).message}` : ''
-    throw new Error(`node ${this.name}: timed out after ${timeoutMs} ms waiting for ${what}` +
-      `${detail ? ` (${detail()})` : ''}${why}\n--- ${this.logFile}\n${this.logTail()}`)
+    throw new Error(
+      `node ${this.name}: timed out after ${timeoutMs} ms waiting for ${what}` +
+        `${detail ? ` (${detail()})` : ''}${why}\n--- ${this.logFile}\n${this.logTail()}`,
+    )
   }
 
   private failure(action: string, result: RunResult): Error {
-    return new Error(`node ${this.name} (PostgreSQL ${this.major}, ${this.dataDir}): pg_ctl ${action} failed ` +
-      `with exit ${result.code}\n${result.stdout}${result.stderr}--- ${this.logFile}\n${this.logTail()}`)
+    return new Error(
+      `node ${this.name} (PostgreSQL ${this.major}, ${this.dataDir}): pg_ctl ${action} failed ` +
+        `with exit ${result.code}\n${result.stdout}${result.stderr}--- ${this.logFile}\n${this.logTail()}`,
+    )
   }
 }
 

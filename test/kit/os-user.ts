@@ -41,15 +41,19 @@ function createUser(name: string): OsUser {
   // (useradd then fails on the passwd lock or on the existing name), so look again and retry.
   let lastError = ''
   for (let attempt = 0; attempt < 20; attempt++) {
-    const result = spawnSync('useradd', ['--system', '--user-group', '--no-create-home',
-      '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name], { encoding: 'utf8' })
+    const result = spawnSync(
+      'useradd',
+      ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name],
+      { encoding: 'utf8' },
+    )
     const user = lookupUser(name)
     if (user) return user
     lastError = `${result.error?.message ?? ''}${result.stderr}`.trim()
     spawnSync('sleep', ['0.2'])
   }
-  throw new Error(`test kit: running as root, and could not create the OS user "${name}" that runs the ` +
-    `PostgreSQL servers: ${lastError}`)
+  throw new Error(
+    `test kit: running as root, and could not create the OS user "${name}" that runs the ` + `PostgreSQL servers: ${lastError}`,
+  )
 }
 
 /** Fails loudly if `user` cannot read what it has to run: node, the checkout's bin, dist, binaries. */
@@ -65,14 +69,18 @@ function checkProjectReadable(user: OsUser): void {
     const postgres = path.join(PROJECT_ROOT, 'node_modules', `pg${major}`, 'native', 'bin', 'postgres')
     if (fs.existsSync(postgres)) needs.push(['-x', postgres])
   }
-  const failed = needs.filter(([flag, file]) => {
-    const result = spawnSync('/bin/sh', ['-c', 'test "$1" "$2"', 'sh', flag, file], { uid: user.uid, gid: user.gid, cwd: '/' })
-    return result.status !== 0
-  }).map(([, file]) => file)
+  const failed = needs
+    .filter(([flag, file]) => {
+      const result = spawnSync('/bin/sh', ['-c', 'test "$1" "$2"', 'sh', flag, file], { uid: user.uid, gid: user.gid, cwd: '/' })
+      return result.status !== 0
+    })
+    .map(([, file]) => file)
   if (failed.length > 0) {
-    throw new Error(`test kit: the OS user "${user.name}" (uid ${user.uid}) that runs PostgreSQL and walrewind ` +
-      `cannot read: ${failed.join(', ')}. Make the checkout and node readable by others ` +
-      `(e.g. chmod -R o+rX ${PROJECT_ROOT} and every parent directory).`)
+    throw new Error(
+      `test kit: the OS user "${user.name}" (uid ${user.uid}) that runs PostgreSQL and walrewind ` +
+        `cannot read: ${failed.join(', ')}. Make the checkout and node readable by others ` +
+        `(e.g. chmod -R o+rX ${PROJECT_ROOT} and every parent directory).`,
+    )
   }
 }
 

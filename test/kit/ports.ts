@@ -19,7 +19,11 @@ export async function reservePort(): Promise<number> {
   if (!fs.existsSync(dir)) {
     fs.mkdirSync(dir, { recursive: true })
     // Shared by root and non-root runs on the same machine, like /tmp itself.
-    try { fs.chmodSync(dir, 0o1777) } catch { /* made by someone else meanwhile */ }
+    try {
+      fs.chmodSync(dir, 0o1777)
+    } catch {
+      /* made by someone else meanwhile */
+    }
   }
   for (let attempt = 0; attempt < 500; attempt++) {
     const port = FIRST_PORT + Math.floor(Math.random() * (LAST_PORT - FIRST_PORT))

@@ -20,7 +20,11 @@ export function register(kit: Reapable): void {
   if (installed) return
   installed = true
   process.on('exit', reapAll)
-  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  for (const [signal, status] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
     process.once(signal, () => {
       reapAll()
       process.exit(status)

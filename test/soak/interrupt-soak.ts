@@ -14,14 +14,29 @@
 
 import { Kit, majorsUnderTest, testRoot, type Major } from '../kit/index.js'
 import {
-  buildInterruptPair, killAndResume, passAt, recover, traceRun, type FaultPoint, type InterruptPair, type SourceKind, type TraceResult,
+  buildInterruptPair,
+  killAndResume,
+  passAt,
+  recover,
+  traceRun,
+  type FaultPoint,
+  type InterruptPair,
+  type SourceKind,
+  type TraceResult,
 } from '../e2e/interrupt-harness.js'
 
-interface Options { major: Major; runs: number; kinds: SourceKind[]; bigMb: number }
+interface Options {
+  major: Major
+  runs: number
+  kinds: SourceKind[]
+  bigMb: number
+}
 
 function usage(message: string): never {
-  process.stderr.write(`interrupt-soak: ${message}\n` +
-    'usage: node dist/test/soak/interrupt-soak.js [--major=13..18] [--runs=N] [--kind=local|server|both] [--big-mb=N]\n')
+  process.stderr.write(
+    `interrupt-soak: ${message}\n` +
+      'usage: node dist/test/soak/interrupt-soak.js [--major=13..18] [--runs=N] [--kind=local|server|both] [--big-mb=N]\n',
+  )
   process.exit(2)
 }
 
@@ -56,7 +71,13 @@ function parseArgs(argv: string[]): Options {
   return { major, runs, kinds, bigMb }
 }
 
-interface Failure { run: number; kind: SourceKind; point: FaultPoint; pass: number; error: string }
+interface Failure {
+  run: number
+  kind: SourceKind
+  point: FaultPoint
+  pass: number
+  error: string
+}
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`
@@ -65,8 +86,9 @@ function seconds(ms: number): string {
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2))
   const started = Date.now()
-  process.stdout.write(`interrupt soak: PostgreSQL ${opts.major}, ${opts.runs} runs, source ${opts.kinds.join(' and ')}, ` +
-    `test root ${testRoot()}\n`)
+  process.stdout.write(
+    `interrupt soak: PostgreSQL ${opts.major}, ${opts.runs} runs, source ${opts.kinds.join(' and ')}, ` + `test root ${testRoot()}\n`,
+  )
   const kit = await Kit.create(`interrupt-soak-${opts.major}`)
   const perPoint = new Map<string, { ok: number; failed: number; unreached: number }>()
   const failures: Failure[] = []
@@ -79,8 +101,10 @@ async function main(): Promise<number> {
       for (const kind of opts.kinds) {
         const traced = await traceRun(pair, kind)
         traces.set(kind, traced)
-        process.stdout.write(`${kind} source: clean run in ${seconds(traced.millis)}, ${traced.trace.length} passes: ` +
-          `${[...traced.counts].map(([p, n]) => `${p} ${n}`).join(', ')}\n`)
+        process.stdout.write(
+          `${kind} source: clean run in ${seconds(traced.millis)}, ${traced.trace.length} passes: ` +
+            `${[...traced.counts].map(([p, n]) => `${p} ${n}`).join(', ')}\n`,
+        )
       }
     } catch (err) {
       process.stdout.write(`could not build the scenario: ${(err as Error).stack ?? String(err)}\n`)
@@ -100,7 +124,9 @@ async function main(): Promise<number> {
         const big = result.bigMibWritten === undefined ? '' : ` (big_new ${result.bigMibWritten}/${result.bigMibTotal} MiB copied)`
         if (result.unreached) {
           stats.unreached++
-          process.stdout.write(`run ${run}/${opts.runs} ${kind} ${point}:${pass} not reached (a whole rewind, checked) ${seconds(result.millis.total)}\n`)
+          process.stdout.write(
+            `run ${run}/${opts.runs} ${kind} ${point}:${pass} not reached (a whole rewind, checked) ${seconds(result.millis.total)}\n`,
+          )
         } else {
           stats.ok++
           process.stdout.write(`run ${run}/${opts.runs} ${kind} ${point}:${pass} ok ${seconds(result.millis.total)}${big}\n`)
@@ -109,8 +135,9 @@ async function main(): Promise<number> {
         stats.failed++
         const error = (err as Error).stack ?? String(err)
         failures.push({ run, kind, point, pass, error })
-        process.stdout.write(`run ${run}/${opts.runs} ${kind} ${point}:${pass} FAILED after ${seconds(Date.now() - t0)}: ` +
-          `${error.split('\n', 1)[0]}\n`)
+        process.stdout.write(
+          `run ${run}/${opts.runs} ${kind} ${point}:${pass} FAILED after ${seconds(Date.now() - t0)}: ` + `${error.split('\n', 1)[0]}\n`,
+        )
         await recover(pair)
       }
       done = run
@@ -126,7 +153,9 @@ async function main(): Promise<number> {
 
   process.stdout.write(`\nsummary: ${done} runs in ${seconds(Date.now() - started)}, ${failures.length} failed\n`)
   for (const [key, s] of [...perPoint].sort((a, b) => a[0].localeCompare(b[0]))) {
-    process.stdout.write(`  ${key.padEnd(36)} ok ${s.ok}${s.unreached ? `, not reached ${s.unreached}` : ''}${s.failed ? `, FAILED ${s.failed}` : ''}\n`)
+    process.stdout.write(
+      `  ${key.padEnd(36)} ok ${s.ok}${s.unreached ? `, not reached ${s.unreached}` : ''}${s.failed ? `, FAILED ${s.failed}` : ''}\n`,
+    )
   }
   for (const f of failures) {
     process.stdout.write(`\nFAILED run ${f.run}: ${f.kind} source, WALREWIND_FAULT=${f.point}:${f.pass}\n${f.error}\n`)
@@ -134,7 +163,12 @@ async function main(): Promise<number> {
   return failures.length > 0 ? 1 : 0
 }
 
-main().then((code) => { process.exitCode = code }, (err) => {
-  process.stderr.write(`interrupt-soak: ${(err as Error).stack ?? String(err)}\n`)
-  process.exitCode = 1
-})
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err) => {
+    process.stderr.write(`interrupt-soak: ${(err as Error).stack ?? String(err)}\n`)
+    process.exitCode = 1
+  },
+)

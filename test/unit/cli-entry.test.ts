@@ -70,7 +70,11 @@ describe('the personality comes from the invoked name', () => {
 describe('an internal error', () => {
   /** An io whose stdout fails: the help text cannot be written, an error nobody foresaw. */
   async function failing(argv1: string): Promise<{ code: number; stderr: string }> {
-    const stdout = new Writable({ write() { throw new Error('stdout is gone') } })
+    const stdout = new Writable({
+      write() {
+        throw new Error('stdout is gone')
+      },
+    })
     const stderr = new PassThrough()
     const chunks: Buffer[] = []
     stderr.on('data', (c: Buffer) => chunks.push(c))

@@ -50,9 +50,11 @@ describe('parseConninfo: keyword=value', () => {
   it('reads plain values, blanks around "=" and several pairs', () => {
     assert.deepEqual(parseConninfo('host=db1 port = 5433\tdbname=  app  user=x'), { host: 'db1', port: '5433', dbname: 'app', user: 'x' })
   })
-  it('reads quoted values with \\\' and \\\\ escapes', () => {
-    assert.deepEqual(parseConninfo("password='it\\'s a \\\\ secret' application_name='two words'"),
-      { password: "it's a \\ secret", application_name: 'two words' })
+  it("reads quoted values with \\' and \\\\ escapes", () => {
+    assert.deepEqual(parseConninfo("password='it\\'s a \\\\ secret' application_name='two words'"), {
+      password: "it's a \\ secret",
+      application_name: 'two words',
+    })
   })
   it('unescapes backslashes outside quotes and keeps empty values', () => {
     assert.deepEqual(parseConninfo("password=a\\ b host=''"), { password: 'a b', host: '' })
@@ -81,12 +83,23 @@ describe('parseConninfo: URIs', () => {
   })
   it('reads user, password, host, port, dbname and parameters', () => {
     assert.deepEqual(parseConninfo('postgresql://rewinder:s3cret@db1.example.com:5433/app?sslmode=verify-full&application_name=ha'), {
-      user: 'rewinder', password: 's3cret', host: 'db1.example.com', port: '5433', dbname: 'app', sslmode: 'verify-full', application_name: 'ha',
+      user: 'rewinder',
+      password: 's3cret',
+      host: 'db1.example.com',
+      port: '5433',
+      dbname: 'app',
+      sslmode: 'verify-full',
+      application_name: 'ha',
     })
   })
   it('percent-decodes every part, with UTF-8', () => {
-    assert.deepEqual(parseConninfo('postgres://us%40er:p%3Aw%2Fd@h/d%C3%A9b?options=-c%20x%3Dy'),
-      { user: 'us@er', password: 'p:w/d', host: 'h', dbname: 'déb', options: '-c x=y' })
+    assert.deepEqual(parseConninfo('postgres://us%40er:p%3Aw%2Fd@h/d%C3%A9b?options=-c%20x%3Dy'), {
+      user: 'us@er',
+      password: 'p:w/d',
+      host: 'h',
+      dbname: 'déb',
+      options: '-c x=y',
+    })
   })
   it('takes the password up to the "@", colons included', () => {
     assert.deepEqual(parseConninfo('postgresql://u:a:b@h'), { user: 'u', password: 'a:b', host: 'h' })
@@ -99,7 +112,11 @@ describe('parseConninfo: URIs', () => {
     assert.deepEqual(parseConninfo('postgresql://h1:5433,h2,[::1]:5435/db'), { host: 'h1,h2,::1', port: '5433,,5435', dbname: 'db' })
   })
   it('takes a socket directory from host= or an encoded host', () => {
-    assert.deepEqual(parseConninfo('postgresql:///app?host=/var/run/postgresql&port=5434'), { dbname: 'app', host: '/var/run/postgresql', port: '5434' })
+    assert.deepEqual(parseConninfo('postgresql:///app?host=/var/run/postgresql&port=5434'), {
+      dbname: 'app',
+      host: '/var/run/postgresql',
+      port: '5434',
+    })
     assert.deepEqual(parseConninfo('postgresql://%2Ftmp%2Fsock/app'), { host: '/tmp/sock', dbname: 'app' })
   })
   it('leaves out empty parts and accepts the bare prefix', () => {
@@ -107,7 +124,7 @@ describe('parseConninfo: URIs', () => {
     assert.deepEqual(parseConninfo('postgresql://h/'), { host: 'h' })
     assert.deepEqual(parseConninfo('postgresql://h?'), { host: 'h' })
   })
-  it('turns JDBC\'s ssl=true into sslmode=require', () => {
+  it("turns JDBC's ssl=true into sslmode=require", () => {
     assert.deepEqual(parseConninfo('postgresql://h/db?ssl=true'), { host: 'h', dbname: 'db', sslmode: 'require' })
   })
   it('fails as libpq does', () => {
@@ -116,23 +133,74 @@ describe('parseConninfo: URIs', () => {
     rejects(() => parseConninfo('postgresql://h/db?a=b=c'), 'extra key/value separator "=" in URI query parameter: "a=b=c"')
     rejects(() => parseConninfo('postgresql://h/d%zz'), 'invalid percent-encoded token: "d%zz"')
     rejects(() => parseConninfo('postgresql://h/d%00'), 'forbidden value %00 in percent-encoded value: "d%00"')
-    rejects(() => parseConninfo('postgresql://[::1'), 'end of string reached when looking for matching "]" in IPv6 host address in URI: "postgresql://[::1"')
+    rejects(
+      () => parseConninfo('postgresql://[::1'),
+      'end of string reached when looking for matching "]" in IPv6 host address in URI: "postgresql://[::1"',
+    )
     rejects(() => parseConninfo('postgresql://[]/db'), 'IPv6 host address may not be empty in URI: "postgresql://[]/db"')
     rejects(() => parseConninfo('postgresql://[::1]x/db'), /^unexpected character "x" at position 19 in URI/)
   })
 })
 
 describe('the keyword list', () => {
-  it('is libpq 18\'s, with servicefile and tty kept', () => {
+  it("is libpq 18's, with servicefile and tty kept", () => {
     // PQconndefaults() of libpq 18.4, in order, plus servicefile (libpq 19) and tty (libpq 13).
-    const libpq18 = ['service', 'user', 'password', 'passfile', 'channel_binding', 'connect_timeout', 'dbname', 'host', 'hostaddr',
-      'port', 'client_encoding', 'options', 'application_name', 'fallback_application_name', 'keepalives', 'keepalives_idle',
-      'keepalives_interval', 'keepalives_count', 'tcp_user_timeout', 'sslmode', 'sslnegotiation', 'sslcompression', 'sslcert', 'sslkey',
-      'sslcertmode', 'sslpassword', 'sslrootcert', 'sslcrl', 'sslcrldir', 'sslsni', 'requirepeer', 'require_auth', 'min_protocol_version',
-      'max_protocol_version', 'ssl_min_protocol_version', 'ssl_max_protocol_version', 'gssencmode', 'krbsrvname', 'gsslib',
-      'gssdelegation', 'replication', 'target_session_attrs', 'load_balance_hosts', 'scram_client_key', 'scram_server_key',
-      'oauth_issuer', 'oauth_client_id', 'oauth_client_secret', 'oauth_scope', 'sslkeylogfile']
-    assert.deepEqual([...CONNINFO_KEYWORDS].filter((k) => k !== 'servicefile' && k !== 'tty'), libpq18)
+    const libpq18 = [
+      'service',
+      'user',
+      'password',
+      'passfile',
+      'channel_binding',
+      'connect_timeout',
+      'dbname',
+      'host',
+      'hostaddr',
+      'port',
+      'client_encoding',
+      'options',
+      'application_name',
+      'fallback_application_name',
+      'keepalives',
+      'keepalives_idle',
+      'keepalives_interval',
+      'keepalives_count',
+      'tcp_user_timeout',
+      'sslmode',
+      'sslnegotiation',
+      'sslcompression',
+      'sslcert',
+      'sslkey',
+      'sslcertmode',
+      'sslpassword',
+      'sslrootcert',
+      'sslcrl',
+      'sslcrldir',
+      'sslsni',
+      'requirepeer',
+      'require_auth',
+      'min_protocol_version',
+      'max_protocol_version',
+      'ssl_min_protocol_version',
+      'ssl_max_protocol_version',
+      'gssencmode',
+      'krbsrvname',
+      'gsslib',
+      'gssdelegation',
+      'replication',
+      'target_session_attrs',
+      'load_balance_hosts',
+      'scram_client_key',
+      'scram_server_key',
+      'oauth_issuer',
+      'oauth_client_id',
+      'oauth_client_secret',
+      'oauth_scope',
+      'sslkeylogfile',
+    ]
+    assert.deepEqual(
+      [...CONNINFO_KEYWORDS].filter((k) => k !== 'servicefile' && k !== 'tty'),
+      libpq18,
+    )
     assert.ok(isConninfoKeyword('target_session_attrs') && isConninfoKeyword('requiressl') && isConninfoKeyword('servicefile'))
     assert.ok(!isConninfoKeyword('authtype') && !isConninfoKeyword('primary') && !isConninfoKeyword('Host'))
   })
@@ -192,32 +260,47 @@ describe('password file', () => {
     assert.equal(passfileHost('', '10.0.0.1', '/tmp'), '10.0.0.1')
     assert.equal(passfileHost('db1', '10.0.0.1', '/tmp'), 'db1')
   })
-  it('ignores a group- or world-readable file with libpq\'s warning', () => {
+  it("ignores a group- or world-readable file with libpq's warning", () => {
     const file = writeFile('*:*:*:*:secret\n', 0o644)
     const warnings: string[] = []
-    assert.equal(readPassfile(file, key, (w) => warnings.push(w)), null)
+    assert.equal(
+      readPassfile(file, key, (w) => warnings.push(w)),
+      null,
+    )
     assert.deepEqual(warnings, [`password file "${file}" has group or world access; permissions should be u=rw (0600) or less`])
     fs.chmodSync(file, 0o600)
-    assert.equal(readPassfile(file, key, (w) => warnings.push(w)), 'secret')
+    assert.equal(
+      readPassfile(file, key, (w) => warnings.push(w)),
+      'secret',
+    )
     assert.equal(warnings.length, 1)
   })
   it('ignores a missing file silently and a directory with a warning', () => {
     const warnings: string[] = []
-    assert.equal(readPassfile(path.join(tmp, 'nope'), key, (w) => warnings.push(w)), null)
-    assert.equal(readPassfile(tmp, key, (w) => warnings.push(w)), null)
+    assert.equal(
+      readPassfile(path.join(tmp, 'nope'), key, (w) => warnings.push(w)),
+      null,
+    )
+    assert.equal(
+      readPassfile(tmp, key, (w) => warnings.push(w)),
+      null,
+    )
     assert.deepEqual(warnings, [`password file "${tmp}" is not a plain file`])
   })
 })
 
 describe('resolveConnection', () => {
-  it('fills libpq\'s defaults: OS user, dbname = user, port 5432, the socket directory', () => {
+  it("fills libpq's defaults: OS user, dbname = user, port 5432, the socket directory", () => {
     const r = resolve('')
     assert.equal(r.params['user'], 'osuser')
     assert.equal(r.params['dbname'], 'osuser')
     assert.equal(r.params['sslmode'], 'prefer')
     assert.equal(r.endpoints.length, 1)
     const e = r.endpoints[0]!
-    assert.deepEqual({ host: e.host, port: e.port, isSocket: e.isSocket, description: e.description }, { host: '/tmp', port: 5432, isSocket: true, description: '/tmp:5432' })
+    assert.deepEqual(
+      { host: e.host, port: e.port, isSocket: e.isSocket, description: e.description },
+      { host: '/tmp', port: 5432, isSocket: true, description: '/tmp:5432' },
+    )
     // Unix sockets never use TLS, whatever sslmode says.
     assert.equal(e.attempts.length, 1)
     assert.equal(e.attempts[0]!.config.ssl, false)
@@ -225,11 +308,21 @@ describe('resolveConnection', () => {
     assert.equal(e.attempts[0]!.config.fallback_application_name, 'walrewind')
   })
   it('takes PG* variables for what the string does not say, and an explicit empty value blocks them', () => {
-    const env = { PGHOST: 'envhost', PGPORT: '6000', PGUSER: 'envuser', PGDATABASE: 'envdb', PGAPPNAME: 'envapp', PGOPTIONS: '-c work_mem=1MB', PGCONNECT_TIMEOUT: '7' }
+    const env = {
+      PGHOST: 'envhost',
+      PGPORT: '6000',
+      PGUSER: 'envuser',
+      PGDATABASE: 'envdb',
+      PGAPPNAME: 'envapp',
+      PGOPTIONS: '-c work_mem=1MB',
+      PGCONNECT_TIMEOUT: '7',
+    }
     const r = resolve('port=6001', env)
     const c = r.endpoints[0]!.attempts[0]!.config
-    assert.deepEqual([c.host, c.port, c.user, c.database, c.application_name, c.options, c.connectionTimeoutMillis],
-      ['envhost', 6001, 'envuser', 'envdb', 'envapp', '-c work_mem=1MB', 7000])
+    assert.deepEqual(
+      [c.host, c.port, c.user, c.database, c.application_name, c.options, c.connectionTimeoutMillis],
+      ['envhost', 6001, 'envuser', 'envdb', 'envapp', '-c work_mem=1MB', 7000],
+    )
     const blocked = resolve("host=''", env, { defaultSocketDir: '/sock' })
     assert.equal(blocked.endpoints[0]!.host, '/sock')
   })
@@ -245,15 +338,34 @@ describe('resolveConnection', () => {
     const bad = writeFile('[ha]\nbogus=1\n')
     rejects(() => resolve('service=ha', { PGSERVICEFILE: bad }), `syntax error in service file "${bad}", line 2`)
     const nested = writeFile('[ha]\nservice=x\n')
-    rejects(() => resolve('service=ha', { PGSERVICEFILE: nested }), `nested "service" specifications not supported in service file "${nested}", line 2`)
+    rejects(
+      () => resolve('service=ha', { PGSERVICEFILE: nested }),
+      `nested "service" specifications not supported in service file "${nested}", line 2`,
+    )
   })
   it('keeps several hosts in order, matching ports and hostaddrs position by position', () => {
     const r = resolve('host=h1,h2,h3 port=5433,,5435')
-    assert.deepEqual(r.endpoints.map((e) => [e.host, e.port]), [['h1', 5433], ['h2', 5432], ['h3', 5435]])
+    assert.deepEqual(
+      r.endpoints.map((e) => [e.host, e.port]),
+      [
+        ['h1', 5433],
+        ['h2', 5432],
+        ['h3', 5435],
+      ],
+    )
     const one = resolve('host=h1,h2 port=6000')
-    assert.deepEqual(one.endpoints.map((e) => e.port), [6000, 6000])
+    assert.deepEqual(
+      one.endpoints.map((e) => e.port),
+      [6000, 6000],
+    )
     const addr = resolve('host=db1,db2 hostaddr=10.0.0.1,10.0.0.2 sslmode=disable')
-    assert.deepEqual(addr.endpoints.map((e) => [e.attempts[0]!.config.host, e.description]), [['10.0.0.1', 'db1:5432'], ['10.0.0.2', 'db2:5432']])
+    assert.deepEqual(
+      addr.endpoints.map((e) => [e.attempts[0]!.config.host, e.description]),
+      [
+        ['10.0.0.1', 'db1:5432'],
+        ['10.0.0.2', 'db2:5432'],
+      ],
+    )
     rejects(() => resolve('host=h1,h2 port=1,2,3'), 'could not match 3 port numbers to 2 hosts')
     rejects(() => resolve('host=h1,h2 hostaddr=10.0.0.1'), 'could not match 2 host names to 1 hostaddr values')
     rejects(() => resolve('hostaddr=db1'), 'could not parse network address "db1": Name or service not known')
@@ -262,7 +374,10 @@ describe('resolveConnection', () => {
   })
   it('maps connect_timeout as libpq (0 = the source default, 1 = 2 s)', () => {
     assert.equal(resolve('host=h connect_timeout=1').endpoints[0]!.attempts[0]!.config.connectionTimeoutMillis, 2000)
-    assert.equal(resolve('host=h connect_timeout=0', {}, { defaultConnectTimeoutMs: 9000 }).endpoints[0]!.attempts[0]!.config.connectionTimeoutMillis, 9000)
+    assert.equal(
+      resolve('host=h connect_timeout=0', {}, { defaultConnectTimeoutMs: 9000 }).endpoints[0]!.attempts[0]!.config.connectionTimeoutMillis,
+      9000,
+    )
     rejects(() => resolve('connect_timeout=soon'), 'invalid integer value "soon" for connection option "connect_timeout"')
   })
   it('validates choices and refuses what it cannot honour', () => {
@@ -270,9 +385,15 @@ describe('resolveConnection', () => {
     rejects(() => resolve('target_session_attrs=any-old'), 'invalid target_session_attrs value: "any-old"')
     rejects(() => resolve('gssencmode=require'), /^gssencmode value "require" is not supported by walrewind: it has no GSSAPI support/)
     assert.equal(resolve('gssencmode=prefer').endpoints.length, 1)
-    rejects(() => resolve('sslnegotiation=direct'), /^sslnegotiation value "direct" is not supported by walrewind: node-postgres always asks/)
+    rejects(
+      () => resolve('sslnegotiation=direct'),
+      /^sslnegotiation value "direct" is not supported by walrewind: node-postgres always asks/,
+    )
     rejects(() => resolve('requirepeer=postgres'), /^connection option "requirepeer" is not supported by walrewind: Node\.js cannot read/)
-    rejects(() => resolve('oauth_issuer=https://x'), 'connection option "oauth_issuer" is not supported by walrewind: node-postgres has no OAuth support')
+    rejects(
+      () => resolve('oauth_issuer=https://x'),
+      'connection option "oauth_issuer" is not supported by walrewind: node-postgres has no OAuth support',
+    )
     rejects(() => resolve('client_encoding=LATIN1'), /^connection option "client_encoding" value "LATIN1" is not supported by walrewind/)
     rejects(() => resolve('', { PGCLIENTENCODING: 'sjis' }), /"client_encoding" value "sjis"/)
     for (const utf8 of ['UTF8', 'utf-8', 'Unicode', 'auto']) assert.equal(resolve(`client_encoding=${utf8}`).endpoints.length, 1)
@@ -300,14 +421,20 @@ describe('resolveConnection', () => {
     // Node.js (libuv) probes every 1 s, 10 times: those values, or 0 (the system default), pass
     assert.equal(config('keepalives_interval=1 keepalives_count=10').keepAlive, true)
     assert.equal(config('keepalives_interval=0 keepalives_count=0').keepAlive, true)
-    rejects(() => resolve('host=h keepalives_interval=30'), /^connection option "keepalives_interval" value "30" is not supported by walrewind: Node\.js sends TCP keepalive probes every 1 s/)
+    rejects(
+      () => resolve('host=h keepalives_interval=30'),
+      /^connection option "keepalives_interval" value "30" is not supported by walrewind: Node\.js sends TCP keepalive probes every 1 s/,
+    )
     rejects(() => resolve('host=h keepalives_count=3'), /^connection option "keepalives_count" value "3" is not supported by walrewind/)
     // with keepalives off, libpq does not look at them
     assert.equal(config('keepalives=0 keepalives_interval=30 keepalives_count=3').keepAlive, false)
     rejects(() => resolve('host=h keepalives=yes'), 'invalid integer value "yes" for connection option "keepalives"')
     // tcp_user_timeout: 0 is the system default; anything else cannot be set from Node.js
     assert.equal(config('tcp_user_timeout=0').keepAlive, true)
-    rejects(() => resolve('host=h tcp_user_timeout=5000'), /^connection option "tcp_user_timeout" value "5000" is not supported by walrewind: Node\.js cannot set TCP_USER_TIMEOUT/)
+    rejects(
+      () => resolve('host=h tcp_user_timeout=5000'),
+      /^connection option "tcp_user_timeout" value "5000" is not supported by walrewind: Node\.js cannot set TCP_USER_TIMEOUT/,
+    )
     // libpq applies none of them to a Unix socket
     assert.equal(resolve('host=/tmp tcp_user_timeout=5000 keepalives_count=3').endpoints[0]!.isSocket, true)
     assert.equal(resolve('load_balance_hosts=random').loadBalance, true)
@@ -330,10 +457,13 @@ describe('resolveConnection: passwords', () => {
     const home = emptyHome()
     fs.writeFileSync(path.join(home, '.pgpass'), 'localhost:5432:*:*:sock\nh2:5432:*:*:two\n', { mode: 0o600 })
     const r = resolve('host=/tmp,h1,h2 user=u dbname=d', {}, { homeDir: home, defaultSocketDir: '/tmp' })
-    assert.deepEqual(r.endpoints.map((e) => e.passwordSource), ['passfile', null, 'passfile'])
+    assert.deepEqual(
+      r.endpoints.map((e) => e.passwordSource),
+      ['passfile', null, 'passfile'],
+    )
     assert.equal(r.params['passfile'], path.join(home, '.pgpass'))
   })
-  it('without a password, a server asking for one gets libpq\'s refusal', () => {
+  it("without a password, a server asking for one gets libpq's refusal", () => {
     const pw = resolve('host=h').endpoints[0]!.attempts[0]!.config.password as () => string
     assert.throws(pw, /fe_sendauth: no password supplied/)
   })
@@ -341,18 +471,33 @@ describe('resolveConnection: passwords', () => {
     const pass = writeFile('*:*:*:*:x\n', 0o640)
     const r = resolve('host=h1,h2', { PGPASSFILE: pass })
     assert.deepEqual(r.warnings, [`password file "${pass}" has group or world access; permissions should be u=rw (0600) or less`])
-    assert.deepEqual(r.endpoints.map((e) => e.passwordSource), [null, null])
+    assert.deepEqual(
+      r.endpoints.map((e) => e.passwordSource),
+      [null, null],
+    )
   })
 })
 
 describe('resolveConnection: TLS', () => {
   const tlsOf = (attempt: { config: { ssl?: unknown } }) => attempt.config.ssl as ConnectionOptions
   it('maps disable, allow, prefer and require onto attempts', () => {
-    assert.deepEqual(resolve('host=h sslmode=disable').endpoints[0]!.attempts.map((a) => a.ssl), [false])
-    assert.deepEqual(resolve('host=h sslmode=allow').endpoints[0]!.attempts.map((a) => a.ssl), [false, true])
-    assert.deepEqual(resolve('host=h').endpoints[0]!.attempts.map((a) => a.ssl), [true, false])
+    assert.deepEqual(
+      resolve('host=h sslmode=disable').endpoints[0]!.attempts.map((a) => a.ssl),
+      [false],
+    )
+    assert.deepEqual(
+      resolve('host=h sslmode=allow').endpoints[0]!.attempts.map((a) => a.ssl),
+      [false, true],
+    )
+    assert.deepEqual(
+      resolve('host=h').endpoints[0]!.attempts.map((a) => a.ssl),
+      [true, false],
+    )
     const req = resolve('host=h sslmode=require').endpoints[0]!.attempts
-    assert.deepEqual(req.map((a) => a.ssl), [true])
+    assert.deepEqual(
+      req.map((a) => a.ssl),
+      [true],
+    )
     assert.equal(tlsOf(req[0]!).rejectUnauthorized, false)
     assert.equal(tlsOf(req[0]!).minVersion, undefined)
     assert.equal(tlsOf(resolve('host=h sslmode=require ssl_min_protocol_version=TLSv1.3').endpoints[0]!.attempts[0]!).minVersion, 'TLSv1.3')
@@ -364,9 +509,15 @@ describe('resolveConnection: TLS', () => {
     assert.equal(String(vca.ca), fs.readFileSync(ca, 'utf8'))
     assert.equal(vca.checkServerIdentity!('h', {} as never), undefined)
     const vfull = tlsOf(resolve(`host=db.example.com sslmode=verify-full sslrootcert=${ca}`).endpoints[0]!.attempts[0]!)
-    const wrong = vfull.checkServerIdentity!('db.example.com', { subject: { CN: 'other.example.com' }, subjectaltname: 'DNS:other.example.com' } as never)
+    const wrong = vfull.checkServerIdentity!('db.example.com', {
+      subject: { CN: 'other.example.com' },
+      subjectaltname: 'DNS:other.example.com',
+    } as never)
     assert.ok(wrong instanceof Error)
-    const right = vfull.checkServerIdentity!('ignored', { subject: { CN: 'db.example.com' }, subjectaltname: 'DNS:db.example.com' } as never)
+    const right = vfull.checkServerIdentity!('ignored', {
+      subject: { CN: 'db.example.com' },
+      subjectaltname: 'DNS:db.example.com',
+    } as never)
     assert.equal(right, undefined)
   })
   it('a root certificate in ~/.postgresql turns require into verify-ca, as in libpq', () => {
@@ -379,12 +530,15 @@ describe('resolveConnection: TLS', () => {
   })
   it('refuses verification without a root certificate, and weak modes with sslrootcert=system', () => {
     rejects(() => resolve('host=h sslmode=verify-full'), /^root certificate file ".*root\.crt" does not exist$/)
-    rejects(() => resolve('host=h sslmode=require sslrootcert=system'), 'weak sslmode "require" may not be used with sslrootcert=system (use "verify-full")')
+    rejects(
+      () => resolve('host=h sslmode=require sslrootcert=system'),
+      'weak sslmode "require" may not be used with sslrootcert=system (use "verify-full")',
+    )
     const sys = resolve('host=h sslrootcert=system')
     assert.equal(sys.params['sslmode'], 'verify-full')
     assert.equal(tlsOf(sys.endpoints[0]!.attempts[0]!).ca, undefined)
   })
-  it('sends a client certificate with its key, checking the key\'s permissions', () => {
+  it("sends a client certificate with its key, checking the key's permissions", () => {
     const cert = writeFile('CERT', 0o644)
     const key = writeFile('KEY', 0o600)
     const t = tlsOf(resolve(`host=h sslmode=require sslcert=${cert} sslkey=${key} sslpassword=pp`).endpoints[0]!.attempts[0]!)
@@ -395,10 +549,16 @@ describe('resolveConnection: TLS', () => {
     }
     const none = tlsOf(resolve(`host=h sslmode=require sslcertmode=disable sslcert=${cert} sslkey=${key}`).endpoints[0]!.attempts[0]!)
     assert.equal(none.cert, undefined)
-    rejects(() => resolve(`host=h sslmode=require sslcert=${cert} sslkey=${path.join(tmp, 'nokey')}`), /^certificate present, but not private key file/)
+    rejects(
+      () => resolve(`host=h sslmode=require sslcert=${cert} sslkey=${path.join(tmp, 'nokey')}`),
+      /^certificate present, but not private key file/,
+    )
   })
   it('goes on without a client certificate when the named sslcert is not there, as libpq', () => {
-    const missing = tlsOf(resolve(`host=h sslmode=require sslcert=${path.join(tmp, 'no-such.crt')} sslkey=${path.join(tmp, 'no-such.key')}`).endpoints[0]!.attempts[0]!)
+    const missing = tlsOf(
+      resolve(`host=h sslmode=require sslcert=${path.join(tmp, 'no-such.crt')} sslkey=${path.join(tmp, 'no-such.key')}`).endpoints[0]!
+        .attempts[0]!,
+    )
     assert.equal(missing.cert, undefined)
     assert.equal(missing.key, undefined)
     const underFile = tlsOf(resolve(`host=h sslmode=require sslcert=${writeFile('x')}/client.crt`).endpoints[0]!.attempts[0]!)
@@ -416,7 +576,10 @@ describe('resolveConnection: TLS', () => {
     assert.equal(tlsOf(a).servername, undefined)
     assert.equal(resolve('host=10.1.2.3 sslmode=require sslsni=0').endpoints[0]!.attempts.length, 1)
     assert.equal(resolve('host=db.example.com sslmode=disable sslsni=0').endpoints[0]!.attempts.length, 1)
-    rejects(() => resolve('host=db.example.com sslmode=require sslsni=0'), /^connection option "sslsni" value "0" is not supported by walrewind for host "db\.example\.com"/)
+    rejects(
+      () => resolve('host=db.example.com sslmode=require sslsni=0'),
+      /^connection option "sslsni" value "0" is not supported by walrewind for host "db\.example\.com"/,
+    )
   })
 })
 
@@ -434,34 +597,48 @@ describe('formatPrimaryConninfo', () => {
   it('includes a given password (and then no passfile), quoting as libpq', () => {
     // pg_rewind 15: user=postgres password='a b\'c' channel_binding=prefer connect_timeout=5
     //   host=127.0.0.1 port=55415 application_name=x sslmode=disable sslcompression=0 ...
-    const r = resolve("host=127.0.0.1 port=55415 user=postgres dbname=postgres application_name=x password='a b\\'c' connect_timeout=5 sslmode=disable", {}, { homeDir: home })
-    assert.equal(formatPrimaryConninfo(r),
-      "user=postgres password='a b\\'c' connect_timeout=5 host=127.0.0.1 port=55415 application_name=x sslmode=disable")
+    const r = resolve(
+      "host=127.0.0.1 port=55415 user=postgres dbname=postgres application_name=x password='a b\\'c' connect_timeout=5 sslmode=disable",
+      {},
+      { homeDir: home },
+    )
+    assert.equal(
+      formatPrimaryConninfo(r),
+      "user=postgres password='a b\\'c' connect_timeout=5 host=127.0.0.1 port=55415 application_name=x sslmode=disable",
+    )
   })
   it('matches pg_rewind -R for a socket directory', () => {
     // pg_rewind 15: user=postgres passfile='/var/lib/postgresql/.pgpass' channel_binding=prefer host='/tmp/srvscratch' port=55415 sslmode=prefer ...
     const r = resolve('port=55415 user=postgres host=/tmp/srvscratch', {}, { homeDir: home })
     assert.equal(formatPrimaryConninfo(r), "user=postgres passfile='/var/lib/postgresql/.pgpass' host='/tmp/srvscratch' port=55415")
   })
-  it('reports settings from the environment, never the password file\'s password nor the walrewind fallback name', () => {
+  it("reports settings from the environment, never the password file's password nor the walrewind fallback name", () => {
     const pass = writeFile('*:*:*:*:fromfile\n')
     const r = resolve('host=h', { PGPASSFILE: pass, PGUSER: 'rw', PGSSLMODE: 'require', PGAPPNAME: 'patroni' })
     assert.equal(formatPrimaryConninfo(r), `user=rw passfile='${pass}' host=h port=5432 application_name=patroni sslmode=require`)
   })
   it('appends a given dbname only when asked (pg_rewind 18)', () => {
     const r = resolve('host=h dbname=app user=u', {}, { homeDir: home })
-    assert.equal(formatPrimaryConninfo(r, { includeDbname: true }), "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432 dbname=app")
+    assert.equal(
+      formatPrimaryConninfo(r, { includeDbname: true }),
+      "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432 dbname=app",
+    )
     assert.equal(formatPrimaryConninfo(r), "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432")
     const derived = resolve('host=h user=u', {}, { homeDir: home })
     assert.equal(formatPrimaryConninfo(derived, { includeDbname: true }), "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432")
   })
-  it('orders keywords as libpq 18\'s PQconninfoOptions', () => {
+  it("orders keywords as libpq 18's PQconninfoOptions", () => {
     const r = resolve('host=h user=u ssl_min_protocol_version=TLSv1.2 min_protocol_version=3.0 sslmode=require', {}, { homeDir: home })
-    assert.equal(formatPrimaryConninfo(r),
-      "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432 sslmode=require min_protocol_version=3.0 ssl_min_protocol_version=TLSv1.2")
+    assert.equal(
+      formatPrimaryConninfo(r),
+      "user=u passfile='/var/lib/postgresql/.pgpass' host=h port=5432 sslmode=require min_protocol_version=3.0 ssl_min_protocol_version=TLSv1.2",
+    )
   })
   it('keeps a host list whole, as PQconninfo does', () => {
     const r = resolve('host=h1,h2 port=5433,5434 user=u target_session_attrs=read-write', {}, { homeDir: home })
-    assert.equal(formatPrimaryConninfo(r), "user=u passfile='/var/lib/postgresql/.pgpass' host='h1,h2' port='5433,5434' target_session_attrs='read-write'")
+    assert.equal(
+      formatPrimaryConninfo(r),
+      "user=u passfile='/var/lib/postgresql/.pgpass' host='h1,h2' port='5433,5434' target_session_attrs='read-write'",
+    )
   })
 })

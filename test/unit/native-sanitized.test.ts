@@ -24,9 +24,23 @@ describe('native window scan under the sanitizers', () => {
 
   it('builds with -fsanitize=address,undefined', () => {
     const native = path.join(PROJECT_ROOT, 'native')
-    const result = spawnSync(process.env['CC'] ?? 'cc', ['-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all',
-      '-I', native, path.join(PROJECT_ROOT, 'test/native/scan-fuzz.c'), path.join(native, 'crc32c.c'), path.join(native, 'wal-scan.c'), '-o', exe],
-    { encoding: 'utf8' })
+    const result = spawnSync(
+      process.env['CC'] ?? 'cc',
+      [
+        '-O1',
+        '-g',
+        '-fsanitize=address,undefined',
+        '-fno-sanitize-recover=all',
+        '-I',
+        native,
+        path.join(PROJECT_ROOT, 'test/native/scan-fuzz.c'),
+        path.join(native, 'crc32c.c'),
+        path.join(native, 'wal-scan.c'),
+        '-o',
+        exe,
+      ],
+      { encoding: 'utf8' },
+    )
     assert.equal(result.status, 0, `${result.error?.message ?? ''}${result.stderr}`)
   })
 

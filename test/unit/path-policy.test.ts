@@ -11,8 +11,14 @@ import { RewindError } from '../../src/errors.js'
 import { storageDirOf } from '../../src/rewind/preflight.js'
 import { TargetDir } from '../../src/rewind/target-dir.js'
 import {
-  blockingAncestor, checkRelativePath, checkSourceSymlinks, followedLinkOf, isFollowedSymlink, isSafeLinkTarget,
-  isSafeRelativePath, isTablespaceLink,
+  blockingAncestor,
+  checkRelativePath,
+  checkSourceSymlinks,
+  followedLinkOf,
+  isFollowedSymlink,
+  isSafeLinkTarget,
+  isSafeRelativePath,
+  isTablespaceLink,
 } from '../../src/source/path-policy.js'
 import type { FileEntry } from '../../src/source/source.js'
 import { listDataDirectory } from '../../src/source/walk.js'
@@ -22,14 +28,25 @@ const dir = (p: string): FileEntry => ({ path: p, type: 'directory', size: 0 })
 const link = (p: string, linkTarget?: string): FileEntry =>
   linkTarget === undefined ? { path: p, type: 'symlink', size: 0 } : { path: p, type: 'symlink', size: 0, linkTarget }
 const listing = (...entries: FileEntry[]) => new Map(entries.map((e) => [e.path, e]))
-const unsafe = (pattern: RegExp) => (err: unknown) => err instanceof RewindError && err.code === 'SOURCE_UNSAFE_PATH' && pattern.test(err.message)
+const unsafe = (pattern: RegExp) => (err: unknown) =>
+  err instanceof RewindError && err.code === 'SOURCE_UNSAFE_PATH' && pattern.test(err.message)
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'walrewind-path-policy-'))
 after(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
 describe('relative paths', () => {
-  const safe = ['PG_VERSION', 'base/5/16384', 'base/5/16384.1', 'pg_tblspc/16400/PG_15_202209061/5/16384', 'pg_wal/000000010000000000000003',
-    '.hidden', 'a..b', 'x.', '...', 'pg_tblspc/abc']
+  const safe = [
+    'PG_VERSION',
+    'base/5/16384',
+    'base/5/16384.1',
+    'pg_tblspc/16400/PG_15_202209061/5/16384',
+    'pg_wal/000000010000000000000003',
+    '.hidden',
+    'a..b',
+    'x.',
+    '...',
+    'pg_tblspc/abc',
+  ]
   const hostile: Array<[string, string]> = [
     ['empty', ''],
     ['absolute', '/etc/passwd'],
@@ -61,8 +78,11 @@ describe('relative paths', () => {
   for (const [what, rel] of hostile) {
     test(`refused: ${what}`, () => {
       assert.equal(isSafeRelativePath(rel), false)
-      assert.throws(() => checkRelativePath(rel), (err: unknown) =>
-        err instanceof RewindError && err.code === 'SOURCE_UNSAFE_PATH' && err.message === `target file path is unsafe: "${rel}"`)
+      assert.throws(
+        () => checkRelativePath(rel),
+        (err: unknown) =>
+          err instanceof RewindError && err.code === 'SOURCE_UNSAFE_PATH' && err.message === `target file path is unsafe: "${rel}"`,
+      )
     })
   }
 
@@ -75,23 +95,48 @@ describe('relative paths', () => {
 describe('which symlinks PostgreSQL makes', () => {
   test('a tablespace link is pg_tblspc/<oid>: digits only, directly in pg_tblspc', () => {
     for (const rel of ['pg_tblspc/16400', 'pg_tblspc/1', 'pg_tblspc/4294967295']) assert.equal(isTablespaceLink(rel), true, rel)
-    for (const rel of ['pg_tblspc', 'pg_tblspc/', 'pg_tblspc/abc', 'pg_tblspc/16400a', 'pg_tblspc/-1', 'pg_tblspc/1 ', 'pg_tblspc/16400\n',
-      'pg_tblspc/\uff11\uff12', 'pg_tblspc/..', 'pg_tblspc/../16400', 'pg_tblspc/16400/PG_15_202209061', 'pg_tblspc//16400',
-      'x/pg_tblspc/16400', '/pg_tblspc/16400', 'pg_tblspc\\16400']) {
+    for (const rel of [
+      'pg_tblspc',
+      'pg_tblspc/',
+      'pg_tblspc/abc',
+      'pg_tblspc/16400a',
+      'pg_tblspc/-1',
+      'pg_tblspc/1 ',
+      'pg_tblspc/16400\n',
+      'pg_tblspc/\uff11\uff12',
+      'pg_tblspc/..',
+      'pg_tblspc/../16400',
+      'pg_tblspc/16400/PG_15_202209061',
+      'pg_tblspc//16400',
+      'x/pg_tblspc/16400',
+      '/pg_tblspc/16400',
+      'pg_tblspc\\16400',
+    ]) {
       assert.equal(isTablespaceLink(rel), false, JSON.stringify(rel))
     }
   })
 
   test('followed: pg_wal and tablespace links, nothing else', () => {
     for (const rel of ['pg_wal', 'pg_tblspc/16400']) assert.equal(isFollowedSymlink(rel), true, rel)
-    for (const rel of ['pg_wal/x', 'pg_xlog', 'pg_walx', 'base/pg_wal', 'pg_tblspc', 'pg_tblspc/abc', 'pg_tblspc/16400/x', 'log', 'global/pg_control']) {
+    for (const rel of [
+      'pg_wal/x',
+      'pg_xlog',
+      'pg_walx',
+      'base/pg_wal',
+      'pg_tblspc',
+      'pg_tblspc/abc',
+      'pg_tblspc/16400/x',
+      'log',
+      'global/pg_control',
+    ]) {
       assert.equal(isFollowedSymlink(rel), false, rel)
     }
   })
 
   test('a followed link points to an absolute location with no NUL', () => {
     for (const target of ['/srv/ts', '/', '/var/lib/postgresql/wal']) assert.equal(isSafeLinkTarget(target), true, target)
-    for (const target of ['', 'ts', '../../etc', './x', '~/x', '/srv/x\0y']) assert.equal(isSafeLinkTarget(target), false, JSON.stringify(target))
+    for (const target of ['', 'ts', '../../etc', './x', '~/x', '/srv/x\0y'])
+      assert.equal(isSafeLinkTarget(target), false, JSON.stringify(target))
   })
 
   test('the followed link a path is or lies below', () => {
@@ -106,27 +151,47 @@ describe('which symlinks PostgreSQL makes', () => {
 })
 
 describe('symlinks and what lies below them in a source listing', () => {
-  const good = [dir('base'), link('pg_wal', '/wal'), file('pg_wal/000000010000000000000003'), dir('pg_tblspc'),
-    link('pg_tblspc/16400', '/srv/ts'), dir('pg_tblspc/16400/PG_15_202209061'), file('pg_tblspc/16400/PG_15_202209061/5')]
+  const good = [
+    dir('base'),
+    link('pg_wal', '/wal'),
+    file('pg_wal/000000010000000000000003'),
+    dir('pg_tblspc'),
+    link('pg_tblspc/16400', '/srv/ts'),
+    dir('pg_tblspc/16400/PG_15_202209061'),
+    file('pg_tblspc/16400/PG_15_202209061/5'),
+  ]
 
   test('pg_wal and tablespace links with absolute targets, and files below them, are accepted from any source', () => {
     for (const kind of ['local', 'server'] as const) checkSourceSymlinks(listing(...good), kind)
   })
 
   const refusedFromAny: Array<[string, FileEntry[], RegExp]> = [
-    ['a tablespace link with a relative target', [link('pg_tblspc/16400', '../../etc')], /symbolic link "pg_tblspc\/16400" -> "\.\.\/\.\.\/etc" is unsafe/],
+    [
+      'a tablespace link with a relative target',
+      [link('pg_tblspc/16400', '../../etc')],
+      /symbolic link "pg_tblspc\/16400" -> "\.\.\/\.\.\/etc" is unsafe/,
+    ],
     ['a tablespace link with no target', [link('pg_tblspc/16400')], /symbolic link "pg_tblspc\/16400" -> "" is unsafe/],
     ['a tablespace link with a NUL in its target', [link('pg_tblspc/16400', '/srv/x\0/../etc')], /symbolic link "pg_tblspc\/16400"/],
     ['pg_wal linked relatively', [link('pg_wal', 'elsewhere')], /symbolic link "pg_wal"/],
-    ['a file below a tablespace link it made relative', [link('pg_tblspc/16401', 'x'), file('pg_tblspc/16401/PG_15_202209061/x')], /pg_tblspc\/16401/],
-    ['a file below a file', [file('global/pg_filenode.map', 512), file('global/pg_filenode.map/x')],
-      /"global\/pg_filenode.map\/x" lies below "global\/pg_filenode.map", which is not a directory/],
+    [
+      'a file below a tablespace link it made relative',
+      [link('pg_tblspc/16401', 'x'), file('pg_tblspc/16401/PG_15_202209061/x')],
+      /pg_tblspc\/16401/,
+    ],
+    [
+      'a file below a file',
+      [file('global/pg_filenode.map', 512), file('global/pg_filenode.map/x')],
+      /"global\/pg_filenode.map\/x" lies below "global\/pg_filenode.map", which is not a directory/,
+    ],
     ['a file below a stray link', [link('evil', '/tmp'), file('evil/owned')], /"evil"/],
     ['a file below a non-numeric tablespace name', [link('pg_tblspc/abc', '/srv/ts'), file('pg_tblspc/abc/x')], /"pg_tblspc\/abc"/],
-    ['links below links', [link('pg_tblspc/16400', '/srv/ts'), link('pg_tblspc/16400/evil', '/etc'), file('pg_tblspc/16400/evil/passwd')],
-      /"pg_tblspc\/16400\/evil"/],
-    ['a tablespace below a pg_tblspc that is a link', [link('pg_tblspc', '/elsewhere'), link('pg_tblspc/16400', '/srv/ts')],
-      /"pg_tblspc"/],
+    [
+      'links below links',
+      [link('pg_tblspc/16400', '/srv/ts'), link('pg_tblspc/16400/evil', '/etc'), file('pg_tblspc/16400/evil/passwd')],
+      /"pg_tblspc\/16400\/evil"/,
+    ],
+    ['a tablespace below a pg_tblspc that is a link', [link('pg_tblspc', '/elsewhere'), link('pg_tblspc/16400', '/srv/ts')], /"pg_tblspc"/],
     ['a file deep below a stray link', [link('base', '/etc'), dir('base/5'), file('base/5/16384')], /"base"/],
   ]
   // A server is refused at the stray link already; a directory source at what lies below it.
@@ -139,11 +204,16 @@ describe('symlinks and what lies below them in a source listing', () => {
   }
 
   test('the refusals name the entry: a link a server lists, or the stray link a file lies below', () => {
-    assert.throws(() => checkSourceSymlinks(listing(link('pg_tblspc/abc', '/srv/ts'), file('pg_tblspc/abc/x')), 'local'),
-      unsafe(/^source file path is unsafe: "pg_tblspc\/abc\/x" lies below "pg_tblspc\/abc", which is not a directory$/))
-    assert.throws(() => checkSourceSymlinks(listing(link('pg_tblspc/abc', '/srv/ts'), file('pg_tblspc/abc/x')), 'server'),
-      (err: unknown) => unsafe(/^source symbolic link "pg_tblspc\/abc" -> "\/srv\/ts" is unsafe$/)(err) &&
-        /pg_tblspc\/OID/.test((err as RewindError).info.detail ?? ''))
+    assert.throws(
+      () => checkSourceSymlinks(listing(link('pg_tblspc/abc', '/srv/ts'), file('pg_tblspc/abc/x')), 'local'),
+      unsafe(/^source file path is unsafe: "pg_tblspc\/abc\/x" lies below "pg_tblspc\/abc", which is not a directory$/),
+    )
+    assert.throws(
+      () => checkSourceSymlinks(listing(link('pg_tblspc/abc', '/srv/ts'), file('pg_tblspc/abc/x')), 'server'),
+      (err: unknown) =>
+        unsafe(/^source symbolic link "pg_tblspc\/abc" -> "\/srv\/ts" is unsafe$/)(err) &&
+        /pg_tblspc\/OID/.test((err as RewindError).info.detail ?? ''),
+    )
   })
 
   const strays: Array<[string, FileEntry]> = [
@@ -190,8 +260,13 @@ describe('the walk follows only the links PostgreSQL makes', () => {
     fs.symlinkSync(path.join(outside, 'log'), path.join(data, 'log'))
     const entries = await listDataDirectory(data)
     assert.deepEqual(entries.map((e) => `${e.type} ${e.path}`).sort(), [
-      'directory pg_tblspc', 'file pg_tblspc/16400/f', 'file pg_wal/f',
-      'symlink log', 'symlink pg_tblspc/16400', 'symlink pg_tblspc/abc', 'symlink pg_wal',
+      'directory pg_tblspc',
+      'file pg_tblspc/16400/f',
+      'file pg_wal/f',
+      'symlink log',
+      'symlink pg_tblspc/16400',
+      'symlink pg_tblspc/abc',
+      'symlink pg_wal',
     ])
     checkSourceSymlinks(listing(...entries), 'local')
   })

@@ -14,20 +14,30 @@ process.env['TZ'] = 'UTC'
 describe('formatRewindBackupLabel', () => {
   it('writes what pg_rewind wrote', () => {
     const text = formatRewindBackupLabel({
-      redo: parseLsn('0/6000028'), redoTli: 1, checkpoint: parseLsn('0/6000060'), segSize: 16 * 1024 * 1024,
+      redo: parseLsn('0/6000028'),
+      redoTli: 1,
+      checkpoint: parseLsn('0/6000060'),
+      segSize: 16 * 1024 * 1024,
       startTime: new Date(Date.UTC(2026, 10, 23, 18, 1, 38)),
     })
-    assert.equal(text, 'START WAL LOCATION: 0/6000028 (file 000000010000000000000006)\n' +
-      'CHECKPOINT LOCATION: 0/6000060\n' +
-      'BACKUP METHOD: pg_rewind\n' +
-      'BACKUP FROM: standby\n' +
-      'START TIME: 2026-11-23 18:01:38 UTC\n')
+    assert.equal(
+      text,
+      'START WAL LOCATION: 0/6000028 (file 000000010000000000000006)\n' +
+        'CHECKPOINT LOCATION: 0/6000060\n' +
+        'BACKUP METHOD: pg_rewind\n' +
+        'BACKUP FROM: standby\n' +
+        'START TIME: 2026-11-23 18:01:38 UTC\n',
+    )
   })
 
   it('names the file by the checkpoint timeline and segment size, and reads back', () => {
     const text = formatRewindBackupLabel({
-      redo: parseLsn('1/2345678'), redoTli: 3, checkpoint: parseLsn('1/23456B0'), segSize: 1024 * 1024,
-      startTime: new Date(Date.UTC(2025, 0, 2, 3, 4, 5)), timeZoneName: 'CET',
+      redo: parseLsn('1/2345678'),
+      redoTli: 3,
+      checkpoint: parseLsn('1/23456B0'),
+      segSize: 1024 * 1024,
+      startTime: new Date(Date.UTC(2025, 0, 2, 3, 4, 5)),
+      timeZoneName: 'CET',
     })
     assert.match(text, /^START WAL LOCATION: 1\/2345678 \(file 000000030000000100000023\)\n/)
     assert.match(text, /START TIME: 2025-01-02 03:04:05 CET\n$/)
@@ -46,7 +56,10 @@ describe('parseBackupLabel', () => {
     it(`reads PostgreSQL ${major}'s own label`, () => {
       const f = loadFixture(major)
       const label = parseBackupLabel(f.text('backup_label'))
-      assert.equal(label.startWalFile, segmentFileName(label.startWalFileTli, segmentOf(label.startWalLocation, f.json.segSize), f.json.segSize))
+      assert.equal(
+        label.startWalFile,
+        segmentFileName(label.startWalFileTli, segmentOf(label.startWalLocation, f.json.segSize), f.json.segSize),
+      )
       assert.equal(label.startWalFileTli, 2)
       assert.ok(label.checkpointLocation >= label.startWalLocation)
       assert.equal(label.backupMethod, 'streamed')
@@ -58,7 +71,11 @@ describe('parseBackupLabel', () => {
   }
 
   it('refuses labels recovery would refuse', () => {
-    const bad = (text: string) => assert.throws(() => parseBackupLabel(text), (err: unknown) => err instanceof RewindError && err.code === 'TARGET_DIR')
+    const bad = (text: string) =>
+      assert.throws(
+        () => parseBackupLabel(text),
+        (err: unknown) => err instanceof RewindError && err.code === 'TARGET_DIR',
+      )
     bad('')
     bad('START WAL LOCATION: 0/6000028\nCHECKPOINT LOCATION: 0/6000060\n')
     bad('START WAL LOCATION: 0/6000028 (file 000000010000000000000006)\n')

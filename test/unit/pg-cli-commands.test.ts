@@ -90,14 +90,31 @@ describe('walrewind waldump', () => {
       const text = await run(['waldump', first])
       assert.equal(text.code, 0)
       const lines = text.stdout.trimEnd().split('\n')
-      assert.match(lines[0]!, /^rmgr: XLOG {8}len \(rec\/tot\): {4}114\/ {3}114, tx: {10}0, lsn: 0\/00[0-9A-F]{6}, prev 0\/[0-9A-F]{8}, desc: CHECKPOINT_SHUTDOWN$/)
-      assert.match(text.stderr, /^walrewind: end of WAL at 0\/[0-9A-F]+: invalid record length at 0\/[0-9A-F]+: expected at least 24, got 0\n$/)
+      assert.match(
+        lines[0]!,
+        /^rmgr: XLOG {8}len \(rec\/tot\): {4}114\/ {3}114, tx: {10}0, lsn: 0\/00[0-9A-F]{6}, prev 0\/[0-9A-F]{8}, desc: CHECKPOINT_SHUTDOWN$/,
+      )
+      assert.match(
+        text.stderr,
+        /^walrewind: end of WAL at 0\/[0-9A-F]+: invalid record length at 0\/[0-9A-F]+: expected at least 24, got 0\n$/,
+      )
       const json = await run(['waldump', '--json', '-p', wal, '-t', '3', '-s', f.json.wal.anchors.switchpoint])
-      const docs = json.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+      const docs = json.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
       assert.equal(docs[0]!['lsn'], f.json.wal.anchors.switchpoint)
       assert.equal(docs[0]!['recordType'], 'END_OF_RECOVERY')
-      assert.deepEqual(docs.at(-1), { type: 'end', lsn: docs.at(-2)!['endLsn'], reason: 'zero-length', message: `invalid record length at ${docs.at(-2)!['endLsn']}: expected at least 24, got 0` })
-      assert.equal(docs.length - 1, lines.length - lines.findIndex((l) => l.includes(`lsn: 0/00${f.json.wal.anchors.switchpoint.slice(2)}`)))
+      assert.deepEqual(docs.at(-1), {
+        type: 'end',
+        lsn: docs.at(-2)!['endLsn'],
+        reason: 'zero-length',
+        message: `invalid record length at ${docs.at(-2)!['endLsn']}: expected at least 24, got 0`,
+      })
+      assert.equal(
+        docs.length - 1,
+        lines.length - lines.findIndex((l) => l.includes(`lsn: 0/00${f.json.wal.anchors.switchpoint.slice(2)}`)),
+      )
       const limited = await run(['waldump', '--json', '--limit=3', '-p', wal, '-t', '3', '-s', f.json.wal.anchors.switchpoint])
       assert.equal(limited.stdout.trimEnd().split('\n').length, 3)
       assert.equal(limited.stderr, '')
@@ -109,7 +126,10 @@ describe('walrewind waldump', () => {
       it(`PostgreSQL ${major}: -b prints what pg_waldump -b printed, line for line`, async () => {
         const wal = path.join(dirs.get(major)!, 'pg_wal')
         const ours = await run(['waldump', '-b', '-p', wal, '-t', '3', '-s', f.json.wal.anchors.switchpoint])
-        const theirs = f.text(f.json.wal.waldump!).split('\n').filter((l) => !l.startsWith('#'))
+        const theirs = f
+          .text(f.json.wal.waldump!)
+          .split('\n')
+          .filter((l) => !l.startsWith('#'))
         assert.deepEqual(ours.stdout.split('\n'), theirs)
       })
     }

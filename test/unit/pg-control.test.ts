@@ -53,28 +53,45 @@ describe('decodeControlFile on real files', () => {
 
     it(`PostgreSQL ${major}: an unchanged image round-trips byte for byte; changes get a fresh CRC`, () => {
       assert.ok(updateControlFile(bytes, {}).equals(bytes))
-      const changed = updateControlFile(bytes, { state: DBState.IN_ARCHIVE_RECOVERY, minRecoveryPoint: parseLsn('0/7000B18'), minRecoveryPointTLI: 2 })
+      const changed = updateControlFile(bytes, {
+        state: DBState.IN_ARCHIVE_RECOVERY,
+        minRecoveryPoint: parseLsn('0/7000B18'),
+        minRecoveryPointTLI: 2,
+      })
       assert.equal(changed.length, PG_CONTROL_FILE_SIZE)
       const cf = decodeControlFile(changed)
       assert.equal(cf.state, DBState.IN_ARCHIVE_RECOVERY)
       assert.equal(cf.minRecoveryPoint, 0x7000b18n)
       assert.equal(cf.minRecoveryPointTLI, 2)
       const before = decodeControlFile(bytes)
-      assert.deepEqual({ ...cf, state: 0, minRecoveryPoint: 0n, minRecoveryPointTLI: 0, crc: 0 },
-        { ...before, state: 0, minRecoveryPoint: 0n, minRecoveryPointTLI: 0, crc: 0 })
+      assert.deepEqual(
+        { ...cf, state: 0, minRecoveryPoint: 0n, minRecoveryPointTLI: 0, crc: 0 },
+        { ...before, state: 0, minRecoveryPoint: 0n, minRecoveryPointTLI: 0, crc: 0 },
+      )
       // Only the three fields and the CRC differ.
       const diff = [...changed.keys()].filter((i) => changed[i] !== bytes[i])
       const crcOffset = profileForMajor(major).control.crcOffset
-      assert.ok(diff.every((i) => (i >= 16 && i < 20) || (i >= 136 && i < 148) || (i >= crcOffset && i < crcOffset + 4)), `changed bytes ${diff}`)
+      assert.ok(
+        diff.every((i) => (i >= 16 && i < 20) || (i >= 136 && i < 148) || (i >= crcOffset && i < crcOffset + 4)),
+        `changed bytes ${diff}`,
+      )
     })
 
     it(`PostgreSQL ${major}: pg_rewind's checks, in its order`, () => {
       const p = profileForMajor(major)
-      assert.throws(() => decodeControlFile(bytes.subarray(0, 8191)), code('CONTROL_FILE_INVALID', 'unexpected control file size 8191, expected 8192'))
-      assert.throws(() => decodeControlFile(Buffer.concat([bytes, Buffer.alloc(1)])), code('CONTROL_FILE_INVALID', 'unexpected control file size 8193, expected 8192'))
+      assert.throws(
+        () => decodeControlFile(bytes.subarray(0, 8191)),
+        code('CONTROL_FILE_INVALID', 'unexpected control file size 8191, expected 8192'),
+      )
+      assert.throws(
+        () => decodeControlFile(Buffer.concat([bytes, Buffer.alloc(1)])),
+        code('CONTROL_FILE_INVALID', 'unexpected control file size 8193, expected 8192'),
+      )
       const badSeg = recrc(bytes, p.control.crcOffset, (b) => b.writeUInt32LE(3 * 1024 * 1024, 228))
-      const segMessage = major >= 17 ? 'invalid WAL segment size in control file (3145728 bytes)'
-        : 'WAL segment size must be a power of two between 1 MB and 1 GB, but the control file specifies 3145728 bytes'
+      const segMessage =
+        major >= 17
+          ? 'invalid WAL segment size in control file (3145728 bytes)'
+          : 'WAL segment size must be a power of two between 1 MB and 1 GB, but the control file specifies 3145728 bytes'
       assert.throws(() => decodeControlFile(badSeg), code('CONTROL_FILE_INVALID', segMessage))
       // The segment size is checked before the CRC, as digestControlFile does.
       const badSegAndCrc = Buffer.from(badSeg)
@@ -97,9 +114,18 @@ describe('decodeControlFile on other majors', () => {
   it('refuses an intact file of a major it does not know, naming the version', () => {
     const base = loadFixture(fixtureMajors()[0]!).file('pg_control')
     // A PostgreSQL 12 file: control version 1201, its catalog version, CRC at 288.
-    const pg12 = recrc(base, 288, (b) => { b.writeUInt32LE(1201, 8); b.writeUInt32LE(201909212, 12) })
-    assert.throws(() => decodeControlFile(pg12), (err: unknown) => err instanceof RewindError && err.code === 'INCOMPATIBLE_VERSION' &&
-      err.message.includes('1201') && err.message.includes('201909212'))
+    const pg12 = recrc(base, 288, (b) => {
+      b.writeUInt32LE(1201, 8)
+      b.writeUInt32LE(201909212, 12)
+    })
+    assert.throws(
+      () => decodeControlFile(pg12),
+      (err: unknown) =>
+        err instanceof RewindError &&
+        err.code === 'INCOMPATIBLE_VERSION' &&
+        err.message.includes('1201') &&
+        err.message.includes('201909212'),
+    )
     // A 1300 file whose catalog number belongs to no supported release.
     const future = recrc(base, 288, (b) => b.writeUInt32LE(202999999, 12))
     assert.throws(() => decodeControlFile(future), code('INCOMPATIBLE_VERSION'))
@@ -109,7 +135,15 @@ describe('decodeControlFile on other majors', () => {
   })
 
   it('names the states as pg_controldata does', () => {
-    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map(dbStateName), ['starting up', 'shut down', 'shut down in recovery', 'shutting down',
-      'in crash recovery', 'in archive recovery', 'in production', 'unrecognized status code'])
+    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map(dbStateName), [
+      'starting up',
+      'shut down',
+      'shut down in recovery',
+      'shutting down',
+      'in crash recovery',
+      'in archive recovery',
+      'in production',
+      'unrecognized status code',
+    ])
   })
 })

@@ -47,7 +47,7 @@ describe('crc32c', () => {
     }
   })
 
-  it('has the addon\'s CRC when the addon is built, which checks its range', { skip: nativeCrc32c === null ? walScanMethod : false }, () => {
+  it("has the addon's CRC when the addon is built, which checks its range", { skip: nativeCrc32c === null ? walScanMethod : false }, () => {
     assert.throws(() => nativeCrc32c!(Buffer.alloc(8), 4, 12, 0), RangeError)
     assert.throws(() => nativeCrc32c!(Buffer.alloc(8), 6, 4, 0), RangeError)
     assert.throws(() => nativeCrc32c!('12345678' as unknown as Uint8Array, 0, 8, 0), TypeError)

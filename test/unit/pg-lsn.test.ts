@@ -5,8 +5,17 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { RewindError } from '../../src/errors.js'
 import {
-  formatLsn, historyFileName, INVALID_LSN, isValidSegmentSize, maxAlign, offsetInSegment, parseLsn, parseSegmentFileName,
-  segmentFileName, segmentOf, segmentStart,
+  formatLsn,
+  historyFileName,
+  INVALID_LSN,
+  isValidSegmentSize,
+  maxAlign,
+  offsetInSegment,
+  parseLsn,
+  parseSegmentFileName,
+  segmentFileName,
+  segmentOf,
+  segmentStart,
 } from '../../src/pg/lsn.js'
 
 const MB = 1024 * 1024
@@ -24,7 +33,10 @@ describe('parseLsn / formatLsn', () => {
 
   it('refuses junk with a USAGE error unless told another code', () => {
     for (const junk of ['', '0', '0/', '/1', 'x/1', '0/1/2', '123456789/0', ' 0/1', '0/1 ', '-1/0']) {
-      assert.throws(() => parseLsn(junk), (err: unknown) => err instanceof RewindError && err.code === 'USAGE' && err.message.includes(`"${junk}"`))
+      assert.throws(
+        () => parseLsn(junk),
+        (err: unknown) => err instanceof RewindError && err.code === 'USAGE' && err.message.includes(`"${junk}"`),
+      )
     }
     assert.throws(() => parseLsn('nope', 'TIMELINE_HISTORY_INVALID'), { code: 'TIMELINE_HISTORY_INVALID' })
   })

@@ -13,8 +13,14 @@ describe('relationFilePath', () => {
     assert.equal(relationFilePath({ spcOid: 1663, dbOid: 5, relNumber: 16384 }, ForkNumber.FSM, 1, PG15), 'base/5/16384_fsm.1')
     assert.equal(relationFilePath({ spcOid: 1663, dbOid: 5, relNumber: 16384 }, ForkNumber.VISIBILITYMAP, 0, PG15), 'base/5/16384_vm')
     assert.equal(relationFilePath({ spcOid: 1663, dbOid: 5, relNumber: 16384 }, ForkNumber.INIT, 0, PG15), 'base/5/16384_init')
-    assert.equal(relationFilePath({ spcOid: 16393, dbOid: 5, relNumber: 16394 }, ForkNumber.MAIN, 0, PG15), 'pg_tblspc/16393/PG_15_202209061/5/16394')
-    assert.equal(relationFilePath({ spcOid: 16393, dbOid: 5, relNumber: 16394 }, ForkNumber.MAIN, 3, PG18), 'pg_tblspc/16393/PG_18_202506291/5/16394.3')
+    assert.equal(
+      relationFilePath({ spcOid: 16393, dbOid: 5, relNumber: 16394 }, ForkNumber.MAIN, 0, PG15),
+      'pg_tblspc/16393/PG_15_202209061/5/16394',
+    )
+    assert.equal(
+      relationFilePath({ spcOid: 16393, dbOid: 5, relNumber: 16394 }, ForkNumber.MAIN, 3, PG18),
+      'pg_tblspc/16393/PG_18_202506291/5/16394.3',
+    )
     assert.equal(forkName(2), 'vm')
     assert.equal(forkName(9), '9')
   })
@@ -38,13 +44,30 @@ describe('parseRelationDataFile', () => {
     }
   })
 
-  it('rejects other forks, temp relations, junk and other majors\' tablespace directories', () => {
+  it("rejects other forks, temp relations, junk and other majors' tablespace directories", () => {
     for (const path of [
-      'base/5/16384_fsm', 'base/5/16384_vm.1', 'base/5/16384_init', 'base/5/t3_16400', 'base/5/pg_filenode.map',
-      'base/5/PG_VERSION', 'base/5/016384', 'base/5/16384.0', 'base/5/16384.', 'base/5/16384x', 'global/pg_control',
-      'base/5', 'base/5/', 'base/05/16384', 'global/4294967296', 'pg_tblspc/16393/PG_14_202107181/5/16394',
-      'pg_tblspc/1663/PG_15_202209061/5/16394', 'pg_tblspc/16393/PG_15_202209061/5/16394/x', '/base/5/16384',
-      'pg_wal/000000010000000000000001', 'base/5/16384.1.2', 'base/5/pgsql_tmp/pgsql_tmp123.0',
+      'base/5/16384_fsm',
+      'base/5/16384_vm.1',
+      'base/5/16384_init',
+      'base/5/t3_16400',
+      'base/5/pg_filenode.map',
+      'base/5/PG_VERSION',
+      'base/5/016384',
+      'base/5/16384.0',
+      'base/5/16384.',
+      'base/5/16384x',
+      'global/pg_control',
+      'base/5',
+      'base/5/',
+      'base/05/16384',
+      'global/4294967296',
+      'pg_tblspc/16393/PG_14_202107181/5/16394',
+      'pg_tblspc/1663/PG_15_202209061/5/16394',
+      'pg_tblspc/16393/PG_15_202209061/5/16394/x',
+      '/base/5/16384',
+      'pg_wal/000000010000000000000001',
+      'base/5/16384.1.2',
+      'base/5/pgsql_tmp/pgsql_tmp123.0',
     ]) {
       assert.equal(parseRelationDataFile(path, PG15), null, path)
     }

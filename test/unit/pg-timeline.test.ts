@@ -21,7 +21,10 @@ describe('parseTimelineHistory', () => {
       assert.equal(two.length, 2)
       assert.equal(three.length, 3)
       assert.deepEqual(three.slice(0, 1), two.slice(0, 1))
-      assert.deepEqual(three.map((e) => e.tli), [1, 2, 3])
+      assert.deepEqual(
+        three.map((e) => e.tli),
+        [1, 2, 3],
+      )
       assert.equal(three[0]!.begin, 0n)
       assert.equal(three[1]!.begin, three[0]!.end)
       assert.equal(three[2]!.begin, three[1]!.end)
@@ -43,14 +46,29 @@ describe('parseTimelineHistory', () => {
     assert.deepEqual(history('', 5), [{ tli: 5, begin: 0n, end: null }])
   })
 
-  it('refuses what the server refuses, with pg_rewind\'s messages', () => {
+  it("refuses what the server refuses, with pg_rewind's messages", () => {
     assert.throws(() => history('x\t0/1\n', 2), invalid('syntax error in history file: x\t0/1', 'Expected a numeric timeline ID.'))
     assert.throws(() => history('1\n', 2), invalid('syntax error in history file: 1', 'Expected a write-ahead log switchpoint location.'))
-    assert.throws(() => history('1\tzz\n', 2), invalid('syntax error in history file: 1\tzz', 'Expected a write-ahead log switchpoint location.'))
-    assert.throws(() => history('2\t0/1\n1\t0/2\n', 3), invalid('invalid data in history file: 1\t0/2', 'Timeline IDs must be in increasing sequence.'))
-    assert.throws(() => history('1\t0/1\n1\t0/2\n', 3), invalid('invalid data in history file: 1\t0/2', 'Timeline IDs must be in increasing sequence.'))
-    assert.throws(() => history('1\t0/1\n2\t0/2\n', 2), invalid('invalid data in history file', "Timeline IDs must be less than child timeline's ID."))
-    assert.throws(() => history('1\t0/1\n', 2 - 1), (err: unknown) => err instanceof RewindError && err.info.path === 'pg_wal/00000001.history')
+    assert.throws(
+      () => history('1\tzz\n', 2),
+      invalid('syntax error in history file: 1\tzz', 'Expected a write-ahead log switchpoint location.'),
+    )
+    assert.throws(
+      () => history('2\t0/1\n1\t0/2\n', 3),
+      invalid('invalid data in history file: 1\t0/2', 'Timeline IDs must be in increasing sequence.'),
+    )
+    assert.throws(
+      () => history('1\t0/1\n1\t0/2\n', 3),
+      invalid('invalid data in history file: 1\t0/2', 'Timeline IDs must be in increasing sequence.'),
+    )
+    assert.throws(
+      () => history('1\t0/1\n2\t0/2\n', 2),
+      invalid('invalid data in history file', "Timeline IDs must be less than child timeline's ID."),
+    )
+    assert.throws(
+      () => history('1\t0/1\n', 2 - 1),
+      (err: unknown) => err instanceof RewindError && err.info.path === 'pg_wal/00000001.history',
+    )
   })
 })
 

@@ -5,7 +5,13 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { RewindError } from '../../src/errors.js'
 import {
-  PG13, PG15, PG18, profileForMajor, profileFromCatalogVersion, profileFromPgVersionFile, profileFromWalMagic,
+  PG13,
+  PG15,
+  PG18,
+  profileForMajor,
+  profileFromCatalogVersion,
+  profileFromPgVersionFile,
+  profileFromWalMagic,
   SUPPORTED_MAJORS,
 } from '../../src/pg/versions.js'
 import { fixtureMajors, loadFixture } from '../fixtures/load.js'
@@ -46,9 +52,18 @@ describe('version profiles', () => {
     assert.equal(profileForMajor(17).codes.XLOG_CHECKPOINT_REDO, 0xe0)
     assert.equal(PG13.hasToplevelXidBlock, false)
     assert.equal(profileForMajor(14).hasToplevelXidBlock, true)
-    assert.deepEqual(SUPPORTED_MAJORS.map((m) => profileForMajor(m).droppedStatsItemSize), [0, 0, 12, 12, 12, 16])
-    assert.deepEqual(SUPPORTED_MAJORS.map((m) => profileForMajor(m).control.crcOffset), [288, 288, 288, 288, 288, 292])
-    assert.deepEqual(SUPPORTED_MAJORS.map((m) => profileForMajor(m).pgControlVersion), [1300, 1300, 1300, 1300, 1700, 1800])
+    assert.deepEqual(
+      SUPPORTED_MAJORS.map((m) => profileForMajor(m).droppedStatsItemSize),
+      [0, 0, 12, 12, 12, 16],
+    )
+    assert.deepEqual(
+      SUPPORTED_MAJORS.map((m) => profileForMajor(m).control.crcOffset),
+      [288, 288, 288, 288, 288, 292],
+    )
+    assert.deepEqual(
+      SUPPORTED_MAJORS.map((m) => profileForMajor(m).pgControlVersion),
+      [1300, 1300, 1300, 1300, 1700, 1800],
+    )
     assert.equal(PG18.control.defaultCharSignednessOffset, 256)
   })
 

@@ -19,8 +19,18 @@ const SEED = Number(process.env['WALREWIND_FUZZ_SEED'] ?? 4)
 /** A fixed number of runs, not a time budget: the same seed then reaches the same checks on a busy machine. */
 const RUNS = Number(process.env['WALREWIND_FUZZ_RUNS'] ?? 600)
 
-const REASONS: ReadonlySet<EndOfWalReason> = new Set(['zero-length', 'bad-magic', 'bad-pageaddr', 'bad-page-header', 'bad-record-header',
-  'bad-crc', 'bad-prev-link', 'bad-contrecord', 'bad-record', 'truncated-segment'])
+const REASONS: ReadonlySet<EndOfWalReason> = new Set([
+  'zero-length',
+  'bad-magic',
+  'bad-pageaddr',
+  'bad-page-header',
+  'bad-record-header',
+  'bad-crc',
+  'bad-prev-link',
+  'bad-contrecord',
+  'bad-record',
+  'truncated-segment',
+])
 
 /** mulberry32: small, seeded, good enough to pick bytes. */
 function prng(seed: number): { next: () => number; int: (n: number) => number } {
@@ -178,17 +188,25 @@ describe('fuzz', () => {
       for (const nativeScan of [true, false]) {
         const source = new MemorySegments(segs, 3, t.fixture.json.segSize, { readInto: mode > 0, sync: mode === 2 })
         const reader = new WalReader({
-          profile: t.fixture.profile, segSize: t.fixture.json.segSize, systemIdentifier: BigInt(t.fixture.json.systemIdentifier), source,
-          windowSize, nativeScan,
+          profile: t.fixture.profile,
+          segSize: t.fixture.json.segSize,
+          systemIdentifier: BigInt(t.fixture.json.systemIdentifier),
+          source,
+          windowSize,
+          nativeScan,
         })
         let count = 0
         let digest = 0
         try {
-          const end = await reader.forEachRecord(t.start, (rec) => {
-            count++
-            assert.ok(count < 100_000, `no end in sight (${context})`)
-            digest = fold(digest, JSON.stringify(rec) + rec.mainData.toString('hex'))
-          }, { reuseRecord: r.int(2) === 0 })
+          const end = await reader.forEachRecord(
+            t.start,
+            (rec) => {
+              count++
+              assert.ok(count < 100_000, `no end in sight (${context})`)
+              digest = fold(digest, JSON.stringify(rec) + rec.mainData.toString('hex'))
+            },
+            { reuseRecord: r.int(2) === 0 },
+          )
           assert.ok(end !== null && REASONS.has(end.reason), `unexpected end ${end?.reason}: ${end?.message} (${context})`)
           assert.equal(typeof end.message, 'string')
           assert.ok(end.lsn >= t.start, context)
@@ -204,7 +222,15 @@ describe('fuzz', () => {
     }
     t0.diagnostic(`${runs} runs (seed ${SEED}): ${[...reasons].map(([k, v]) => `${k} ${v}`).join(', ')}`)
     // The corruptions reach every kind of check.
-    for (const reason of ['bad-crc', 'bad-pageaddr', 'bad-magic', 'bad-record-header', 'truncated-segment', 'WAL_MISSING', 'bad-contrecord']) {
+    for (const reason of [
+      'bad-crc',
+      'bad-pageaddr',
+      'bad-magic',
+      'bad-record-header',
+      'truncated-segment',
+      'WAL_MISSING',
+      'bad-contrecord',
+    ]) {
       assert.ok((reasons.get(reason) ?? 0) > 0, `no run ended with ${reason}: ${JSON.stringify([...reasons])}`)
     }
   })

@@ -14,8 +14,16 @@ import { XLP_FIRST_IS_CONTRECORD } from '../../src/pg/wal/page.js'
 import { WalReader, type EndOfWal, type WalSegmentSource } from '../../src/pg/wal/reader.js'
 import type { BlockRef, WalRecord } from '../../src/pg/wal/record.js'
 import {
-  decodeCheckpoint, decodeDbaseCreateFileCopy, decodeDbaseDrop, decodeEndOfRecovery, decodeSmgrCreate, decodeSmgrTruncate,
-  decodeXactDroppedRelations, recordTypeName, RM, rmgrName,
+  decodeCheckpoint,
+  decodeDbaseCreateFileCopy,
+  decodeDbaseDrop,
+  decodeEndOfRecovery,
+  decodeSmgrCreate,
+  decodeSmgrTruncate,
+  decodeXactDroppedRelations,
+  recordTypeName,
+  RM,
+  rmgrName,
 } from '../../src/pg/wal/rmgr.js'
 import { editedSegments, fixtureMajors, loadFixture, MemorySegments, type Fixture } from '../fixtures/load.js'
 import { fpiInfo } from '../fixtures/walinspect.js'
@@ -38,8 +46,17 @@ interface Seen {
 
 function seen(r: WalRecord): Seen {
   return {
-    lsn: r.lsn, endLsn: r.endLsn, prev: r.xl_prev, xid: r.xl_xid, rmid: r.xl_rmid, info: r.xl_info, totLen: r.xl_tot_len,
-    mainLen: r.main_data_len, fpiLen: r.fpiLength, origin: r.origin, mainData: Buffer.from(r.mainData),
+    lsn: r.lsn,
+    endLsn: r.endLsn,
+    prev: r.xl_prev,
+    xid: r.xl_xid,
+    rmid: r.xl_rmid,
+    info: r.xl_info,
+    totLen: r.xl_tot_len,
+    mainLen: r.main_data_len,
+    fpiLen: r.fpiLength,
+    origin: r.origin,
+    mainData: Buffer.from(r.mainData),
     // Copies: with reuseRecord the reader refills the same objects.
     blocks: r.blocks.map((b) => ({ ...b, ...(b.image !== undefined ? { image: { ...b.image } } : {}) })),
   }
@@ -59,7 +76,10 @@ interface ReadOptions {
 }
 
 function reader(f: Fixture, o: ReadOptions = {}): { reader: WalReader; source: WalSegmentSource } {
-  const source = new MemorySegments(o.segments ?? f.segments, f.json.wal.tli, f.json.segSize, { readInto: o.readInto ?? true, sync: o.sync ?? false })
+  const source = new MemorySegments(o.segments ?? f.segments, f.json.wal.tli, f.json.segSize, {
+    readInto: o.readInto ?? true,
+    sync: o.sync ?? false,
+  })
   const r = new WalReader({
     profile: profileForMajor(o.profileMajor ?? f.major),
     segSize: f.json.segSize,
@@ -77,7 +97,7 @@ function firstSegmentStart(f: Fixture): Lsn {
 
 async function readAll(f: Fixture, o: ReadOptions = {}): Promise<{ records: Seen[]; end: EndOfWal }> {
   const { reader: r } = reader(f, o)
-  const start = o.start ?? await r.findNextRecord(firstSegmentStart(f))
+  const start = o.start ?? (await r.findNextRecord(firstSegmentStart(f)))
   assert.ok(start !== null)
   const records: Seen[] = []
   if (o.generator) {
@@ -91,7 +111,13 @@ async function readAll(f: Fixture, o: ReadOptions = {}): Promise<{ records: Seen
       records.push(seen(step.value))
     }
   }
-  const end = await r.forEachRecord(start, (rec) => { records.push(seen(rec)) }, { reuseRecord: o.reuseRecord ?? false })
+  const end = await r.forEachRecord(
+    start,
+    (rec) => {
+      records.push(seen(rec))
+    },
+    { reuseRecord: o.reuseRecord ?? false },
+  )
   assert.ok(end !== null)
   return { records, end }
 }
@@ -155,9 +181,18 @@ for (const major of fixtureMajors()) {
         assert.equal(await r.walkBack(records[records.length - 1]!.lsn, () => ++stoppedEarly < 3), null)
         assert.equal(stoppedEarly, 3)
         // The walk ends at the first record, whose predecessor is in a segment the fixture does not hold.
-        await assert.rejects(r.walkBack(records[records.length - 1]!.lsn, (rec) => { back.push(seen(rec)); return true }),
-          (err: unknown) => err instanceof RewindError && /could not open file "pg_wal\/[0-9A-F]{24}"/.test(err.message))
-        assert.deepEqual(back.map((x) => x.lsn), records.map((x) => x.lsn).reverse(), JSON.stringify(opts))
+        await assert.rejects(
+          r.walkBack(records[records.length - 1]!.lsn, (rec) => {
+            back.push(seen(rec))
+            return true
+          }),
+          (err: unknown) => err instanceof RewindError && /could not open file "pg_wal\/[0-9A-F]{24}"/.test(err.message),
+        )
+        assert.deepEqual(
+          back.map((x) => x.lsn),
+          records.map((x) => x.lsn).reverse(),
+          JSON.stringify(opts),
+        )
         assert.deepEqual(back, [...records].reverse(), JSON.stringify(opts))
       }
     })
@@ -211,7 +246,9 @@ for (const major of fixtureMajors()) {
       assert.ok(creates.some((c) => rel(c) === rel(anchors.smgrCreate) && c.forkNum === 0))
 
       const cpLsn = parseLsn(anchors.checkpoint.checkpoint_lsn)
-      const fpi = records.find((r) => r.lsn > cpLsn && r.blocks.some((b) => rel(b) === rel(anchors.heapFpi) && b.blockNumber === 0 && b.hasImage))
+      const fpi = records.find(
+        (r) => r.lsn > cpLsn && r.blocks.some((b) => rel(b) === rel(anchors.heapFpi) && b.blockNumber === 0 && b.hasImage),
+      )
       assert.ok(fpi, 'full-page image of the anchor table after the checkpoint')
 
       const drop = records.find((r) => r.rmid === RM.XACT && r.xid === anchors.dropTable.xid)
@@ -224,9 +261,15 @@ for (const major of fixtureMajors()) {
       assert.ok(truncates.some((t) => rel(t) === rel(anchors.vacuumTruncate) && t.blkno === anchors.vacuumTruncate.blkno))
 
       const dbCreates = of(RM.DBASE, profile.codes.XLOG_DBASE_CREATE_FILE_COPY).map((r) => decodeDbaseCreateFileCopy(r.mainData))
-      assert.deepEqual(dbCreates.filter((d) => d.db_id === anchors.createDatabase.db_id), [anchors.createDatabase])
+      assert.deepEqual(
+        dbCreates.filter((d) => d.db_id === anchors.createDatabase.db_id),
+        [anchors.createDatabase],
+      )
       const dbDrops = of(RM.DBASE, profile.codes.XLOG_DBASE_DROP).map((r) => decodeDbaseDrop(r.mainData))
-      assert.deepEqual(dbDrops.filter((d) => d.db_id === anchors.dropDatabase.db_id), [anchors.dropDatabase])
+      assert.deepEqual(
+        dbDrops.filter((d) => d.db_id === anchors.dropDatabase.db_id),
+        [anchors.dropDatabase],
+      )
       for (const r of [...of(RM.SMGR, profile.codes.XLOG_SMGR_CREATE), ...of(RM.DBASE, profile.codes.XLOG_DBASE_DROP)]) {
         assert.ok((r.info & profile.codes.XLR_SPECIAL_REL_UPDATE) !== 0)
       }
@@ -256,8 +299,17 @@ for (const major of fixtureMajors()) {
         let i = records.indexOf(byLsn(records, rows[0]![0] as string))
         for (const row of rows) {
           const r = records[i++]!
-          const ours = [formatLsn(r.lsn), formatLsn(r.endLsn), formatLsn(r.prev), String(r.xid), rmgrName(r.rmid),
-            recordTypeName(r.rmid, r.info, profile), r.totLen, r.mainLen, r.fpiLen]
+          const ours = [
+            formatLsn(r.lsn),
+            formatLsn(r.endLsn),
+            formatLsn(r.prev),
+            String(r.xid),
+            rmgrName(r.rmid),
+            recordTypeName(r.rmid, r.info, profile),
+            r.totLen,
+            r.mainLen,
+            r.fpiLen,
+          ]
           assert.deepEqual(ours, row)
         }
       })
@@ -269,10 +321,22 @@ for (const major of fixtureMajors()) {
         const rows = f.json.wal.walinspect!.blocks!
         const first = parseLsn(f.json.wal.walinspect!.records[0]![0] as string)
         const last = parseLsn(f.json.wal.walinspect!.records.at(-1)![0] as string)
-        const ours = records.filter((r) => r.lsn >= first && r.lsn <= last).flatMap((r) => r.blocks.map((b) => [
-          formatLsn(r.lsn), b.block_id, String(b.spcOid), String(b.dbOid), String(b.relNumber), b.forkNumber, b.blockNumber,
-          b.data_length, b.image?.bimg_len ?? 0, fpiInfo(b),
-        ]))
+        const ours = records
+          .filter((r) => r.lsn >= first && r.lsn <= last)
+          .flatMap((r) =>
+            r.blocks.map((b) => [
+              formatLsn(r.lsn),
+              b.block_id,
+              String(b.spcOid),
+              String(b.dbOid),
+              String(b.relNumber),
+              b.forkNumber,
+              b.blockNumber,
+              b.data_length,
+              b.image?.bimg_len ?? 0,
+              fpiInfo(b),
+            ]),
+          )
         assert.deepEqual(ours, rows)
       })
     }
@@ -285,21 +349,33 @@ for (const major of fixtureMajors()) {
         let rec: Seen | undefined
         let blocks = 0
         const recLine = /^rmgr: (\S+)\s+len \(rec\/tot\):\s+(\d+)\/\s*(\d+), tx:\s+(\d+), lsn: (\S+), prev (\S+), desc: (\S+)/
-        const blkLine = /^\tblkref #(\d+): rel (\d+)\/(\d+)\/(\d+) fork (\w+) blk (\d+)(?: \(FPW(?: for WAL verification)?\); hole: offset: (\d+), length: (\d+)(?:, compression saved: (\d+), method: (\w+))?)?$/
+        const blkLine =
+          /^\tblkref #(\d+): rel (\d+)\/(\d+)\/(\d+) fork (\w+) blk (\d+)(?: \(FPW(?: for WAL verification)?\); hole: offset: (\d+), length: (\d+)(?:, compression saved: (\d+), method: (\w+))?)?$/
         for (const line of lines) {
           let m = recLine.exec(line)
           if (m !== null) {
             rec = byLsn(records, m[5]!.replace(/\/0+(?=.)/, '/'))
-            assert.deepEqual([rmgrName(rec.rmid), rec.totLen - rec.fpiLen, rec.totLen, rec.xid, formatLsn(rec.prev), recordTypeName(rec.rmid, rec.info, profile)],
-              [m[1], Number(m[2]), Number(m[3]), Number(m[4]), m[6]!.replace(/\/0+(?=.)/, '/'), m[7]])
+            assert.deepEqual(
+              [
+                rmgrName(rec.rmid),
+                rec.totLen - rec.fpiLen,
+                rec.totLen,
+                rec.xid,
+                formatLsn(rec.prev),
+                recordTypeName(rec.rmid, rec.info, profile),
+              ],
+              [m[1], Number(m[2]), Number(m[3]), Number(m[4]), m[6]!.replace(/\/0+(?=.)/, '/'), m[7]],
+            )
             blocks = 0
             continue
           }
           m = blkLine.exec(line)
           if (m === null) continue
           const b = rec!.blocks[blocks++]!
-          assert.deepEqual([b.block_id, b.spcOid, b.dbOid, b.relNumber, b.forkNumber, b.blockNumber],
-            [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), ['main', 'fsm', 'vm', 'init'].indexOf(m[5]!), Number(m[6])])
+          assert.deepEqual(
+            [b.block_id, b.spcOid, b.dbOid, b.relNumber, b.forkNumber, b.blockNumber],
+            [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), ['main', 'fsm', 'vm', 'init'].indexOf(m[5]!), Number(m[6])],
+          )
           assert.equal(b.hasImage, m[7] !== undefined)
           if (m[7] !== undefined) {
             assert.equal(b.image!.hole_offset, Number(m[7]))
@@ -315,10 +391,19 @@ for (const major of fixtureMajors()) {
 
     it('reads the same through small windows, a read()-only source, the async iterator, a reused record, without CRCs ahead and at random', async () => {
       const { records, end } = await fixtureWal(f)
-      for (const o of [{ windowSize: 8192 }, { readInto: false }, { generator: true, windowSize: 65536 }, { sync: true },
-        { sync: true, windowSize: 8192 }, { sync: true, windowSize: 16384 }, { sync: true, windowSize: 1 << 20 },
-        { reuseRecord: true }, { sync: true, reuseRecord: true, windowSize: 16384 }, { nativeScan: false },
-        { sync: true, nativeScan: false, reuseRecord: true }] as ReadOptions[]) {
+      for (const o of [
+        { windowSize: 8192 },
+        { readInto: false },
+        { generator: true, windowSize: 65536 },
+        { sync: true },
+        { sync: true, windowSize: 8192 },
+        { sync: true, windowSize: 16384 },
+        { sync: true, windowSize: 1 << 20 },
+        { reuseRecord: true },
+        { sync: true, reuseRecord: true, windowSize: 16384 },
+        { nativeScan: false },
+        { sync: true, nativeScan: false, reuseRecord: true },
+      ] as ReadOptions[]) {
         const again = await readAll(f, o)
         assert.deepEqual(again.end, end)
         assert.equal(again.records.length, records.length)
@@ -334,7 +419,16 @@ for (const major of fixtureMajors()) {
       const stopAt = records[Math.floor(records.length / 2)]!
       const { reader: u } = reader(f)
       const upTo: Seen[] = []
-      assert.equal(await u.forEachRecord(records[0]!.lsn, (rec) => { upTo.push(seen(rec)) }, { until: stopAt.endLsn - 1n }), null)
+      assert.equal(
+        await u.forEachRecord(
+          records[0]!.lsn,
+          (rec) => {
+            upTo.push(seen(rec))
+          },
+          { until: stopAt.endLsn - 1n },
+        ),
+        null,
+      )
       assert.deepEqual(upTo, records.slice(0, records.indexOf(stopAt) + 1))
       let count = 0
       const it = u.records(records[0]!.lsn, { until: stopAt.endLsn })
@@ -347,7 +441,10 @@ for (const major of fixtureMajors()) {
       assert.equal(got0.record.mainData.length, records[5]!.mainLen)
       await c.close()
       assert.equal(got0.record.xl_tot_len, records[5]!.totLen)
-      assert.throws(() => got0.record.mainData, (err: unknown) => err instanceof RewindError && err.code === 'INTERNAL')
+      assert.throws(
+        () => got0.record.mainData,
+        (err: unknown) => err instanceof RewindError && err.code === 'INTERNAL',
+      )
       const again0 = await c.readRecord(records[5]!.lsn)
       assert.ok('record' in again0 && again0.record.mainData.equals(records[5]!.mainData))
       await c.close()
@@ -369,9 +466,14 @@ for (const major of fixtureMajors()) {
       assert.ok(cut.records.length < records.length)
       // Without the last segment, the record crossing into it is a WAL_MISSING error.
       for (const sync of [false, true]) {
-        await assert.rejects(readAll(f, { sync, segments: editedSegments(f, (segno, b) => (segno === lastSeg ? null : b)) }),
-          (err: unknown) => err instanceof RewindError && err.code === 'WAL_MISSING' && err.info.segment !== undefined)
-        const cutSync = await readAll(f, { sync, segments: editedSegments(f, (segno, b) => (segno === lastSeg ? b.subarray(0, lastPage + 100) : b)) })
+        await assert.rejects(
+          readAll(f, { sync, segments: editedSegments(f, (segno, b) => (segno === lastSeg ? null : b)) }),
+          (err: unknown) => err instanceof RewindError && err.code === 'WAL_MISSING' && err.info.segment !== undefined,
+        )
+        const cutSync = await readAll(f, {
+          sync,
+          segments: editedSegments(f, (segno, b) => (segno === lastSeg ? b.subarray(0, lastPage + 100) : b)),
+        })
         assert.equal(cutSync.end.reason, 'truncated-segment')
       }
       // The page after the end of WAL is a recycled one from an older segment.
@@ -380,27 +482,43 @@ for (const major of fixtureMajors()) {
       const stale = await r.readRecord(endPage)
       assert.ok('end' in stale)
       assert.equal(stale.end.reason, 'bad-pageaddr')
-      assert.match(stale.end.message, /^unexpected pageaddr 0\/[0-9A-F]+ in WAL segment 0000000300000000000000[0-9A-F]{2}, LSN 0\/[0-9A-F]+, offset \d+$/)
+      assert.match(
+        stale.end.message,
+        /^unexpected pageaddr 0\/[0-9A-F]+ in WAL segment 0000000300000000000000[0-9A-F]{2}, LSN 0\/[0-9A-F]+, offset \d+$/,
+      )
     })
 
     it('stops at a flipped byte, a bad page address, a foreign system or major', async () => {
       const { records } = await fixtureWal(f)
       const victim = records[Math.floor(records.length / 2)]!
       const v = at(f, victim.lsn)
-      const flipped = await readAll(f, { segments: editedSegments(f, (segno, b) => { if (segno === v.segno) b[v.off + 30]! ^= 0x40; return b }) })
+      const flipped = await readAll(f, {
+        segments: editedSegments(f, (segno, b) => {
+          if (segno === v.segno) b[v.off + 30]! ^= 0x40
+          return b
+        }),
+      })
       assert.equal(flipped.end.reason, 'bad-crc')
       assert.equal(flipped.end.lsn, records[records.indexOf(victim) - 1]!.endLsn)
       assert.equal(flipped.end.message, `incorrect resource manager data checksum in record at ${formatLsn(victim.lsn)}`)
       assert.deepEqual(flipped.records, records.slice(0, records.indexOf(victim)))
 
       const page = at(f, (victim.lsn & ~8191n) + 8192n)
-      const moved = await readAll(f, { segments: editedSegments(f, (segno, b) => { if (segno === page.segno) b.writeUInt32LE(0x12345, page.off + 8); return b }) })
+      const moved = await readAll(f, {
+        segments: editedSegments(f, (segno, b) => {
+          if (segno === page.segno) b.writeUInt32LE(0x12345, page.off + 8)
+          return b
+        }),
+      })
       assert.equal(moved.end.reason, 'bad-pageaddr')
       assert.ok(moved.records.length > records.indexOf(victim))
 
       const foreign = await readAll(f, { systemIdentifier: 42n, start: records[0]!.lsn })
       assert.equal(foreign.end.reason, 'bad-page-header')
-      assert.match(foreign.end.message, /^WAL file is from different database system: WAL file database system identifier is \d+, pg_control database system identifier is 42$/)
+      assert.match(
+        foreign.end.message,
+        /^WAL file is from different database system: WAL file database system identifier is \d+, pg_control database system identifier is 42$/,
+      )
       assert.equal(foreign.records.length, 0)
 
       const otherMajor = await readAll(f, { profileMajor: major === 18 ? 17 : major + 1, start: records[0]!.lsn })
@@ -414,20 +532,34 @@ for (const major of fixtureMajors()) {
       const next = at(f, (big.lsn & ~8191n) + 8192n)
       const index = records.indexOf(big)
       const expectEnd = async (edit: (b: Buffer) => void, reason: string, message: string) => {
-        const got = await readAll(f, { segments: editedSegments(f, (segno, b) => { if (segno === next.segno) edit(b); return b }) })
+        const got = await readAll(f, {
+          segments: editedSegments(f, (segno, b) => {
+            if (segno === next.segno) edit(b)
+            return b
+          }),
+        })
         assert.equal(got.end.reason, reason)
         assert.equal(got.end.message, message)
         assert.equal(got.end.lsn, records[index - 1]!.endLsn)
         assert.equal(got.records.length, index)
       }
       const rem = f.segments.get(next.segno)!.readUInt32LE(next.off + 16)
-      await expectEnd((b) => b.writeUInt32LE(rem + 8, next.off + 16), 'bad-contrecord',
-        `invalid contrecord length ${rem + 8} (expected ${rem}) at ${formatLsn(big.lsn)}`)
-      await expectEnd((b) => b.writeUInt16LE(b.readUInt16LE(next.off + 2) & ~XLP_FIRST_IS_CONTRECORD, next.off + 2), 'bad-contrecord',
-        `there is no contrecord flag at ${formatLsn(big.lsn)}`)
-      await expectEnd((b) => b.writeUInt32LE(1, next.off + 4), 'bad-page-header',
-        `out-of-sequence timeline ID 1 (after 3) in WAL segment 000000030000000000000${(next.segno).toString(16).toUpperCase().padStart(3, '0')}, ` +
-        `LSN ${formatLsn((big.lsn & ~8191n) + 8192n)}, offset ${next.off}`)
+      await expectEnd(
+        (b) => b.writeUInt32LE(rem + 8, next.off + 16),
+        'bad-contrecord',
+        `invalid contrecord length ${rem + 8} (expected ${rem}) at ${formatLsn(big.lsn)}`,
+      )
+      await expectEnd(
+        (b) => b.writeUInt16LE(b.readUInt16LE(next.off + 2) & ~XLP_FIRST_IS_CONTRECORD, next.off + 2),
+        'bad-contrecord',
+        `there is no contrecord flag at ${formatLsn(big.lsn)}`,
+      )
+      await expectEnd(
+        (b) => b.writeUInt32LE(1, next.off + 4),
+        'bad-page-header',
+        `out-of-sequence timeline ID 1 (after 3) in WAL segment 000000030000000000000${next.segno.toString(16).toUpperCase().padStart(3, '0')}, ` +
+          `LSN ${formatLsn((big.lsn & ~8191n) + 8192n)}, offset ${next.off}`,
+      )
     })
 
     it('follows a record overwritten after a crash (XLP_FIRST_IS_OVERWRITE_CONTRECORD)', async () => {

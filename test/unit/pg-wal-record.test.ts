@@ -10,13 +10,18 @@ import { parseLsn } from '../../src/pg/lsn.js'
 import { PG13, PG15, profileForMajor, type VersionProfile } from '../../src/pg/versions.js'
 import { decodeRecord, recordCrcMatches } from '../../src/pg/wal/record.js'
 
-const HOT_UPDATE = Buffer.from([
-  '4b 00 00 00 e1 02 00 00 f8 a1 00 05 00 00 00 00',
-  '40 0a 00 00 aa 17 f5 43 00 20 0f 00 7f 06 00 00',
-  '05 00 00 00 00 40 00 00 00 00 00 00 ff 0e 04 00',
-  '02 80 02 28 18 00 0f 6e 6f 63 6f 6d 70 e1 02 00',
-  '00 64 00 00 20 00 00 00 00 79 00',
-].join(' ').replace(/ /g, ''), 'hex')
+const HOT_UPDATE = Buffer.from(
+  [
+    '4b 00 00 00 e1 02 00 00 f8 a1 00 05 00 00 00 00',
+    '40 0a 00 00 aa 17 f5 43 00 20 0f 00 7f 06 00 00',
+    '05 00 00 00 00 40 00 00 00 00 00 00 ff 0e 04 00',
+    '02 80 02 28 18 00 0f 6e 6f 63 6f 6d 70 e1 02 00',
+    '00 64 00 00 20 00 00 00 00 79 00',
+  ]
+    .join(' ')
+    .replace(/ /g, ''),
+  'hex',
+)
 
 /** A record with `body` after the header and a valid CRC. */
 function rec(body: number[] | Buffer, o: { rmid?: number; info?: number; xid?: number; prev?: bigint } = {}): Buffer {
@@ -37,8 +42,11 @@ const rel = [...u32(1663), ...u32(5), ...u32(16384)]
 const LSN = parseLsn('0/1000100')
 
 function fails(bytes: Buffer, message: string, profile: VersionProfile = PG15): void {
-  assert.throws(() => decodeRecord(bytes, LSN, profile), (err: unknown) => err instanceof RewindError && err.code === 'WAL_INVALID' &&
-    err.message === message && err.info.lsn === '0/1000100', message)
+  assert.throws(
+    () => decodeRecord(bytes, LSN, profile),
+    (err: unknown) => err instanceof RewindError && err.code === 'WAL_INVALID' && err.message === message && err.info.lsn === '0/1000100',
+    message,
+  )
 }
 
 describe('decodeRecord', () => {
@@ -53,10 +61,24 @@ describe('decodeRecord', () => {
     assert.equal(r.xl_crc, 0x43f517aa)
     assert.equal(r.endLsn, parseLsn('0/0500A280'))
     assert.equal(r.blocks.length, 1)
-    assert.deepEqual({ ...r.blocks[0] }, {
-      block_id: 0, fork_flags: 0x20, forkNumber: 0, spcOid: 1663, dbOid: 5, relNumber: 16384, blockNumber: 0, hasImage: false,
-      applyImage: false, hasData: true, willInit: false, data_length: 15, image: undefined,
-    })
+    assert.deepEqual(
+      { ...r.blocks[0] },
+      {
+        block_id: 0,
+        fork_flags: 0x20,
+        forkNumber: 0,
+        spcOid: 1663,
+        dbOid: 5,
+        relNumber: 16384,
+        blockNumber: 0,
+        hasImage: false,
+        applyImage: false,
+        hasData: true,
+        willInit: false,
+        data_length: 15,
+        image: undefined,
+      },
+    )
     assert.equal(r.main_data_len, 14)
     assert.equal(r.mainData.toString('hex'), 'e102000064000020000000007900')
     assert.equal(r.fpiLength, 0)
@@ -66,24 +88,45 @@ describe('decodeRecord', () => {
   it('decodes images with and without holes and compression, per major', () => {
     // PG 15 FPI_FOR_HINT header from formats.md: bimg_len 868, hole at 52, info HAS_HOLE|APPLY.
     const img = Buffer.alloc(868, 7)
-    const fpi = rec([0, 0x10, ...u16(0), ...u16(868), ...u16(52), 0x03, ...u32(1664), ...u32(0), ...u32(1262), ...u32(0), ...img], { rmid: 0, info: 0xa0 })
+    const fpi = rec([0, 0x10, ...u16(0), ...u16(868), ...u16(52), 0x03, ...u32(1664), ...u32(0), ...u32(1262), ...u32(0), ...img], {
+      rmid: 0,
+      info: 0xa0,
+    })
     const r = decodeRecord(fpi, LSN, PG15)
-    assert.deepEqual({ ...r.blocks[0]!.image }, { bimg_len: 868, hole_offset: 52, hole_length: 8192 - 868, bimg_info: 3, compression: 'none' })
+    assert.deepEqual(
+      { ...r.blocks[0]!.image },
+      { bimg_len: 868, hole_offset: 52, hole_length: 8192 - 868, bimg_info: 3, compression: 'none' },
+    )
     assert.equal(r.blocks[0]!.applyImage, true)
     assert.equal(r.fpiLength, 868)
     assert.equal(r.main_data_len, 0)
     assert.equal(r.mainData.length, 0)
     // The same bits mean something else before 15: 0x02 was "compressed", 0x04 "apply".
     const old = rec([0, 0x10, ...u16(0), ...u16(100), ...u16(52), 0x07, ...u16(300), ...rel, ...u32(9), ...Buffer.alloc(100)])
-    assert.deepEqual({ ...decodeRecord(old, LSN, PG13).blocks[0]!.image }, { bimg_len: 100, hole_offset: 52, hole_length: 300, bimg_info: 7, compression: 'pglz' })
+    assert.deepEqual(
+      { ...decodeRecord(old, LSN, PG13).blocks[0]!.image },
+      { bimg_len: 100, hole_offset: 52, hole_length: 300, bimg_info: 7, compression: 'pglz' },
+    )
     assert.equal(decodeRecord(old, LSN, PG13).blocks[0]!.applyImage, true)
-    for (const [info, compression] of [[0x0b, 'lz4'], [0x13, 'zstd'], [0x07, 'pglz']] as const) {
-      const r15 = decodeRecord(rec([0, 0x10, ...u16(0), ...u16(100), ...u16(52), info, ...u16(300), ...rel, ...u32(9), ...Buffer.alloc(100)]), LSN, PG15)
+    for (const [info, compression] of [
+      [0x0b, 'lz4'],
+      [0x13, 'zstd'],
+      [0x07, 'pglz'],
+    ] as const) {
+      const r15 = decodeRecord(
+        rec([0, 0x10, ...u16(0), ...u16(100), ...u16(52), info, ...u16(300), ...rel, ...u32(9), ...Buffer.alloc(100)]),
+        LSN,
+        PG15,
+      )
       assert.equal(r15.blocks[0]!.image!.compression, compression)
       assert.equal(r15.blocks[0]!.applyImage, true)
     }
     // An image taken only for wal_consistency_checking is not applied.
-    const check = decodeRecord(rec([0, 0x10, ...u16(0), ...u16(8192), ...u16(0), 0x00, ...rel, ...u32(9), ...Buffer.alloc(8192)]), LSN, PG15)
+    const check = decodeRecord(
+      rec([0, 0x10, ...u16(0), ...u16(8192), ...u16(0), 0x00, ...rel, ...u32(9), ...Buffer.alloc(8192)]),
+      LSN,
+      PG15,
+    )
     assert.equal(check.blocks[0]!.applyImage, false)
     assert.equal(check.blocks[0]!.image!.hole_length, 0)
   })
@@ -91,17 +134,44 @@ describe('decodeRecord', () => {
   it('reads sparse block ids, SAME_REL, origin, top-level xid (14+) and long main data', () => {
     const main = Buffer.alloc(300, 1)
     const bytes = rec([
-      253, ...u16(7), 252, ...u32(4242),
-      2, 0x20, ...u16(3), ...rel, ...u32(10),
-      5, 0x20 | 0x80 | 0x01, ...u16(2), ...u32(11),
-      7, 0x40 | 0x02, ...u16(0), ...[...u32(1664), ...u32(0), ...u32(1262)], ...u32(0),
-      254, ...u32(300), 1, 2, 3, 4, 5, ...main,
+      253,
+      ...u16(7),
+      252,
+      ...u32(4242),
+      2,
+      0x20,
+      ...u16(3),
+      ...rel,
+      ...u32(10),
+      5,
+      0x20 | 0x80 | 0x01,
+      ...u16(2),
+      ...u32(11),
+      7,
+      0x40 | 0x02,
+      ...u16(0),
+      ...[...u32(1664), ...u32(0), ...u32(1262)],
+      ...u32(0),
+      254,
+      ...u32(300),
+      1,
+      2,
+      3,
+      4,
+      5,
+      ...main,
     ])
     const r = decodeRecord(bytes, LSN, profileForMajor(14))
     assert.equal(r.origin, 7)
     assert.equal(r.toplevelXid, 4242)
-    assert.deepEqual(r.blocks.map((b) => [b.block_id, b.forkNumber, b.relNumber, b.blockNumber, b.willInit, b.data_length]),
-      [[2, 0, 16384, 10, false, 3], [5, 1, 16384, 11, false, 2], [7, 2, 1262, 0, true, 0]])
+    assert.deepEqual(
+      r.blocks.map((b) => [b.block_id, b.forkNumber, b.relNumber, b.blockNumber, b.willInit, b.data_length]),
+      [
+        [2, 0, 16384, 10, false, 3],
+        [5, 1, 16384, 11, false, 2],
+        [7, 2, 1262, 0, true, 0],
+      ],
+    )
     assert.ok(r.mainData.equals(main))
     fails(bytes, 'invalid block_id 252 at 0/1000100', PG13)
   })
@@ -110,16 +180,24 @@ describe('decodeRecord', () => {
     fails(rec([1, 0x20, ...u16(1), ...rel, ...u32(0), 0, 0x20, ...u16(1), ...rel, ...u32(0), 9, 9]), 'out-of-order block_id 0 at 0/1000100')
     fails(rec([0, 0x20, ...u16(0), ...rel, ...u32(0)]), 'BKPBLOCK_HAS_DATA set, but no data included at 0/1000100')
     fails(rec([0, 0x00, ...u16(4), ...rel, ...u32(0), 1, 2, 3, 4]), 'BKPBLOCK_HAS_DATA not set, but data length is 4 at 0/1000100')
-    fails(rec([0, 0x10, ...u16(0), ...u16(100), ...u16(0), 0x03, ...rel, ...u32(0), ...Buffer.alloc(100)]),
-      'BKPIMAGE_HAS_HOLE set, but hole offset 0 length 8092 block image length 100 at 0/1000100')
-    fails(rec([0, 0x10, ...u16(0), ...u16(8192), ...u16(40), 0x02, ...rel, ...u32(0), ...Buffer.alloc(8192)]),
-      'BKPIMAGE_HAS_HOLE not set, but hole offset 40 length 0 at 0/1000100')
-    fails(rec([0, 0x10, ...u16(0), ...u16(8192), ...u16(0), 0x06, ...rel, ...u32(0), ...Buffer.alloc(8192)]),
-      'BKPIMAGE_COMPRESSED set, but block image length 8192 at 0/1000100')
+    fails(
+      rec([0, 0x10, ...u16(0), ...u16(100), ...u16(0), 0x03, ...rel, ...u32(0), ...Buffer.alloc(100)]),
+      'BKPIMAGE_HAS_HOLE set, but hole offset 0 length 8092 block image length 100 at 0/1000100',
+    )
+    fails(
+      rec([0, 0x10, ...u16(0), ...u16(8192), ...u16(40), 0x02, ...rel, ...u32(0), ...Buffer.alloc(8192)]),
+      'BKPIMAGE_HAS_HOLE not set, but hole offset 40 length 0 at 0/1000100',
+    )
+    fails(
+      rec([0, 0x10, ...u16(0), ...u16(8192), ...u16(0), 0x06, ...rel, ...u32(0), ...Buffer.alloc(8192)]),
+      'BKPIMAGE_COMPRESSED set, but block image length 8192 at 0/1000100',
+    )
     // An uncompressed image without a hole has hole_length BLCKSZ - bimg_len, so a short one fails
     // the hole check before the "neither ... set" one (as in xlogreader.c).
-    fails(rec([0, 0x10, ...u16(0), ...u16(100), ...u16(0), 0x02, ...rel, ...u32(0), ...Buffer.alloc(100)]),
-      'BKPIMAGE_HAS_HOLE not set, but hole offset 0 length 8092 at 0/1000100')
+    fails(
+      rec([0, 0x10, ...u16(0), ...u16(100), ...u16(0), 0x02, ...rel, ...u32(0), ...Buffer.alloc(100)]),
+      'BKPIMAGE_HAS_HOLE not set, but hole offset 0 length 8092 at 0/1000100',
+    )
     fails(rec([0, 0x80, ...u16(0), ...u32(0)]), 'BKPBLOCK_SAME_REL set but no previous rel at 0/1000100')
     fails(rec([40, 0, 0, 0]), 'invalid block_id 40 at 0/1000100')
     fails(rec([0, 0x20, ...u16(9), ...rel, ...u32(0), 1, 2]), 'record with invalid length at 0/1000100')

@@ -42,19 +42,38 @@ describe('WalDirectory', () => {
     const reader = new WalReader({ profile: f.profile, segSize, systemIdentifier: BigInt(f.json.systemIdentifier), source: src })
     const start = await reader.findNextRecord(segmentStart(first, segSize))
     let n = 0
-    const end = await reader.forEachRecord(start!, () => { n++ })
+    const end = await reader.forEachRecord(start!, () => {
+      n++
+    })
     assert.equal(end?.reason, 'zero-length')
     assert.ok(n > 500)
     await src.close()
-    assert.deepEqual(opened, f.json.wal.segments.map((s) => s.replace('.gz', '')))
+    assert.deepEqual(
+      opened,
+      f.json.wal.segments.map((s) => s.replace('.gz', '')),
+    )
   })
 
   it('names a missing file in WAL_MISSING, after asking the restore hook', async () => {
     const asked: [string, string][] = []
-    const src = new WalDirectory({ dir, segSize, timelineOf: () => 1, restore: async (name, dest) => { asked.push([name, dest]); return false } })
+    const src = new WalDirectory({
+      dir,
+      segSize,
+      timelineOf: () => 1,
+      restore: async (name, dest) => {
+        asked.push([name, dest])
+        return false
+      },
+    })
     const name = segmentFileName(1, 9n, segSize)
-    await assert.rejects(src.read(9n, 0, 8192), (err: unknown) => err instanceof RewindError && err.code === 'WAL_MISSING' &&
-      err.message === `could not open file "${path.join(dir, name)}": No such file or directory` && err.info.segment === name)
+    await assert.rejects(
+      src.read(9n, 0, 8192),
+      (err: unknown) =>
+        err instanceof RewindError &&
+        err.code === 'WAL_MISSING' &&
+        err.message === `could not open file "${path.join(dir, name)}": No such file or directory` &&
+        err.info.segment === name,
+    )
     assert.deepEqual(asked, [[name, path.join(dir, name)]])
     await src.close()
   })
@@ -75,8 +94,13 @@ describe('WalDirectory', () => {
     const shortName = segmentFileName(7, first + 1n, segSize)
     fs.writeFileSync(path.join(archive, shortName), Buffer.alloc(1000))
     const src2 = new WalDirectory({ dir, segSize, timelineOf: () => 7, restore })
-    await assert.rejects(src2.read(first + 1n, 0, 40), (err: unknown) => err instanceof RewindError && err.code === 'RESTORE_COMMAND' &&
-      err.message === `unexpected file size for "${path.join(dir, shortName)}": 1000 instead of ${segSize}`)
+    await assert.rejects(
+      src2.read(first + 1n, 0, 40),
+      (err: unknown) =>
+        err instanceof RewindError &&
+        err.code === 'RESTORE_COMMAND' &&
+        err.message === `unexpected file size for "${path.join(dir, shortName)}": 1000 instead of ${segSize}`,
+    )
     await src2.close()
   })
 })

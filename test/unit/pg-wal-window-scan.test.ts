@@ -102,7 +102,11 @@ interface BlockSpec {
 }
 
 /** A record body as XLogRecordAssemble lays it out: block headers, origin, top-level xid, main data header, payloads. */
-function body(blocks: BlockSpec[], main: number, opts: { origin?: number; toplevelXid?: number; longMain?: boolean; payload?: number }): Buffer {
+function body(
+  blocks: BlockSpec[],
+  main: number,
+  opts: { origin?: number; toplevelXid?: number; longMain?: boolean; payload?: number },
+): Buffer {
   const parts: Buffer[] = []
   let payload = main
   for (const b of blocks) {
@@ -175,13 +179,24 @@ function randomBody(rand: (n: number) => number, profile: VersionProfile): Buffe
       let bimgLen = compressed ? 10 + rand(3000) : 8192 - holeLength
       if (rand(30) === 0) bimgLen = [8192, 0, 8191, 1][rand(4)]! // a length the flags do not allow
       if (rand(40) === 0) bimgInfo ^= bimg.HAS_HOLE
-      image = { bimgLen, holeOffset: hole && rand(30) !== 0 ? 24 + rand(4000) : rand(30) === 0 ? 1 + rand(10) : 0, bimgInfo,
-        ...(compressed && (bimgInfo & bimg.HAS_HOLE) !== 0 ? { holeLength: rand(30) === 0 ? 0 : holeLength } : {}) }
+      image = {
+        bimgLen,
+        holeOffset: hole && rand(30) !== 0 ? 24 + rand(4000) : rand(30) === 0 ? 1 + rand(10) : 0,
+        bimgInfo,
+        ...(compressed && (bimgInfo & bimg.HAS_HOLE) !== 0 ? { holeLength: rand(30) === 0 ? 0 : holeLength } : {}),
+      }
     }
     if (dataLength === 0) forkFlags &= ~0x20
-    const sameRel = k > 0 && rand(2) === 0 || rand(60) === 0
+    const sameRel = (k > 0 && rand(2) === 0) || rand(60) === 0
     if (sameRel) forkFlags |= 0x80
-    blocks.push({ id, forkFlags, dataLength, ...(image ? { image } : {}), ...(sameRel ? {} : { rel: [1663, 5 + rand(5), 16384 + rand(100000)] as [number, number, number] }), blockNumber: rand(2) === 0 ? rand(100) : (rand(0x7fffffff) * 2 + 1) >>> 0 })
+    blocks.push({
+      id,
+      forkFlags,
+      dataLength,
+      ...(image ? { image } : {}),
+      ...(sameRel ? {} : { rel: [1663, 5 + rand(5), 16384 + rand(100000)] as [number, number, number] }),
+      blockNumber: rand(2) === 0 ? rand(100) : (rand(0x7fffffff) * 2 + 1) >>> 0,
+    })
   }
   const main = rand(4) === 0 ? 0 : rand(300)
   const opts = {
@@ -206,13 +221,19 @@ describe('native window scan', () => {
     assert.deepEqual(layoutDifferences(scanLayout), [])
     assert.deepEqual(layoutDifferences({ ...SCAN_LAYOUT, REC_STRIDE: 9 }), ['REC_STRIDE: 9 in the addon, 8 in window-scan.ts'])
     const { BLK_STRIDE: _, ...withoutStride } = SCAN_LAYOUT
-    assert.deepEqual(layoutDifferences({ ...withoutStride, BLK_EXTRA: 11 }),
-      ['BLK_STRIDE: missing in the addon, 11 in window-scan.ts', 'BLK_EXTRA: 11 in the addon, missing in window-scan.ts'])
+    assert.deepEqual(layoutDifferences({ ...withoutStride, BLK_EXTRA: 11 }), [
+      'BLK_STRIDE: missing in the addon, 11 in window-scan.ts',
+      'BLK_EXTRA: 11 in the addon, missing in window-scan.ts',
+    ])
   })
 
   it('gives every record of a window its CRC verdict, on one page or across pages, thousands per window', () => {
     const rand = prng(99)
-    for (const [size, count, maxLen] of [[1 << 20, 30000, 120], [1 << 20, 400, 30000], [256 * 1024, 2000, 9000]] as const) {
+    for (const [size, count, maxLen] of [
+      [1 << 20, 30000, 120],
+      [1 << 20, 400, 30000],
+      [256 * 1024, 2000, 9000],
+    ] as const) {
       const records: Buffer[] = []
       for (let i = 0; i < count; i++) records.push(record(Buffer.alloc(rand(maxLen), rand(256))))
       const { buf, starts } = layOut(records, size)
@@ -271,7 +292,11 @@ describe('native window scan', () => {
         const row = scan.find({ gen: i, buf, len: buf.length }, starts[0]!)
         assert.equal(row, 0)
         assert.equal(scan.crcOk(row), true)
-        assert.equal(scan.decoded(row), js !== null, `record ${i}: ${js === null ? 'refused by JavaScript' : 'accepted by JavaScript'} ${rec.toString('hex')}`)
+        assert.equal(
+          scan.decoded(row),
+          js !== null,
+          `record ${i}: ${js === null ? 'refused by JavaScript' : 'accepted by JavaScript'} ${rec.toString('hex')}`,
+        )
         if (js === null) {
           refused++
           continue
@@ -280,11 +305,19 @@ describe('native window scan', () => {
         if (js.blocks.length > 0) withBlocks++
         const native = new DecodedRecord()
         scan.fill(native, row)
-        const fields = (r: DecodedRecord): unknown => ({ blocks: JSON.parse(JSON.stringify(r.blocks)), origin: r.origin, toplevelXid: r.toplevelXid,
-          main: r.main_data_len, fpi: r.fpiLength })
+        const fields = (r: DecodedRecord): unknown => ({
+          blocks: JSON.parse(JSON.stringify(r.blocks)),
+          origin: r.origin,
+          toplevelXid: r.toplevelXid,
+          main: r.main_data_len,
+          fpi: r.fpiLength,
+        })
         assert.deepEqual(fields(native), fields(js), `record ${i}`)
       }
-      assert.ok(accepted > 1000 && withBlocks > 500 && refused > 300, `${accepted} accepted (${withBlocks} with blocks), ${refused} refused`)
+      assert.ok(
+        accepted > 1000 && withBlocks > 500 && refused > 300,
+        `${accepted} accepted (${withBlocks} with blocks), ${refused} refused`,
+      )
     })
   }
 

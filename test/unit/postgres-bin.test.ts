@@ -32,19 +32,30 @@ describe('postgres next to the program, as pg_rewind looks for it', () => {
     fs.writeFileSync(path.join(real, 'walrewind.js'), '')
     const links = binDir(null)
     fs.symlinkSync(path.join(real, 'walrewind.js'), path.join(links, 'pg_rewind'))
-    const order = postgresCandidates({ programPath: path.join(links, 'pg_rewind'), bindir: '/opt/pg/bin' },
-      { PG_BINDIR: '/opt/pg/bin', PATH: `/usr/bin:${real}:/bin` })
-    assert.deepEqual(order.map((c) => `${c.via}: ${c.dir}`), [
-      `the directory of the program: ${links}`,
-      `the directory of the program with symlinks resolved: ${real}`,
-      '--postgres-bindir: /opt/pg/bin',
-      'PATH: /usr/bin',
-      'PATH: /bin',
-    ])
+    const order = postgresCandidates(
+      { programPath: path.join(links, 'pg_rewind'), bindir: '/opt/pg/bin' },
+      { PG_BINDIR: '/opt/pg/bin', PATH: `/usr/bin:${real}:/bin` },
+    )
+    assert.deepEqual(
+      order.map((c) => `${c.via}: ${c.dir}`),
+      [
+        `the directory of the program: ${links}`,
+        `the directory of the program with symlinks resolved: ${real}`,
+        '--postgres-bindir: /opt/pg/bin',
+        'PATH: /usr/bin',
+        'PATH: /bin',
+      ],
+    )
     // a bare name is the one on the PATH (find_my_exec), its directory first, then its real one
     fs.chmodSync(path.join(real, 'walrewind.js'), 0o755)
-    assert.deepEqual(postgresCandidates({ programPath: 'pg_rewind' }, { PATH: `/bin:${links}` }).map((c) => c.dir), [links, real, '/bin'])
-    assert.deepEqual(postgresCandidates({ programPath: 'pg_rewind' }, { PATH: '/bin' }).map((c) => c.dir), ['/bin'])
+    assert.deepEqual(
+      postgresCandidates({ programPath: 'pg_rewind' }, { PATH: `/bin:${links}` }).map((c) => c.dir),
+      [links, real, '/bin'],
+    )
+    assert.deepEqual(
+      postgresCandidates({ programPath: 'pg_rewind' }, { PATH: '/bin' }).map((c) => c.dir),
+      ['/bin'],
+    )
   })
 
   it('finds postgres in the directory of a symlink named pg_rewind, with a PATH that has none', async () => {
@@ -68,9 +79,15 @@ describe('postgres next to the program, as pg_rewind looks for it', () => {
     const beside = binDir('15.18')
     const other = binDir('17.2')
     const program = path.join(beside, 'pg_rewind')
-    assert.equal((await findPostgres(17, { programPath: program, bindir: other }, { PATH: NO_POSTGRES_PATH })).foundVia, '--postgres-bindir')
+    assert.equal(
+      (await findPostgres(17, { programPath: program, bindir: other }, { PATH: NO_POSTGRES_PATH })).foundVia,
+      '--postgres-bindir',
+    )
     assert.equal((await findPostgres(17, { programPath: program }, { PG_BINDIR: other, PATH: NO_POSTGRES_PATH })).foundVia, 'PG_BINDIR')
-    assert.equal((await findPostgres(15, { programPath: program, bindir: other }, { PATH: NO_POSTGRES_PATH })).foundVia, 'the directory of the program')
+    assert.equal(
+      (await findPostgres(15, { programPath: program, bindir: other }, { PATH: NO_POSTGRES_PATH })).foundVia,
+      'the directory of the program',
+    )
   })
 
   it('refuses another major in a directory it was told, and says where it looked when there is none', async () => {
@@ -82,11 +99,17 @@ describe('postgres next to the program, as pg_rewind looks for it', () => {
     })
     const empty = binDir(null)
     const beside = binDir('13.1')
-    await assert.rejects(findPostgres(15, { programPath: path.join(empty, 'pg_rewind'), programName: 'pg_rewind' }, { PATH: `${NO_POSTGRES_PATH}:${beside}` }), (err: unknown) => {
-      assert.ok(isRewindError(err) && err.code === 'POSTGRES_NOT_FOUND')
-      assert.equal(err.message, `program "postgres" of PostgreSQL 15 is needed by pg_rewind but was not found in the same directory as "${path.join(empty, 'pg_rewind')}", in --postgres-bindir, $PG_BINDIR or the PATH`)
-      assert.match(err.info.hint ?? '', new RegExp(`Tried: ${path.join(beside, 'postgres')} \\(13\\.1\\)`))
-      return true
-    })
+    await assert.rejects(
+      findPostgres(15, { programPath: path.join(empty, 'pg_rewind'), programName: 'pg_rewind' }, { PATH: `${NO_POSTGRES_PATH}:${beside}` }),
+      (err: unknown) => {
+        assert.ok(isRewindError(err) && err.code === 'POSTGRES_NOT_FOUND')
+        assert.equal(
+          err.message,
+          `program "postgres" of PostgreSQL 15 is needed by pg_rewind but was not found in the same directory as "${path.join(empty, 'pg_rewind')}", in --postgres-bindir, $PG_BINDIR or the PATH`,
+        )
+        assert.match(err.info.hint ?? '', new RegExp(`Tried: ${path.join(beside, 'postgres')} \\(13\\.1\\)`))
+        return true
+      },
+    )
   })
 })

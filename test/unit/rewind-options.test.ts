@@ -8,8 +8,12 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import { describe, test } from 'node:test'
 import {
-  formatParseError, parseRewindArgs, PG_REWIND_LONG_OPTION_NAMES, WALREWIND_LONG_OPTIONS,
-  type ParsedArgs, type RewindOptions,
+  formatParseError,
+  parseRewindArgs,
+  PG_REWIND_LONG_OPTION_NAMES,
+  WALREWIND_LONG_OPTIONS,
+  type ParsedArgs,
+  type RewindOptions,
 } from '../../src/cli/rewind-options.js'
 import { formatUsage, formatVersion, readPackageInfo } from '../../src/cli/usage.js'
 
@@ -47,7 +51,7 @@ describe('--help and --version', () => {
     assert.equal(stderrOf(['-n', '-?']), `pg_rewind: invalid option -- '?'\n${HINT}`)
   })
 
-  test('usage is pg_rewind 18 usage() word for word, then walrewind\'s block', () => {
+  test("usage is pg_rewind 18 usage() word for word, then walrewind's block", () => {
     const pkg = { version: '9.9.9', homepage: 'https://example.org/walrewind', bugs: 'https://example.org/walrewind/issues' }
     const text = formatUsage('pg_rewind', pkg)
     const pg18 = [
@@ -79,7 +83,9 @@ describe('--help and --version', () => {
     ].join('\n')
     assert.ok(text.startsWith(pg18), text)
     for (const option of WALREWIND_LONG_OPTIONS) assert.match(text, new RegExp(`^      --${option.name}\\b`, 'm'))
-    assert.ok(text.endsWith('\nReport bugs to <https://example.org/walrewind/issues>.\nwalrewind home page: <https://example.org/walrewind>\n'))
+    assert.ok(
+      text.endsWith('\nReport bugs to <https://example.org/walrewind/issues>.\nwalrewind home page: <https://example.org/walrewind>\n'),
+    )
     assert.doesNotMatch(text, /pgsql-bugs/)
     // walrewind's own lines stay within 79 columns (pg_rewind 18's -c line is 81, kept verbatim)
     for (const line of text.slice(pg18.length).split('\n')) assert.ok(line.length <= 79, line)
@@ -105,26 +111,72 @@ describe('--help and --version', () => {
 describe('getopt_long grammar', () => {
   test('defaults', () => {
     assert.deepEqual(optionsOf(GOOD), {
-      targetPgdata: '/t', source: { kind: 'local', pgdata: '/s' },
-      dryRun: false, noSync: false, progress: false, debug: false, restoreTargetWal: false,
-      ensureShutdown: true, writeRecoveryConf: false, configFile: null, syncMethod: 'fsync',
-      json: false, jobs: null, timeoutSeconds: null, postgresBindir: null, copyConfigFiles: true, requireSourceWal: false, replayFrom: null, compare: 'wal',
+      targetPgdata: '/t',
+      source: { kind: 'local', pgdata: '/s' },
+      dryRun: false,
+      noSync: false,
+      progress: false,
+      debug: false,
+      restoreTargetWal: false,
+      ensureShutdown: true,
+      writeRecoveryConf: false,
+      configFile: null,
+      syncMethod: 'fsync',
+      json: false,
+      jobs: null,
+      timeoutSeconds: null,
+      postgresBindir: null,
+      copyConfigFiles: true,
+      requireSourceWal: false,
+      replayFrom: null,
+      compare: 'wal',
     })
   })
 
   test('every option, long names', () => {
-    assert.deepEqual(optionsOf([
-      '--target-pgdata=/t', '--source-server', 'host=h port=5', '--dry-run', '--no-sync', '--progress',
-      '--debug', '--restore-target-wal', '--no-ensure-shutdown', '--write-recovery-conf',
-      '--config-file', '/c.conf', '--sync-method=syncfs', '--json', '--jobs=8', '--source-timeout', '30',
-      '--postgres-bindir=/usr/lib/postgresql/17/bin',
-    ]), {
-      targetPgdata: '/t', source: { kind: 'server', conninfo: 'host=h port=5' },
-      dryRun: true, noSync: true, progress: true, debug: true, restoreTargetWal: true,
-      ensureShutdown: false, writeRecoveryConf: true, configFile: '/c.conf',
-      syncMethod: process.platform === 'linux' ? 'syncfs' : 'fsync',
-      json: true, jobs: 8, timeoutSeconds: 30, postgresBindir: '/usr/lib/postgresql/17/bin', copyConfigFiles: true, requireSourceWal: false, replayFrom: null, compare: 'wal',
-    })
+    assert.deepEqual(
+      optionsOf([
+        '--target-pgdata=/t',
+        '--source-server',
+        'host=h port=5',
+        '--dry-run',
+        '--no-sync',
+        '--progress',
+        '--debug',
+        '--restore-target-wal',
+        '--no-ensure-shutdown',
+        '--write-recovery-conf',
+        '--config-file',
+        '/c.conf',
+        '--sync-method=syncfs',
+        '--json',
+        '--jobs=8',
+        '--source-timeout',
+        '30',
+        '--postgres-bindir=/usr/lib/postgresql/17/bin',
+      ]),
+      {
+        targetPgdata: '/t',
+        source: { kind: 'server', conninfo: 'host=h port=5' },
+        dryRun: true,
+        noSync: true,
+        progress: true,
+        debug: true,
+        restoreTargetWal: true,
+        ensureShutdown: false,
+        writeRecoveryConf: true,
+        configFile: '/c.conf',
+        syncMethod: process.platform === 'linux' ? 'syncfs' : 'fsync',
+        json: true,
+        jobs: 8,
+        timeoutSeconds: 30,
+        postgresBindir: '/usr/lib/postgresql/17/bin',
+        copyConfigFiles: true,
+        requireSourceWal: false,
+        replayFrom: null,
+        compare: 'wal',
+      },
+    )
   })
 
   test('short options bundle; -D takes the rest of its word or the next word', () => {
@@ -146,7 +198,21 @@ describe('getopt_long grammar', () => {
 
   test('long options: =value or next word, unambiguous prefixes', () => {
     assert.equal(optionsOf(['--target=/t', '--source-p', '/s']).targetPgdata, '/t')
-    const o = optionsOf(['--t', '/t', '--source-se=h', '--dr', '--no-s', '--no-e', '--de', '--pro', '--res', '--w', '--c=/c', '--sy', 'fsync'])
+    const o = optionsOf([
+      '--t',
+      '/t',
+      '--source-se=h',
+      '--dr',
+      '--no-s',
+      '--no-e',
+      '--de',
+      '--pro',
+      '--res',
+      '--w',
+      '--c=/c',
+      '--sy',
+      'fsync',
+    ])
     assert.deepEqual(
       [o.dryRun, o.noSync, o.ensureShutdown, o.debug, o.progress, o.restoreTargetWal, o.writeRecoveryConf, o.configFile, o.source],
       [true, true, false, true, true, true, true, '/c', { kind: 'server', conninfo: 'h' }],
@@ -160,15 +226,24 @@ describe('getopt_long grammar', () => {
     assert.equal(stderrOf(['--debug=']), `pg_rewind: option '--debug' doesn't allow an argument\n${HINT}`)
     assert.equal(stderrOf(['--target']), `pg_rewind: option '--target-pgdata' requires an argument\n${HINT}`)
     assert.equal(stderrOf(['--foo=bar']), `pg_rewind: unrecognized option '--foo=bar'\n${HINT}`)
-    assert.equal(stderrOf(['--source=x']),
-      `pg_rewind: option '--source=x' is ambiguous; possibilities: '--source-pgdata' '--source-server'\n${HINT}`)
+    assert.equal(
+      stderrOf(['--source=x']),
+      `pg_rewind: option '--source=x' is ambiguous; possibilities: '--source-pgdata' '--source-server'\n${HINT}`,
+    )
     assert.equal(stderrOf(['--d']), `pg_rewind: option '--d' is ambiguous; possibilities: '--dry-run' '--debug'\n${HINT}`)
-    assert.equal(stderrOf(['--s']),
-      `pg_rewind: option '--s' is ambiguous; possibilities: '--source-pgdata' '--source-server' '--sync-method'\n${HINT}`)
+    assert.equal(
+      stderrOf(['--s']),
+      `pg_rewind: option '--s' is ambiguous; possibilities: '--source-pgdata' '--source-server' '--sync-method'\n${HINT}`,
+    )
     // an empty name is a prefix of every option: glibc lists them all, in pg_rewind's table order
-    assert.equal(stderrOf(['--=x']), `pg_rewind: option '--=x' is ambiguous; possibilities:${PG_REWIND_LONG_OPTION_NAMES.map((n) => ` '--${n}'`).join('')}\n${HINT}`)
-    assert.equal(stderrOf(['-x'], { argv0: '/usr/lib/postgresql/18/bin/pg_rewind' }),
-      `/usr/lib/postgresql/18/bin/pg_rewind: invalid option -- 'x'\n${HINT}`)
+    assert.equal(
+      stderrOf(['--=x']),
+      `pg_rewind: option '--=x' is ambiguous; possibilities:${PG_REWIND_LONG_OPTION_NAMES.map((n) => ` '--${n}'`).join('')}\n${HINT}`,
+    )
+    assert.equal(
+      stderrOf(['-x'], { argv0: '/usr/lib/postgresql/18/bin/pg_rewind' }),
+      `/usr/lib/postgresql/18/bin/pg_rewind: invalid option -- 'x'\n${HINT}`,
+    )
     // the first complaint stops parsing
     assert.equal(stderrOf(['-x', '--foo']), `pg_rewind: invalid option -- 'x'\n${HINT}`)
   })
@@ -193,9 +268,17 @@ describe('getopt_long grammar', () => {
 describe('checks after parsing, in pg_rewind 18 order', () => {
   const cases: [string, string[], string][] = [
     ['no source', ['-D', '/t', 'extra'], 'no source specified (--source-pgdata or --source-server)'],
-    ['both sources', ['--source-pgdata=/s', '--source-server=h', 'extra'], 'only one of --source-pgdata or --source-server can be specified'],
+    [
+      'both sources',
+      ['--source-pgdata=/s', '--source-server=h', 'extra'],
+      'only one of --source-pgdata or --source-server can be specified',
+    ],
     ['no target', ['--source-pgdata=/s', '-R', 'extra'], 'no target data directory specified (--target-pgdata)'],
-    ['-R needs --source-server', [...GOOD, '-R', 'extra'], 'no source server information (--source-server) specified for --write-recovery-conf'],
+    [
+      '-R needs --source-server',
+      [...GOOD, '-R', 'extra'],
+      'no source server information (--source-server) specified for --write-recovery-conf',
+    ],
     ['operands', [...GOOD, 'extra', 'more'], 'too many command-line arguments (first is "extra")'],
   ]
   for (const [name, argv, message] of cases) {
@@ -212,8 +295,10 @@ describe('option values', () => {
     assert.equal(stderrOf(['--sync-method=fdatasync', '-x']), 'pg_rewind: error: unrecognized sync method: fdatasync\n')
     assert.equal(stderrOf(['--sync-method', '']), 'pg_rewind: error: unrecognized sync method: \n')
     assert.equal(stderrOf(['-x', '--sync-method=bad']), `pg_rewind: invalid option -- 'x'\n${HINT}`)
-    assert.equal(stderrOf(['--sync-method=syncfs'], { platform: 'darwin' }),
-      'pg_rewind: error: this build does not support sync method "syncfs"\n')
+    assert.equal(
+      stderrOf(['--sync-method=syncfs'], { platform: 'darwin' }),
+      'pg_rewind: error: this build does not support sync method "syncfs"\n',
+    )
     assert.equal(parseRewindArgs([...GOOD, '--sync-method=syncfs'], 'pg_rewind', { platform: 'linux' }).kind, 'run')
   })
 
@@ -278,7 +363,7 @@ describe('option values', () => {
   })
 })
 
-describe('walrewind\'s own options leave pg_rewind\'s abbreviations alone', () => {
+describe("walrewind's own options leave pg_rewind's abbreviations alone", () => {
   test('no own option name is a prefix of a pg_rewind option name, or the other way round', () => {
     for (const own of WALREWIND_LONG_OPTIONS) {
       for (const pg of PG_REWIND_LONG_OPTION_NAMES) {
@@ -292,16 +377,20 @@ describe('walrewind\'s own options leave pg_rewind\'s abbreviations alone', () =
     assert.equal(stderrOf(['--jso']), `pg_rewind: unrecognized option '--jso'\n${HINT}`)
     assert.equal(stderrOf(['--j']), `pg_rewind: unrecognized option '--j'\n${HINT}`)
     assert.equal(stderrOf(['--source-t=5']), `pg_rewind: unrecognized option '--source-t=5'\n${HINT}`)
-    assert.equal(stderrOf(['--source-=x']),
-      `pg_rewind: option '--source-=x' is ambiguous; possibilities: '--source-pgdata' '--source-server'\n${HINT}`)
+    assert.equal(
+      stderrOf(['--source-=x']),
+      `pg_rewind: option '--source-=x' is ambiguous; possibilities: '--source-pgdata' '--source-server'\n${HINT}`,
+    )
   })
 
   test('invoked as walrewind, messages carry that name', () => {
     const parsed = parseRewindArgs(['-D', '/t'], 'walrewind')
     assert.equal(parsed.kind, 'error')
-    assert.equal(formatParseError(parsed as Extract<ParsedArgs, { kind: 'error' }>, 'walrewind'),
+    assert.equal(
+      formatParseError(parsed as Extract<ParsedArgs, { kind: 'error' }>, 'walrewind'),
       'walrewind: error: no source specified (--source-pgdata or --source-server)\n' +
-      'walrewind: hint: Try "walrewind --help" for more information.\n')
+        'walrewind: hint: Try "walrewind --help" for more information.\n',
+    )
   })
 })
 
@@ -317,27 +406,68 @@ const VERSION_DEPENDENT: readonly [string[], string][] = [
   [['--=x'], '18 adds --sync-method to the list of every option'],
   [['--help'], '18 quotes "restore_command" and lists --sync-method (stdout)'],
   [['--version'], 'the version line'],
-  [['--json'], 'walrewind\'s own options: unrecognized by any pg_rewind'],
-  [['--jobs=2'], 'walrewind\'s own'],
-  [['--source-timeout=5'], 'walrewind\'s own'],
-  [['--postgres-bindir=/x'], 'walrewind\'s own'],
+  [['--json'], "walrewind's own options: unrecognized by any pg_rewind"],
+  [['--jobs=2'], "walrewind's own"],
+  [['--source-timeout=5'], "walrewind's own"],
+  [['--postgres-bindir=/x'], "walrewind's own"],
 ]
 
 describe('same stderr and exit status as the real pg_rewind 15', () => {
   const T = '/nonexistent/walrewind-test-target'
   const S = '/nonexistent/walrewind-test-source'
   const bad: string[][] = [
-    [], ['-x'], ['-nx'], ['-:'], ['-D'], ['-nD'], ['-n', '-D'], ['--foo'], ['--foo=bar'], ['--source=x'],
-    ['--source', 'x'], ['--source-=x'], ['--no'], ['--d'], ['--dry-run=yes'], ['--dry=yes'], ['--debug='], ['--target'],
-    ['--target-pgdata'], ['--source-pgdata'], ['--config-file'], ['--no-ensure-shutdown=1'], ['--progress=1'],
-    ['--write=1'], ['--jso'], ['--'], ['-'], ['-DP'], ['-D', T], ['--target-pgdata=' + T], ['--source-pgdata=' + S],
-    ['-D', T, '--source-pgdata=' + S, '--source-server=host=h'], ['--source-pgdata=' + S, '-R'],
-    ['--source-pgdata=' + S, '-R', '-D', T], ['-R', '--source-pgdata=' + S, '-D', T, 'extra'],
-    ['-D', T, '--source-pgdata', S, 'extra'], ['extra', '-D', T, '--source-pgdata', S, 'more'],
-    ['-D', T, '--source-pgdata', S, '--', '-n'], ['a', '-D', T, '--', 'b', '--source-pgdata', S],
-    ['-D', T, '--source-pgdata', S, '-'], ['-n', '--help'], ['-n', '--version'], ['-n', '-V'], ['-n', '-?'],
-    ['--he'], ['--ver'], ['-D', T, '--source-pgdata', S, '--help'], ['-D', '--source-pgdata=' + S],
-    ['--source-pgdata', '-D', T], ['-x', '--foo'], ['a', '-x'], ['--source-server=', '-D', T, 'extra'],
+    [],
+    ['-x'],
+    ['-nx'],
+    ['-:'],
+    ['-D'],
+    ['-nD'],
+    ['-n', '-D'],
+    ['--foo'],
+    ['--foo=bar'],
+    ['--source=x'],
+    ['--source', 'x'],
+    ['--source-=x'],
+    ['--no'],
+    ['--d'],
+    ['--dry-run=yes'],
+    ['--dry=yes'],
+    ['--debug='],
+    ['--target'],
+    ['--target-pgdata'],
+    ['--source-pgdata'],
+    ['--config-file'],
+    ['--no-ensure-shutdown=1'],
+    ['--progress=1'],
+    ['--write=1'],
+    ['--jso'],
+    ['--'],
+    ['-'],
+    ['-DP'],
+    ['-D', T],
+    ['--target-pgdata=' + T],
+    ['--source-pgdata=' + S],
+    ['-D', T, '--source-pgdata=' + S, '--source-server=host=h'],
+    ['--source-pgdata=' + S, '-R'],
+    ['--source-pgdata=' + S, '-R', '-D', T],
+    ['-R', '--source-pgdata=' + S, '-D', T, 'extra'],
+    ['-D', T, '--source-pgdata', S, 'extra'],
+    ['extra', '-D', T, '--source-pgdata', S, 'more'],
+    ['-D', T, '--source-pgdata', S, '--', '-n'],
+    ['a', '-D', T, '--', 'b', '--source-pgdata', S],
+    ['-D', T, '--source-pgdata', S, '-'],
+    ['-n', '--help'],
+    ['-n', '--version'],
+    ['-n', '-V'],
+    ['-n', '-?'],
+    ['--he'],
+    ['--ver'],
+    ['-D', T, '--source-pgdata', S, '--help'],
+    ['-D', '--source-pgdata=' + S],
+    ['--source-pgdata', '-D', T],
+    ['-x', '--foo'],
+    ['a', '-x'],
+    ['--source-server=', '-D', T, 'extra'],
     ['-nNPcR', '-D', T, '--source-pgdata', S],
   ]
   const good: string[][] = [

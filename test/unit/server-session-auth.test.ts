@@ -61,8 +61,12 @@ async function fakeServer(reply: Buffer): Promise<{ port: number; received: () =
 async function connectError(reply: Buffer, extra: string): Promise<{ message: string; hint: string | undefined; received: Buffer }> {
   const server = await fakeServer(reply)
   try {
-    const resolved = resolveConnection(parseConninfo(`host=127.0.0.1 port=${server.port} user=u dbname=d password=secret sslmode=disable ${extra}`),
-      {}, 'u', { homeDir: home, defaultConnectTimeoutMs: 5000 })
+    const resolved = resolveConnection(
+      parseConninfo(`host=127.0.0.1 port=${server.port} user=u dbname=d password=secret sslmode=disable ${extra}`),
+      {},
+      'u',
+      { homeDir: home, defaultConnectTimeoutMs: 5000 },
+    )
     let caught: unknown = null
     try {
       const conn = await connectFirst(resolved)
@@ -86,7 +90,10 @@ describe('authentication methods walrewind cannot do', () => {
   it('GSSAPI (a pg_hba.conf "gss" line): named, with what to do instead', async () => {
     const { message, hint } = await connectError(authRequest(7), '')
     assert.match(hint ?? '', /pg_hba\.conf, authenticate the rewind role with scram-sha-256/)
-    assert.match(message, /^connection to server at "127\.0\.0\.1", port \d+ failed: GSSAPI authentication not supported: walrewind has no GSSAPI \(Kerberos\) support$/)
+    assert.match(
+      message,
+      /^connection to server at "127\.0\.0\.1", port \d+ failed: GSSAPI authentication not supported: walrewind has no GSSAPI \(Kerberos\) support$/,
+    )
     // krbsrvname does not change that: it only names the Kerberos service
     assert.match((await connectError(authRequest(7), 'krbsrvname=postgres')).message, /GSSAPI authentication not supported/)
   })
@@ -121,8 +128,12 @@ describe('channel_binding=require', () => {
     const salt = Buffer.from([1, 2, 3, 4])
     const server = await fakeServer(authRequest(5, salt))
     try {
-      const resolved = resolveConnection(parseConninfo(`host=127.0.0.1 port=${server.port} user=u dbname=d password=secret sslmode=disable connect_timeout=2`),
-        {}, 'u', { homeDir: home })
+      const resolved = resolveConnection(
+        parseConninfo(`host=127.0.0.1 port=${server.port} user=u dbname=d password=secret sslmode=disable connect_timeout=2`),
+        {},
+        'u',
+        { homeDir: home },
+      )
       await assert.rejects(connectFirst(resolved), /timeout expired/)
       assert.equal(server.received()[0], 0x70 /* 'p': PasswordMessage */)
     } finally {

@@ -27,8 +27,10 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 export function formatCTime(seconds: number): string {
   const d = new Date(seconds * 1000)
   const two = (n: number): string => String(n).padStart(2, '0')
-  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ` +
+  return (
+    `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ` +
     `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())} ${d.getFullYear()}`
+  )
 }
 
 /** FullTransactionId as pg_controldata prints it: epoch:xid. */
@@ -146,14 +148,27 @@ export async function controldata(args: string[], io: CliIo, programName: string
     if (a === '--json') json = true
     else if (a === '-D' || a === '--pgdata') dataDir = args[++i]
     else if (a.startsWith('--pgdata=')) dataDir = a.slice('--pgdata='.length)
-    else if (a.startsWith('-') && a !== '-') return printCommandError(io, programName, new RewindError('USAGE', `controldata: unknown option "${a}"`, { hint: `Try "${programName} controldata --help" for more information.` }))
+    else if (a.startsWith('-') && a !== '-')
+      return printCommandError(
+        io,
+        programName,
+        new RewindError('USAGE', `controldata: unknown option "${a}"`, {
+          hint: `Try "${programName} controldata --help" for more information.`,
+        }),
+      )
     else if (dataDir === undefined) dataDir = a
-    else return printCommandError(io, programName, new RewindError('USAGE', `controldata: too many command-line arguments (first is "${a}")`))
+    else
+      return printCommandError(io, programName, new RewindError('USAGE', `controldata: too many command-line arguments (first is "${a}")`))
   }
   dataDir ??= io.env['PGDATA']
   if (dataDir === undefined || dataDir === '') {
-    return printCommandError(io, programName, new RewindError('USAGE', 'controldata: no data directory specified',
-      { hint: `Try "${programName} controldata --help" for more information.` }))
+    return printCommandError(
+      io,
+      programName,
+      new RewindError('USAGE', 'controldata: no data directory specified', {
+        hint: `Try "${programName} controldata --help" for more information.`,
+      }),
+    )
   }
   const file = path.join(dataDir, 'global', 'pg_control')
   try {
@@ -161,7 +176,12 @@ export async function controldata(args: string[], io: CliIo, programName: string
     try {
       bytes = await fs.readFile(file)
     } catch (err) {
-      throw new RewindError('FILE_IO', `could not open file "${file}" for reading: ${(err as Error).message}`, { path: file }, { cause: err })
+      throw new RewindError(
+        'FILE_IO',
+        `could not open file "${file}" for reading: ${(err as Error).message}`,
+        { path: file },
+        { cause: err },
+      )
     }
     const cf = decodeControlFile(bytes)
     io.stdout.write(json ? `${JSON.stringify(controlFileJson(cf))}\n` : formatControlData(cf))

@@ -34,8 +34,13 @@ Options:
   --os-user=NAME   as root: the user to run PostgreSQL and walrewind as
 `
 
-type DemoModules = [typeof import('../../demo/cluster.js'), typeof import('../../demo/family.js'),
-  typeof import('../../demo/postgres.js'), typeof import('../../demo/run-as.js'), typeof import('../../pg/native.js')]
+type DemoModules = [
+  typeof import('../../demo/cluster.js'),
+  typeof import('../../demo/family.js'),
+  typeof import('../../demo/postgres.js'),
+  typeof import('../../demo/run-as.js'),
+  typeof import('../../pg/native.js'),
+]
 type DemoNode = InstanceType<DemoModules[0]['DemoNode']>
 
 export async function demo(args: string[], io: CliIo): Promise<number> {
@@ -45,21 +50,41 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
   let pgBindir: string | null = null
   let osUser: string | null = null
   for (const a of args) {
-    if (a === '--help' || a === '-?') { io.stdout.write(USAGE); return 0 }
+    if (a === '--help' || a === '-?') {
+      io.stdout.write(USAGE)
+      return 0
+    }
     if (a === '--keep') keep = true
     else if (a.startsWith('--major=')) major = Number(a.slice(8))
     else if (a.startsWith('--primary=')) primaryName = a.slice(10)
     else if (a.startsWith('--pg-bindir=') && a.length > 12) pgBindir = a.slice(12)
     else if (a.startsWith('--os-user=') && a.length > 10) osUser = a.slice(10)
-    else { io.stderr.write(`walrewind demo: unknown argument "${a}"\n${USAGE}`); return 2 }
+    else {
+      io.stderr.write(`walrewind demo: unknown argument "${a}"\n${USAGE}`)
+      return 2
+    }
   }
-  if (major !== null && !isSupportedMajor(major)) { io.stderr.write(`walrewind demo: --major must be ${OLDEST_MAJOR} to ${NEWEST_MAJOR}\n`); return 2 }
-  if (!/^node[1-4]$/.test(primaryName)) { io.stderr.write(`walrewind demo: --primary must be node1 to node4\n`); return 2 }
+  if (major !== null && !isSupportedMajor(major)) {
+    io.stderr.write(`walrewind demo: --major must be ${OLDEST_MAJOR} to ${NEWEST_MAJOR}\n`)
+    return 2
+  }
+  if (!/^node[1-4]$/.test(primaryName)) {
+    io.stderr.write(`walrewind demo: --primary must be node1 to node4\n`)
+    return 2
+  }
 
   const [{ DemoClusters }, { buildFamily, REWIND_ROLE }, { findDemoPostgres }, { demoUser, inaccessible }, { isSingleExecutable }] =
-    await Promise.all([import('../../demo/cluster.js'), import('../../demo/family.js'), import('../../demo/postgres.js'),
-      import('../../demo/run-as.js'), import('../../pg/native.js')]) as DemoModules
-  const fail = (message: string) => { io.stderr.write(`walrewind demo: ${message}\n`); return 1 }
+    (await Promise.all([
+      import('../../demo/cluster.js'),
+      import('../../demo/family.js'),
+      import('../../demo/postgres.js'),
+      import('../../demo/run-as.js'),
+      import('../../pg/native.js'),
+    ])) as DemoModules
+  const fail = (message: string) => {
+    io.stderr.write(`walrewind demo: ${message}\n`)
+    return 1
+  }
 
   // walrewind itself, as the demo runs it: this executable, or node with this package's bin script.
   const packageRoot = isSingleExecutable() ? null : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..')
@@ -71,19 +96,24 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
   const runAs = demoUser(osUser, io.env)
   if (!runAs.ok) return fail(runAs.message)
   if (runAs.user !== null) {
-    const needs: Array<['-r' | '-x', string]> = [['-x', process.execPath], ...walrewind.slice(1).map((f): ['-r', string] => ['-r', f]),
-      ['-x', path.join(pg.binDir, 'postgres')]]
+    const needs: Array<['-r' | '-x', string]> = [
+      ['-x', process.execPath],
+      ...walrewind.slice(1).map((f): ['-r', string] => ['-r', f]),
+      ['-x', path.join(pg.binDir, 'postgres')],
+    ]
     if (packageRoot !== null) needs.push(['-x', path.join(packageRoot, 'dist', 'src')])
     const denied = inaccessible(runAs.user, needs)
     if (denied.length > 0) {
-      return fail(`the servers would run as ${runAs.user.name}, who cannot read ${denied.join(', ')}: make them readable (chmod o+rX, ` +
-        'and every parent directory), or run the demo as a user who can')
+      return fail(
+        `the servers would run as ${runAs.user.name}, who cannot read ${denied.join(', ')}: make them readable (chmod o+rX, ` +
+          'and every parent directory), or run the demo as a user who can',
+      )
     }
   }
 
   const started = Date.now()
   const tty = io.stdout.isTTY === true
-  const bold = (s: string) => tty ? `\x1b[1m${s}\x1b[0m` : s
+  const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s)
   const say = (text: string) => io.stdout.write(`${bold(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s]`)} ${text}\n`)
   say(`PostgreSQL ${pg.version} from ${pg.binDir} (${pg.via})${runAs.why ? `, running ${runAs.why}` : ''}`)
 
@@ -98,7 +128,10 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
     for (const n of others) await n.stop()
 
     say('the timeline graph:')
-    const graph = await runWalrewind(['timelines', ...Object.values(nodes).map((n) => `${n.name}=${n === primary ? primary.connectionString({ user: REWIND_ROLE }) : n.dataDir}`)])
+    const graph = await runWalrewind([
+      'timelines',
+      ...Object.values(nodes).map((n) => `${n.name}=${n === primary ? primary.connectionString({ user: REWIND_ROLE }) : n.dataDir}`),
+    ])
     if (graph.code !== 0) throw new Error(`walrewind timelines failed:\n${graph.stderr}`)
     io.stdout.write(graph.stdout.trimEnd().replace(/^/gm, '    ') + '\n')
 
@@ -110,20 +143,30 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
       const conf = path.join(target.dataDir, 'postgresql.conf')
       const ownConf = fs.readFileSync(conf)
       const t0 = Date.now()
-      const run = await runWalrewind(['--target-pgdata', target.dataDir, '--source-server', primary.connectionString({ user: REWIND_ROLE }),
-        '--write-recovery-conf', '--json', `--postgres-bindir=${target.binDir}`])
+      const run = await runWalrewind([
+        '--target-pgdata',
+        target.dataDir,
+        '--source-server',
+        primary.connectionString({ user: REWIND_ROLE }),
+        '--write-recovery-conf',
+        '--json',
+        `--postgres-bindir=${target.binDir}`,
+      ])
       if (run.code !== 0) throw new Error(`rewinding ${target.name} failed (exit ${run.code}):\n${run.stderr}`)
       fs.writeFileSync(conf, ownConf) // its own port and paths, not the primary's
       const result = JSON.parse(run.stdout) as {
-        outcome: string; divergence?: { lsn: string; tli: number }; fetchedBytes?: number
+        outcome: string
+        divergence?: { lsn: string; tli: number }
+        fetchedBytes?: number
         plan?: { totals: { sourceBytes: number; blockCount: number } }
       }
       copiedTotal += result.fetchedBytes ?? 0
       fullCopyTotal += result.plan?.totals.sourceBytes ?? 0
-      const what = result.outcome === 'rewound'
-        ? `diverged at ${result.divergence!.lsn} on timeline ${result.divergence!.tli}; copied ${mb(result.fetchedBytes ?? 0)} ` +
-          `(${result.plan?.totals.blockCount ?? 0} changed blocks, the rest WAL and small files) instead of ${mb(result.plan?.totals.sourceBytes ?? 0)}`
-        : 'no rewind required'
+      const what =
+        result.outcome === 'rewound'
+          ? `diverged at ${result.divergence!.lsn} on timeline ${result.divergence!.tli}; copied ${mb(result.fetchedBytes ?? 0)} ` +
+            `(${result.plan?.totals.blockCount ?? 0} changed blocks, the rest WAL and small files) instead of ${mb(result.plan?.totals.sourceBytes ?? 0)}`
+          : 'no rewind required'
       say(`  ${target.name}: ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
     }
 
@@ -135,11 +178,14 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
       await target.start()
       await target.waitForReplay(lsn)
       const got = await target.fingerprint()
-      if (JSON.stringify(got) !== JSON.stringify(expected)) throw new Error(`${target.name} does not hold the new primary's data after the rewind`)
+      if (JSON.stringify(got) !== JSON.stringify(expected))
+        throw new Error(`${target.name} does not hold the new primary's data after the rewind`)
       say(`  ${target.name}: streaming from ${primaryName}, data identical (${Object.keys(got.tables).length} tables)`)
     }
-    say(`done: ${others.length} nodes rewound in ${((Date.now() - started) / 1000).toFixed(1)} s; ${mb(copiedTotal)} copied in all, ` +
-      `where full copies of the data directory would have been ${mb(fullCopyTotal)} (databases: ${mb(clusterBytes)})`)
+    say(
+      `done: ${others.length} nodes rewound in ${((Date.now() - started) / 1000).toFixed(1)} s; ${mb(copiedTotal)} copied in all, ` +
+        `where full copies of the data directory would have been ${mb(fullCopyTotal)} (databases: ${mb(clusterBytes)})`,
+    )
     ok = true
     return 0
   } catch (err) {
@@ -151,11 +197,13 @@ export async function demo(args: string[], io: CliIo): Promise<number> {
     } catch (err) {
       io.stderr.write(`walrewind demo: cleanup: ${(err as Error).message}\n`)
     }
-    if (keep && ok) say(`kept: ${clusters.baseDir} (stopped; start a node with ${path.join(pg.binDir, 'pg_ctl')} -D ${clusters.baseDir}/NODE/data -l ${clusters.baseDir}/NODE/postgres.log start)`)
+    if (keep && ok)
+      say(
+        `kept: ${clusters.baseDir} (stopped; start a node with ${path.join(pg.binDir, 'pg_ctl')} -D ${clusters.baseDir}/NODE/data -l ${clusters.baseDir}/NODE/postgres.log start)`,
+      )
   }
 }
 
 function mb(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MB`
 }
-

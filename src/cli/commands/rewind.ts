@@ -8,7 +8,12 @@ import type { RewindResult } from '../../rewind/rewind.js'
 import type { CliIo } from '../io.js'
 import { formatParseError, parseRewindArgs } from '../rewind-options.js'
 
-export async function rewindCommand(args: string[], io: CliIo, programName: string, argv1: string = process.argv[1] ?? programName): Promise<number> {
+export async function rewindCommand(
+  args: string[],
+  io: CliIo,
+  programName: string,
+  argv1: string = process.argv[1] ?? programName,
+): Promise<number> {
   const prog = programName === 'pg_rewind' ? 'pg_rewind' : 'walrewind'
   const parsed = parseRewindArgs(args, prog, { argv0: argv1, env: io.env })
   if (parsed.kind === 'help' || parsed.kind === 'version') {
@@ -21,7 +26,9 @@ export async function rewindCommand(args: string[], io: CliIo, programName: stri
   }
   const options = parsed.options
   const [{ exitStatusOf, RewindError: RewindErrorClass }, { errorJson, formatError, textRenderer }, { rewind }] = await Promise.all([
-    import('../../errors.js'), import('../render.js'), import('../../rewind/rewind.js'),
+    import('../../errors.js'),
+    import('../render.js'),
+    import('../../rewind/rewind.js'),
   ])
   const fail = (err: RewindError): number => {
     if (options.json) io.stdout.write(JSON.stringify({ ok: false, error: errorJson(err) }, null, 2) + '\n')
@@ -29,7 +36,9 @@ export async function rewindCommand(args: string[], io: CliIo, programName: stri
     return prog === 'pg_rewind' ? 1 : exitStatusOf(err)
   }
   if (typeof process.geteuid === 'function' && process.geteuid() === 0) {
-    return fail(new RewindErrorClass('RUN_AS_ROOT', `cannot be executed by "root"`, { hint: `You must run ${prog} as the PostgreSQL superuser.` }))
+    return fail(
+      new RewindErrorClass('RUN_AS_ROOT', `cannot be executed by "root"`, { hint: `You must run ${prog} as the PostgreSQL superuser.` }),
+    )
   }
   const emit = textRenderer(io, prog, { progress: options.progress, debug: options.debug })
   let result: RewindResult

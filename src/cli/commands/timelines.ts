@@ -49,26 +49,43 @@ export async function timelines(args: string[], io: CliIo): Promise<number> {
   const specs: NodeSpec[] = []
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!
-    if (a === '--help' || a === '-?') { io.stdout.write(USAGE); return 0 }
+    if (a === '--help' || a === '-?') {
+      io.stdout.write(USAGE)
+      return 0
+    }
     if (a === '--json') json = true
     else if (a === '--source' || a === '--target') {
       const v = args[++i]
-      if (v === undefined) { io.stderr.write(`walrewind timelines: option ${a} needs a node name\n`); return 2 }
+      if (v === undefined) {
+        io.stderr.write(`walrewind timelines: option ${a} needs a node name\n`)
+        return 2
+      }
       if (a === '--source') sourceName = v
       else targetName = v
     } else if (a.startsWith('--source=')) sourceName = a.slice(9)
     else if (a.startsWith('--target=')) targetName = a.slice(9)
-    else if (a.startsWith('-')) { io.stderr.write(`walrewind timelines: unknown option "${a}"\n${USAGE}`); return 2 }
-    else specs.push(parseNodeArg(a, specs.length))
+    else if (a.startsWith('-')) {
+      io.stderr.write(`walrewind timelines: unknown option "${a}"\n${USAGE}`)
+      return 2
+    } else specs.push(parseNodeArg(a, specs.length))
   }
-  if (specs.length === 0) { io.stderr.write(USAGE); return 2 }
-  if ((sourceName === null) !== (targetName === null)) { io.stderr.write('walrewind timelines: --source and --target go together\n'); return 2 }
+  if (specs.length === 0) {
+    io.stderr.write(USAGE)
+    return 2
+  }
+  if ((sourceName === null) !== (targetName === null)) {
+    io.stderr.write('walrewind timelines: --source and --target go together\n')
+    return 2
+  }
 
   let nodes: Awaited<ReturnType<typeof describeNode>>[]
   try {
     nodes = await Promise.all(specs.map((s) => describeNode(s, io.env)))
   } catch (err) {
-    if (err instanceof RewindError) { io.stderr.write(formatError(err, 'walrewind').replace(/^walrewind: the target.*\n/m, '')); return 3 }
+    if (err instanceof RewindError) {
+      io.stderr.write(formatError(err, 'walrewind').replace(/^walrewind: the target.*\n/m, ''))
+      return 3
+    }
     throw err
   }
   const graph = buildTimelineGraph(nodes)
@@ -79,19 +96,39 @@ export async function timelines(args: string[], io: CliIo): Promise<number> {
   if (sourceName !== null) {
     const source = nodes.find((n) => n.name === sourceName)
     const target = nodes.find((n) => n.name === targetName)
-    if (!source || !target) { io.stderr.write(`walrewind timelines: no node named "${!source ? sourceName : targetName}"\n`); return 2 }
+    if (!source || !target) {
+      io.stderr.write(`walrewind timelines: no node named "${!source ? sourceName : targetName}"\n`)
+      return 2
+    }
     detail = await pairDetail(source, target, specs, io.env)
   }
 
   if (json) {
-    io.stdout.write(JSON.stringify({
-      nodes: nodes.map((n) => ({ name: n.name, kind: n.kind, state: n.state, timeline: n.tli, walEnd: formatLsn(n.walEnd),
-        history: n.history.map((e) => ({ tli: e.tli, begin: formatLsn(e.begin), end: e.end === null ? null : formatLsn(e.end) })) })),
-      timelines: [...graph.timelines.values()].map((t) => ({ tli: t.tli, parent: t.parent, begin: formatLsn(t.begin), nodes: t.nodes })),
-      conflicts: graph.conflicts,
-      pairs: pairs.map((p) => ({ ...p, divergence: p.divergence === null ? null : formatLsn(p.divergence) })),
-      ...(detail ? { pair: detail } : {}),
-    }, null, 2) + '\n')
+    io.stdout.write(
+      JSON.stringify(
+        {
+          nodes: nodes.map((n) => ({
+            name: n.name,
+            kind: n.kind,
+            state: n.state,
+            timeline: n.tli,
+            walEnd: formatLsn(n.walEnd),
+            history: n.history.map((e) => ({ tli: e.tli, begin: formatLsn(e.begin), end: e.end === null ? null : formatLsn(e.end) })),
+          })),
+          timelines: [...graph.timelines.values()].map((t) => ({
+            tli: t.tli,
+            parent: t.parent,
+            begin: formatLsn(t.begin),
+            nodes: t.nodes,
+          })),
+          conflicts: graph.conflicts,
+          pairs: pairs.map((p) => ({ ...p, divergence: p.divergence === null ? null : formatLsn(p.divergence) })),
+          ...(detail ? { pair: detail } : {}),
+        },
+        null,
+        2,
+      ) + '\n',
+    )
     return 0
   }
   io.stdout.write(drawTimelineGraph(graph, nodes))
@@ -114,14 +151,26 @@ function describePair(d: Record<string, unknown>): string {
   if (d['verdict'] === 'same-timeline') return `  both are on timeline ${d['commonTimeline']}: no rewind required\n`
   lines.push(`  common timeline        ${d['commonTimeline']}`)
   lines.push(`  divergence             ${d['divergence']}`)
-  lines.push(`  rewind needed          ${d['rewindNeeded'] ? 'yes: the target wrote WAL after the divergence' : 'no: the target can follow as it is'}`)
+  lines.push(
+    `  rewind needed          ${d['rewindNeeded'] ? 'yes: the target wrote WAL after the divergence' : 'no: the target can follow as it is'}`,
+  )
   const cp = d['lastCommonCheckpoint'] as { lsn: string; redo: string; timeline: number } | null
   if (cp) lines.push(`  last common checkpoint ${cp.lsn} (redo ${cp.redo}) on timeline ${cp.timeline}`)
-  const est = d['estimate'] as { copyBytes?: number; blocks?: number; sourceBytes?: number; files?: Record<string, number>; unavailable?: string } | null
+  const est = d['estimate'] as {
+    copyBytes?: number
+    blocks?: number
+    sourceBytes?: number
+    files?: Record<string, number>
+    unavailable?: string
+  } | null
   if (est?.unavailable) lines.push(`  estimate               unavailable: ${est.unavailable}`)
   else if (est) {
-    lines.push(`  estimate               ${mb(est.copyBytes!)} to copy (${est.blocks} changed blocks) of a ${mb(est.sourceBytes!)} source directory`)
-    lines.push(`                         files: ${est.files!['copy']} copied whole, ${est.files!['copy-tail']} extended, ${est.files!['truncate']} truncated, ${est.files!['remove']} removed`)
+    lines.push(
+      `  estimate               ${mb(est.copyBytes!)} to copy (${est.blocks} changed blocks) of a ${mb(est.sourceBytes!)} source directory`,
+    )
+    lines.push(
+      `                         files: ${est.files!['copy']} copied whole, ${est.files!['copy-tail']} extended, ${est.files!['truncate']} truncated, ${est.files!['remove']} removed`,
+    )
   } else if (d['rewindNeeded']) lines.push('  estimate               needs the target as a stopped data directory')
   return lines.join('\n') + '\n'
 }
@@ -140,8 +189,12 @@ function matrix(nodes: readonly NodeState[], pairs: ReturnType<typeof analysePai
   return out
 }
 
-async function pairDetail(source: Awaited<ReturnType<typeof describeNode>>, target: Awaited<ReturnType<typeof describeNode>>,
-  specs: NodeSpec[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
+async function pairDetail(
+  source: Awaited<ReturnType<typeof describeNode>>,
+  target: Awaited<ReturnType<typeof describeNode>>,
+  specs: NodeSpec[],
+  env: NodeJS.ProcessEnv,
+): Promise<Record<string, unknown>> {
   const analysis = analysePair(source, target)
   const detail: Record<string, unknown> = {
     commonTimeline: analysis.commonTimeline,
@@ -158,12 +211,17 @@ async function pairDetail(source: Awaited<ReturnType<typeof describeNode>>, targ
     const checkpoint = await findLastCommonCheckpointOf(targetSpec, target, analysis.divergence!)
     detail['lastCommonCheckpoint'] = { lsn: formatLsn(checkpoint.lsn), redo: formatLsn(checkpoint.redo), timeline: checkpoint.tli }
     const dry = await rewind({
-      targetPgdata: targetSpec, dryRun: true, ensureShutdown: false, env,
+      targetPgdata: targetSpec,
+      dryRun: true,
+      ensureShutdown: false,
+      env,
       source: source.kind === 'local' ? { kind: 'local', pgdata: sourceSpec } : { kind: 'server', conninfo: sourceSpec },
     })
     if (dry.plan) {
       detail['estimate'] = {
-        copyBytes: dry.plan.totals.fetchBytes, blocks: dry.plan.totals.blockCount, sourceBytes: dry.plan.totals.sourceBytes,
+        copyBytes: dry.plan.totals.fetchBytes,
+        blocks: dry.plan.totals.blockCount,
+        sourceBytes: dry.plan.totals.sourceBytes,
         files: dry.plan.totals.actions,
       }
     }

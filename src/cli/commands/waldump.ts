@@ -50,14 +50,28 @@ function usageError(message: string, programName: string): RewindError {
 function parseArgs(args: string[], programName: string): Options | 'help' {
   const o: Options = { json: false, bkpDetails: false, dir: null, start: null, end: null, tli: null, limit: null, file: null }
   const takes: Record<string, keyof Options> = {
-    '-p': 'dir', '--path': 'dir', '-s': 'start', '--start': 'start', '-e': 'end', '--end': 'end',
-    '-t': 'tli', '--timeline': 'tli', '-n': 'limit', '--limit': 'limit',
+    '-p': 'dir',
+    '--path': 'dir',
+    '-s': 'start',
+    '--start': 'start',
+    '-e': 'end',
+    '--end': 'end',
+    '-t': 'tli',
+    '--timeline': 'tli',
+    '-n': 'limit',
+    '--limit': 'limit',
   }
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!
     if (a === '--help' || a === '-?') return 'help'
-    if (a === '--json') { o.json = true; continue }
-    if (a === '-b' || a === '--bkp-details') { o.bkpDetails = true; continue }
+    if (a === '--json') {
+      o.json = true
+      continue
+    }
+    if (a === '-b' || a === '--bkp-details') {
+      o.bkpDetails = true
+      continue
+    }
     const eq = a.startsWith('--') ? a.indexOf('=') : -1
     const name = eq > 0 ? a.slice(0, eq) : a
     const key = takes[name]
@@ -65,16 +79,23 @@ function parseArgs(args: string[], programName: string): Options | 'help' {
       const value = eq > 0 ? a.slice(eq + 1) : args[++i]
       if (value === undefined) throw usageError(`waldump: option ${name} needs a value`, programName)
       switch (key) {
-        case 'dir': o.dir = value; break
-        case 'start': o.start = parseLsn(value); break
-        case 'end': o.end = parseLsn(value); break
+        case 'dir':
+          o.dir = value
+          break
+        case 'start':
+          o.start = parseLsn(value)
+          break
+        case 'end':
+          o.end = parseLsn(value)
+          break
         case 'tli':
         case 'limit': {
           if (!/^\d+$/.test(value)) throw usageError(`waldump: invalid value "${value}" for option ${name}`, programName)
           o[key] = Number(value)
           break
         }
-        default: break
+        default:
+          break
       }
       continue
     }
@@ -148,7 +169,8 @@ function blockText(b: BlockRef, detailed: boolean, blockSize: number): string {
 }
 
 function recordText(r: WalRecord, profile: VersionProfile, detailed: boolean, blockSize: number): string {
-  const head = `rmgr: ${rmgrName(r.xl_rmid).padEnd(11)} len (rec/tot): ${String(r.xl_tot_len - r.fpiLength).padStart(6)}/` +
+  const head =
+    `rmgr: ${rmgrName(r.xl_rmid).padEnd(11)} len (rec/tot): ${String(r.xl_tot_len - r.fpiLength).padStart(6)}/` +
     `${String(r.xl_tot_len).padStart(6)}, tx: ${String(r.xl_xid).padStart(10)}, lsn: ${lsn08(r.lsn)}, prev ${lsn08(r.xl_prev)}, ` +
     `desc: ${recordTypeName(r.xl_rmid, r.xl_info, profile)}`
   if (!detailed) return `${head}${r.blocks.map((b) => blockText(b, false, blockSize)).join('')}\n`
@@ -183,12 +205,20 @@ function recordJson(r: WalRecord, profile: VersionProfile): Record<string, unkno
       dataLength: b.data_length,
       willInit: b.willInit,
       ...(b.image !== undefined
-        ? { image: { bimgLen: b.image.bimg_len, holeOffset: b.image.hole_offset, holeLength: b.image.hole_length, bimgInfo: b.image.bimg_info, compression: b.image.compression, apply: b.applyImage } }
+        ? {
+            image: {
+              bimgLen: b.image.bimg_len,
+              holeOffset: b.image.hole_offset,
+              holeLength: b.image.hole_length,
+              bimgInfo: b.image.bimg_info,
+              compression: b.image.compression,
+              apply: b.applyImage,
+            },
+          }
         : {}),
     })),
   }
 }
-
 
 export async function waldump(args: string[], io: CliIo, programName: string): Promise<number> {
   try {
@@ -247,27 +277,35 @@ async function dump(reader: WalReader, start: Lsn, o: Options, profile: VersionP
     out = ''
   }
   let stoppedEarly = false
-  const end = await reader.forEachRecord(firstRecord, (r) => {
-    if (o.end !== null && r.lsn + BigInt(r.xl_tot_len) > o.end) {
-      stoppedEarly = true
-      return false
-    }
-    out += o.json ? `${JSON.stringify(recordJson(r, profile))}\n` : recordText(r, profile, o.bkpDetails, reader.blockSize)
-    if (out.length > 1 << 16) flush()
-    count++
-    if (o.limit !== null && count >= o.limit) {
-      stoppedEarly = true
-      return false
-    }
-    return true
-  }, { reuseRecord: true })
+  const end = await reader.forEachRecord(
+    firstRecord,
+    (r) => {
+      if (o.end !== null && r.lsn + BigInt(r.xl_tot_len) > o.end) {
+        stoppedEarly = true
+        return false
+      }
+      out += o.json ? `${JSON.stringify(recordJson(r, profile))}\n` : recordText(r, profile, o.bkpDetails, reader.blockSize)
+      if (out.length > 1 << 16) flush()
+      count++
+      if (o.limit !== null && count >= o.limit) {
+        stoppedEarly = true
+        return false
+      }
+      return true
+    },
+    { reuseRecord: true },
+  )
   flush()
   if (end === null || stoppedEarly) return 0
   if (o.json) io.stdout.write(`${JSON.stringify({ type: 'end', lsn: formatLsn(end.lsn), reason: end.reason, message: end.message })}\n`)
   else io.stderr.write(`${programName}: end of WAL at ${formatLsn(end.lsn)}: ${end.message}\n`)
   // Like pg_waldump: WAL that ends before the requested end is an error.
   if (o.end !== null && end.lsn < o.end) {
-    return printCommandError(io, programName, new RewindError('WAL_INVALID', `error in WAL record at ${formatLsn(end.lsn)}: ${end.message}`))
+    return printCommandError(
+      io,
+      programName,
+      new RewindError('WAL_INVALID', `error in WAL record at ${formatLsn(end.lsn)}: ${end.message}`),
+    )
   }
   return 0
 }

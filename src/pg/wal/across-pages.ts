@@ -14,7 +14,13 @@ import { WalEnd } from './end-of-wal.js'
 import { headerSizeForInfo, pageInfo, pageRemLen, XLOG_BLCKSZ as B, XLP_FIRST_IS_CONTRECORD } from './page.js'
 import type { PageReader } from './pages.js'
 import {
-  decodeRecordAt, NEED_MORE, RecordHeader, recordCrcMatches, SIZE_OF_XLOG_RECORD, type DecodedRecord, type DecodeRules,
+  decodeRecordAt,
+  NEED_MORE,
+  RecordHeader,
+  recordCrcMatches,
+  SIZE_OF_XLOG_RECORD,
+  type DecodedRecord,
+  type DecodeRules,
 } from './record.js'
 import { RecordSite, type RecordChecks } from './record-site.js'
 import type { WindowScan } from './window-scan.js'
@@ -100,8 +106,13 @@ export class AcrossPagesRecords {
   /** The cursor whose gathering waits for a window. */
   private waiting: ReadCursor | null = null
 
-  constructor(private readonly pages: PageReader, private readonly checks: RecordChecks, private readonly rules: DecodeRules,
-    private readonly scan: WindowScan | null, private readonly arenas: ArenaRing) {
+  constructor(
+    private readonly pages: PageReader,
+    private readonly checks: RecordChecks,
+    private readonly rules: DecodeRules,
+    private readonly scan: WindowScan | null,
+    private readonly arenas: ArenaRing,
+  ) {
     this.overwriteFlag = rules.profile.xlpFirstIsOverwriteContrecord
   }
 

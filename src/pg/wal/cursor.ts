@@ -33,7 +33,11 @@ export class ReadCursor {
    * or null for a new one each. `switchInfo`: the major's XLOG_SWITCH, after which the next record
    * is in the next segment.
    */
-  constructor(private readonly geo: WalGeometry, private readonly switchInfo: number, private readonly reuse: DecodedRecord | null) {}
+  constructor(
+    private readonly geo: WalGeometry,
+    private readonly switchInfo: number,
+    private readonly reuse: DecodedRecord | null,
+  ) {}
 
   /** Moves to `lsn`, read at random. */
   jumpTo(lsn: Lsn): this {
@@ -77,7 +81,9 @@ export class ReadCursor {
     // Read in sequence the link must name the previous record exactly, which catches a stale
     // record on a torn page; read at random we can only check that it points backwards.
     if (this.random) return this.linksBack(at)
-    return RecordHeader.prevLo(at.buf, at.words, at.start) === this.prevLo && RecordHeader.prevHi(at.buf, at.words, at.start) === this.prevHi
+    return (
+      RecordHeader.prevLo(at.buf, at.words, at.start) === this.prevLo && RecordHeader.prevHi(at.buf, at.words, at.start) === this.prevHi
+    )
   }
 
   private linksBack(at: RecordBytes): boolean {

@@ -24,5 +24,9 @@ export interface EndOfWal {
 }
 
 export class WalEnd implements EndOfWal {
-  constructor(readonly lsn: Lsn, readonly reason: EndOfWalReason, readonly message: string) {}
+  constructor(
+    readonly lsn: Lsn,
+    readonly reason: EndOfWalReason,
+    readonly message: string,
+  ) {}
 }

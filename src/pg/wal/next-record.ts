@@ -15,8 +15,12 @@ import { RecordSite } from './record-site.js'
 export class NextRecord {
   private readonly site = new RecordSite()
 
-  constructor(private readonly pages: PageReader, private readonly geo: WalGeometry, private readonly onePage: OnePageRecords,
-    private readonly acrossPages: AcrossPagesRecords) {}
+  constructor(
+    private readonly pages: PageReader,
+    private readonly geo: WalGeometry,
+    private readonly onePage: OnePageRecords,
+    private readonly acrossPages: AcrossPagesRecords,
+  ) {}
 
   /**
    * The record at cursor `c`, which then moves past it; or the end of WAL there. null when a window
@@ -83,7 +87,10 @@ export class NextRecord {
   private notARecordStart(c: ReadCursor, hdr: number): WalEnd {
     const inPage = c.readOff % B
     if (inPage !== 0 && inPage < hdr) {
-      return c.end('bad-record-header', `invalid record offset at ${this.geo.text(c.readSeg, c.readOff)}: expected at least ${hdr}, got ${inPage}`)
+      return c.end(
+        'bad-record-header',
+        `invalid record offset at ${this.geo.text(c.readSeg, c.readOff)}: expected at least ${hdr}, got ${inPage}`,
+      )
     }
     return c.end('bad-contrecord', `contrecord is requested by ${this.geo.text(c.readSeg, c.readOff - inPage + hdr)}`)
   }

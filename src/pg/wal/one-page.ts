@@ -9,7 +9,11 @@ import type { RecordChecks, RecordSite } from './record-site.js'
 import type { WindowScan } from './window-scan.js'
 
 export class OnePageRecords {
-  constructor(private readonly checks: RecordChecks, private readonly rules: DecodeRules, private readonly scan: WindowScan | null) {}
+  constructor(
+    private readonly checks: RecordChecks,
+    private readonly rules: DecodeRules,
+    private readonly scan: WindowScan | null,
+  ) {}
 
   read(site: RecordSite): DecodedRecord | WalEnd {
     const scan = this.scan

@@ -18,10 +18,15 @@ export const XLP_LONG_HEADER = 0x0002
 export const XLP_BKP_REMOVABLE = 0x0004
 
 // XLogPageHeaderData, access/xlog_internal.h
-const XLP_MAGIC = 0 /* uint16 */, XLP_INFO = 2 /* uint16 */, XLP_TLI = 4 /* uint32 */
-const XLP_PAGEADDR = 8 /* XLogRecPtr */, XLP_REM_LEN = 16 /* uint32 */
+const XLP_MAGIC = 0 /* uint16 */,
+  XLP_INFO = 2 /* uint16 */,
+  XLP_TLI = 4 /* uint32 */
+const XLP_PAGEADDR = 8 /* XLogRecPtr */,
+  XLP_REM_LEN = 16 /* uint32 */
 // XLogLongPageHeaderData
-const XLP_SYSID = 24 /* uint64 */, XLP_SEG_SIZE = 32 /* uint32 */, XLP_XLOG_BLCKSZ = 36 /* uint32 */
+const XLP_SYSID = 24 /* uint64 */,
+  XLP_SEG_SIZE = 32 /* uint32 */,
+  XLP_XLOG_BLCKSZ = 36 /* uint32 */
 
 export interface PageHeader {
   readonly xlp_magic: number
@@ -100,15 +105,29 @@ function whereText(segno: number, pageOff: number, pageHi: number, pageLo: numbe
  * null if the page at `pos` of `buf` is a valid header for address pageHi/pageLo, which is at
  * `pageOff` of segment `segno`; otherwise the reason and the server's message.
  */
-export function checkPageHeader(buf: Buffer, pos: number, segno: number, pageOff: number, pageHi: number, pageLo: number,
-  expect: PageExpectation, nameOf: SegmentNamer): { reason: PageProblem; message: string } | null {
+export function checkPageHeader(
+  buf: Buffer,
+  pos: number,
+  segno: number,
+  pageOff: number,
+  pageHi: number,
+  pageLo: number,
+  expect: PageExpectation,
+  nameOf: SegmentNamer,
+): { reason: PageProblem; message: string } | null {
   const magic = u16(buf, pos + XLP_MAGIC)
   if (magic !== expect.profile.walPageMagic) {
-    return { reason: 'bad-magic', message: `invalid magic number ${hex(magic).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}` }
+    return {
+      reason: 'bad-magic',
+      message: `invalid magic number ${hex(magic).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}`,
+    }
   }
   const info = u16(buf, pos + XLP_INFO)
   if ((info & ~expect.profile.xlpAllFlags) !== 0) {
-    return { reason: 'bad-page-header', message: `invalid info bits ${hex(info).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}` }
+    return {
+      reason: 'bad-page-header',
+      message: `invalid info bits ${hex(info).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}`,
+    }
   }
   if ((info & XLP_LONG_HEADER) !== 0) {
     if (expect.sysidHi !== null && (u32(buf, pos + XLP_SYSID + 4) !== expect.sysidHi || u32(buf, pos + XLP_SYSID) !== expect.sysidLo)) {
@@ -127,13 +146,19 @@ export function checkPageHeader(buf: Buffer, pos: number, segno: number, pageOff
     }
   } else if (pageOff === 0) {
     // The first page of a segment must carry the long header.
-    return { reason: 'bad-page-header', message: `invalid info bits ${hex(info).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}` }
+    return {
+      reason: 'bad-page-header',
+      message: `invalid info bits ${hex(info).padStart(4, '0')} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}`,
+    }
   }
   // A recycled segment still holds old pages; their address is what gives them away.
   const addrLo = u32(buf, pos + XLP_PAGEADDR)
   const addrHi = u32(buf, pos + XLP_PAGEADDR + 4)
   if (addrLo !== pageLo || addrHi !== pageHi) {
-    return { reason: 'bad-pageaddr', message: `unexpected pageaddr ${pageLsnText(addrHi, addrLo)} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}` }
+    return {
+      reason: 'bad-pageaddr',
+      message: `unexpected pageaddr ${pageLsnText(addrHi, addrLo)} ${whereText(segno, pageOff, pageHi, pageLo, nameOf)}`,
+    }
   }
   return null
 }

@@ -28,8 +28,12 @@ export class PageReader {
   private wantedPageOff = -1
   private readonly nameOf = (seg: number): string => this.segmentName(seg)
 
-  constructor(private readonly windows: WindowCache, private readonly geo: WalGeometry, private readonly expect: PageExpectation,
-    private readonly source: WalSegmentSource) {
+  constructor(
+    private readonly windows: WindowCache,
+    private readonly geo: WalGeometry,
+    private readonly expect: PageExpectation,
+    private readonly source: WalSegmentSource,
+  ) {
     this.segSize = geo.segSize
   }
 
@@ -101,8 +105,11 @@ export class PageReader {
     const tli = pageTli(w.buf, pos)
     // Child timelines have higher TLIs, so they never go down along a consistent WAL sequence.
     if (pageIdx > this.latestPageIdx && tli < this.latestPageTli) {
-      return c.end('bad-page-header', `out-of-sequence timeline ID ${tli} (after ${this.latestPageTli}) in WAL segment ` +
-        `${this.segmentName(seg)}, LSN ${hex(hi)}/${hex(lo)}, offset ${pageOff}`)
+      return c.end(
+        'bad-page-header',
+        `out-of-sequence timeline ID ${tli} (after ${this.latestPageTli}) in WAL segment ` +
+          `${this.segmentName(seg)}, LSN ${hex(hi)}/${hex(lo)}, offset ${pageOff}`,
+      )
     }
     this.latestPageIdx = pageIdx
     this.latestPageTli = tli

@@ -87,13 +87,18 @@ export class WalReader {
     this.geo = new WalGeometry(opts.segSize, B)
     this.windows = new WindowCache(opts.source, opts.segSize, B, opts.windowSize ?? 128 * 1024)
     const sysid = opts.systemIdentifier
-    this.pages = new PageReader(this.windows, this.geo, {
-      profile: opts.profile,
-      segSize: opts.segSize,
-      blockSize: this.blockSize,
-      sysidHi: sysid === undefined ? null : Number(sysid >> 32n),
-      sysidLo: sysid === undefined ? 0 : Number(sysid & 0xffffffffn),
-    }, opts.source)
+    this.pages = new PageReader(
+      this.windows,
+      this.geo,
+      {
+        profile: opts.profile,
+        segSize: opts.segSize,
+        blockSize: this.blockSize,
+        sysidHi: sysid === undefined ? null : Number(sysid >> 32n),
+        sysidLo: sysid === undefined ? 0 : Number(sysid & 0xffffffffn),
+      },
+      opts.source,
+    )
     const scan = WindowScan.available && opts.nativeScan !== false ? new WindowScan(opts.profile, this.blockSize) : null
     const checks = new RecordChecks(opts.profile, this.geo)
     const rules = { profile: opts.profile, blockSize: this.blockSize }
@@ -104,7 +109,7 @@ export class WalReader {
   /** The record starting at `lsn` (if lsn is on a page boundary, after the page header). */
   async readRecord(lsn: Lsn): Promise<{ record: WalRecord } | { end: EndOfWal }> {
     const c = this.cursor(null).jumpTo(lsn)
-    const r = this.next.read(c) ?? await this.readWaiting(c)
+    const r = this.next.read(c) ?? (await this.readWaiting(c))
     return r instanceof WalEnd ? { end: r } : { record: r }
   }
 
@@ -116,9 +121,9 @@ export class WalReader {
    * same WAL forwards does.
    */
   async walkBack(start: Lsn, visit: (record: WalRecord) => boolean): Promise<{ end: EndOfWal; lsn: Lsn } | { badPrev: Lsn } | null> {
-    const c = this.cursor(this.spareRecord ??= new DecodedRecord()).jumpTo(start)
+    const c = this.cursor((this.spareRecord ??= new DecodedRecord())).jumpTo(start)
     for (;;) {
-      const r = this.next.read(c) ?? await this.readWaiting(c)
+      const r = this.next.read(c) ?? (await this.readWaiting(c))
       if (r instanceof WalEnd) return { end: r, lsn: r.lsn }
       if (!visit(r)) return null
       if (!r.prevIsBefore()) return { badPrev: r.lsn }
@@ -134,7 +139,7 @@ export class WalReader {
   async *records(start: Lsn, opts: ReadOptions = {}): AsyncGenerator<WalRecord, EndOfWal | null> {
     const c = this.cursor(null).jumpTo(start).stopAt(opts.until)
     for (;;) {
-      const r = this.next.read(c) ?? await this.readWaiting(c)
+      const r = this.next.read(c) ?? (await this.readWaiting(c))
       if (r instanceof WalEnd) return r
       yield r
       if (c.reachedUntil()) return null
@@ -147,7 +152,9 @@ export class WalReader {
    * is null when `visit` or `until` stopped the reading, else the end of WAL.
    */
   async forEachRecord(start: Lsn, visit: (record: WalRecord) => boolean | void, opts: ForEachOptions = {}): Promise<EndOfWal | null> {
-    const c = this.cursor(opts.reuseRecord === true ? this.spareRecord ??= new DecodedRecord() : null).jumpTo(start).stopAt(opts.until)
+    const c = this.cursor(opts.reuseRecord === true ? (this.spareRecord ??= new DecodedRecord()) : null)
+      .jumpTo(start)
+      .stopAt(opts.until)
     for (;;) {
       const r = this.visitReady(c, visit)
       if (r === STOPPED) return null
@@ -250,5 +257,4 @@ export class WalReader {
     this.windows.syncBytes = 0
     await new Promise((resolve) => setImmediate(resolve))
   }
-
 }

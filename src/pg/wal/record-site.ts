@@ -65,7 +65,10 @@ export class RecordSite implements RecordBytes {
 
 /** ValidXLogRecordHeader, and the messages the record paths end WAL with. */
 export class RecordChecks {
-  constructor(private readonly profile: VersionProfile, private readonly geo: WalGeometry) {}
+  constructor(
+    private readonly profile: VersionProfile,
+    private readonly geo: WalGeometry,
+  ) {}
 
   /**
    * The length, resource manager and prev link of the header at `start` of `bytes` (the window, or
@@ -88,8 +91,10 @@ export class RecordChecks {
   }
 
   tooShort(site: RecordSite, totLen: number): WalEnd {
-    return site.cursor.end(totLen === 0 ? 'zero-length' : 'bad-record-header',
-      `invalid record length at ${this.where(site)}: expected at least ${SIZE_OF_XLOG_RECORD}, got ${totLen}`)
+    return site.cursor.end(
+      totLen === 0 ? 'zero-length' : 'bad-record-header',
+      `invalid record length at ${this.where(site)}: expected at least ${SIZE_OF_XLOG_RECORD}, got ${totLen}`,
+    )
   }
 
   badCrc(site: RecordSite): WalEnd {

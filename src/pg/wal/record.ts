@@ -13,8 +13,12 @@ import type { BimgBits, Compression, VersionProfile } from '../versions.js'
 export const SIZE_OF_XLOG_RECORD = 24
 
 // XLogRecord, access/xlogrecord.h
-const XL_TOT_LEN = 0 /* uint32 */, XL_XID = 4 /* TransactionId */, XL_PREV = 8 /* XLogRecPtr */
-const XL_INFO = 16 /* uint8 */, XL_RMID = 17 /* RmgrId */, XL_CRC = 20 /* pg_crc32c */
+const XL_TOT_LEN = 0 /* uint32 */,
+  XL_XID = 4 /* TransactionId */,
+  XL_PREV = 8 /* XLogRecPtr */
+const XL_INFO = 16 /* uint8 */,
+  XL_RMID = 17 /* RmgrId */,
+  XL_CRC = 20 /* pg_crc32c */
 
 /** XLR_MAX_BLOCK_ID and the special fragment ids. */
 export const XLR_MAX_BLOCK_ID = 32
@@ -101,8 +105,14 @@ class DecodedImage implements BlockImage {
     this.hole_offset = holeOffset
     this.hole_length = holeLength
     this.bimg_info = bimgInfo
-    this.compression = (bimgInfo & bimg.COMPRESS_PGLZ) !== 0 ? 'pglz'
-      : (bimgInfo & bimg.COMPRESS_LZ4) !== 0 ? 'lz4' : (bimgInfo & bimg.COMPRESS_ZSTD) !== 0 ? 'zstd' : 'none'
+    this.compression =
+      (bimgInfo & bimg.COMPRESS_PGLZ) !== 0
+        ? 'pglz'
+        : (bimgInfo & bimg.COMPRESS_LZ4) !== 0
+          ? 'lz4'
+          : (bimgInfo & bimg.COMPRESS_ZSTD) !== 0
+            ? 'zstd'
+            : 'none'
   }
 }
 
@@ -125,12 +135,21 @@ class DecodedBlock implements BlockRef {
 
   /** @internal the image object to fill for this block (kept from record to record). */
   imageSlot(): DecodedImage {
-    return this.#spareImage ??= new DecodedImage()
+    return (this.#spareImage ??= new DecodedImage())
   }
 
   /** @internal `image` (from imageSlot) is undefined without BKPBLOCK_HAS_IMAGE. */
-  set(blockId: number, forkFlags: number, spcOid: number, dbOid: number, relNumber: number, blockNumber: number, dataLength: number,
-    image: DecodedImage | undefined, bimg: BimgBits): void {
+  set(
+    blockId: number,
+    forkFlags: number,
+    spcOid: number,
+    dbOid: number,
+    relNumber: number,
+    blockNumber: number,
+    dataLength: number,
+    image: DecodedImage | undefined,
+    bimg: BimgBits,
+  ): void {
     this.block_id = blockId
     this.fork_flags = forkFlags
     this.forkNumber = forkFlags & BKPBLOCK_FORK_MASK
@@ -178,9 +197,15 @@ class DecodedRecord implements WalRecord {
   /** #lists[n]: the first n of #pool, made once (the pool's objects stay in place). */
   #lists: DecodedBlock[][] | null = null
 
-  get lsn(): Lsn { return big(this.#lsnHi, this.#lsnLo) }
-  get endLsn(): Lsn { return big(this.#endHi, this.#endLo) }
-  get xl_prev(): Lsn { return big(this.#prevHi, this.#prevLo) }
+  get lsn(): Lsn {
+    return big(this.#lsnHi, this.#lsnLo)
+  }
+  get endLsn(): Lsn {
+    return big(this.#endHi, this.#endLo)
+  }
+  get xl_prev(): Lsn {
+    return big(this.#prevHi, this.#prevLo)
+  }
   /**
    * @internal Whether xl_prev points before this record (and is not 0), and where, as halves:
    * the reader's walk back needs no bigint per record.
@@ -190,14 +215,25 @@ class DecodedRecord implements WalRecord {
     const lo = this.#prevLo
     return (hi !== 0 || lo !== 0) && (hi < this.#lsnHi || (hi === this.#lsnHi && lo < this.#lsnLo))
   }
-  /** @internal */ get prevHi(): number { return this.#prevHi }
-  /** @internal */ get prevLo(): number { return this.#prevLo }
-  /** @internal */ get lsnHi(): number { return this.#lsnHi }
-  /** @internal */ get lsnLo(): number { return this.#lsnLo }
+  /** @internal */ get prevHi(): number {
+    return this.#prevHi
+  }
+  /** @internal */ get prevLo(): number {
+    return this.#prevLo
+  }
+  /** @internal */ get lsnHi(): number {
+    return this.#lsnHi
+  }
+  /** @internal */ get lsnLo(): number {
+    return this.#lsnLo
+  }
   get mainData(): Buffer {
     if (this.#owner !== null && this.#owner.gen !== this.#gen) {
-      throw new RewindError('INTERNAL', `the data of the WAL record at ${lsnText(this.#lsnHi, this.#lsnLo)} was released: ` +
-        'use a record\'s main data before reading a few windows further')
+      throw new RewindError(
+        'INTERNAL',
+        `the data of the WAL record at ${lsnText(this.#lsnHi, this.#lsnLo)} was released: ` +
+          "use a record's main data before reading a few windows further",
+      )
     }
     return this.#buf.subarray(this.#mainOff, this.#mainOff + this.main_data_len)
   }
@@ -245,7 +281,7 @@ class DecodedRecord implements WalRecord {
 
   /** @internal the `i`th block of the record being decoded (i counts from 0 without gaps). */
   blockSlot(i: number): DecodedBlock {
-    const pool = this.#pool ??= []
+    const pool = (this.#pool ??= [])
     if (i === pool.length) pool.push(new DecodedBlock())
     return pool[i]!
   }
@@ -255,17 +291,26 @@ class DecodedRecord implements WalRecord {
       this.blocks = NO_BLOCKS
       return
     }
-    const lists = this.#lists ??= []
+    const lists = (this.#lists ??= [])
     this.blocks = lists[n] ??= this.#pool!.slice(0, n)
   }
 
   /** For JSON.stringify and debugging: the fields, LSNs as X/X (JSON has no bigint). */
   toJSON(): Record<string, unknown> {
     return {
-      lsn: lsnText(this.#lsnHi, this.#lsnLo), endLsn: lsnText(this.#endHi, this.#endLo), xl_tot_len: this.xl_tot_len,
-      xl_xid: this.xl_xid, xl_prev: lsnText(this.#prevHi, this.#prevLo),
-      xl_info: this.xl_info, xl_rmid: this.xl_rmid, xl_crc: this.xl_crc, blocks: this.blocks, origin: this.origin,
-      toplevelXid: this.toplevelXid, main_data_len: this.main_data_len, fpiLength: this.fpiLength,
+      lsn: lsnText(this.#lsnHi, this.#lsnLo),
+      endLsn: lsnText(this.#endHi, this.#endLo),
+      xl_tot_len: this.xl_tot_len,
+      xl_xid: this.xl_xid,
+      xl_prev: lsnText(this.#prevHi, this.#prevLo),
+      xl_info: this.xl_info,
+      xl_rmid: this.xl_rmid,
+      xl_crc: this.xl_crc,
+      blocks: this.blocks,
+      origin: this.origin,
+      toplevelXid: this.toplevelXid,
+      main_data_len: this.main_data_len,
+      fpiLength: this.fpiLength,
     }
   }
 }
@@ -424,7 +469,8 @@ function decodeBody(rec: DecodedRecord, at: RecordBytes, rules: DecodeRules): st
         if (!hasHole && (holeOffset !== 0 || holeLength !== 0)) {
           return `BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length ${holeLength} at ${lsnText(lsnHi, lsnLo)}`
         }
-        if (compressed && bimgLen === blockSize) return `BKPIMAGE_COMPRESSED set, but block image length ${bimgLen} at ${lsnText(lsnHi, lsnLo)}`
+        if (compressed && bimgLen === blockSize)
+          return `BKPIMAGE_COMPRESSED set, but block image length ${bimgLen} at ${lsnText(lsnHi, lsnLo)}`
         if (!hasHole && !compressed && bimgLen !== blockSize) {
           return `neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen} at ${lsnText(lsnHi, lsnLo)}`
         }

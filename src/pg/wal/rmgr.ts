@@ -12,14 +12,52 @@ export { decodeCheckpoint, type CheckPoint }
 
 /** Built-in resource manager ids, the same in 13–18. */
 export const RM = Object.freeze({
-  XLOG: 0, XACT: 1, SMGR: 2, CLOG: 3, DBASE: 4, TBLSPC: 5, MULTIXACT: 6, RELMAP: 7, STANDBY: 8, HEAP2: 9, HEAP: 10,
-  BTREE: 11, HASH: 12, GIN: 13, GIST: 14, SEQ: 15, SPGIST: 16, BRIN: 17, COMMIT_TS: 18, REPLORIGIN: 19, GENERIC: 20,
+  XLOG: 0,
+  XACT: 1,
+  SMGR: 2,
+  CLOG: 3,
+  DBASE: 4,
+  TBLSPC: 5,
+  MULTIXACT: 6,
+  RELMAP: 7,
+  STANDBY: 8,
+  HEAP2: 9,
+  HEAP: 10,
+  BTREE: 11,
+  HASH: 12,
+  GIN: 13,
+  GIST: 14,
+  SEQ: 15,
+  SPGIST: 16,
+  BRIN: 17,
+  COMMIT_TS: 18,
+  REPLORIGIN: 19,
+  GENERIC: 20,
   LOGICALMSG: 21,
 } as const)
 
 const RMGR_NAMES: readonly string[] = Object.freeze([
-  'XLOG', 'Transaction', 'Storage', 'CLOG', 'Database', 'Tablespace', 'MultiXact', 'RelMap', 'Standby', 'Heap2', 'Heap',
-  'Btree', 'Hash', 'Gin', 'Gist', 'Sequence', 'SPGist', 'BRIN', 'CommitTs', 'ReplicationOrigin', 'Generic',
+  'XLOG',
+  'Transaction',
+  'Storage',
+  'CLOG',
+  'Database',
+  'Tablespace',
+  'MultiXact',
+  'RelMap',
+  'Standby',
+  'Heap2',
+  'Heap',
+  'Btree',
+  'Hash',
+  'Gin',
+  'Gist',
+  'Sequence',
+  'SPGist',
+  'BRIN',
+  'CommitTs',
+  'ReplicationOrigin',
+  'Generic',
   'LogicalMessage',
 ])
 
@@ -148,8 +186,14 @@ export function decodeRelmapUpdate(mainData: Buffer): RelmapUpdate {
 
 /** XACT_XINFO_* bits (access/xact.h); HAS_DROPPED_STATS is in the profile (15+). */
 export const XACT_XINFO = Object.freeze({
-  HAS_DBINFO: 1 << 0, HAS_SUBXACTS: 1 << 1, HAS_RELFILELOCATORS: 1 << 2, HAS_INVALS: 1 << 3, HAS_TWOPHASE: 1 << 4,
-  HAS_ORIGIN: 1 << 5, HAS_AE_LOCKS: 1 << 6, HAS_GID: 1 << 7,
+  HAS_DBINFO: 1 << 0,
+  HAS_SUBXACTS: 1 << 1,
+  HAS_RELFILELOCATORS: 1 << 2,
+  HAS_INVALS: 1 << 3,
+  HAS_TWOPHASE: 1 << 4,
+  HAS_ORIGIN: 1 << 5,
+  HAS_AE_LOCKS: 1 << 6,
+  HAS_GID: 1 << 7,
 } as const)
 
 const SIZE_OF_SHARED_INVALIDATION_MESSAGE = 16
@@ -175,18 +219,49 @@ export interface XactCommitAbort {
 /** A cursor over packed main data; any overrun is a WAL_INVALID error naming the record kind. */
 class Cursor {
   pos = 0
-  constructor(private readonly data: Buffer, private readonly what: string) {}
+  constructor(
+    private readonly data: Buffer,
+    private readonly what: string,
+  ) {}
   need(n: number): void {
     if (n < 0 || this.pos + n > this.data.length) {
       throw new RewindError('WAL_INVALID', `invalid ${this.what} record: ${this.data.length} bytes of data end inside its contents`)
     }
   }
-  u32(): number { this.need(4); const v = this.data.readUInt32LE(this.pos); this.pos += 4; return v }
-  i32(): number { this.need(4); const v = this.data.readInt32LE(this.pos); this.pos += 4; return v }
-  i64(): bigint { this.need(8); const v = this.data.readBigInt64LE(this.pos); this.pos += 8; return v }
-  u64(): bigint { this.need(8); const v = this.data.readBigUInt64LE(this.pos); this.pos += 8; return v }
-  skip(n: number): void { this.need(n); this.pos += n }
-  locator(): RelFileLocator { this.need(12); const l = locatorAt(this.data, this.pos); this.pos += 12; return l }
+  u32(): number {
+    this.need(4)
+    const v = this.data.readUInt32LE(this.pos)
+    this.pos += 4
+    return v
+  }
+  i32(): number {
+    this.need(4)
+    const v = this.data.readInt32LE(this.pos)
+    this.pos += 4
+    return v
+  }
+  i64(): bigint {
+    this.need(8)
+    const v = this.data.readBigInt64LE(this.pos)
+    this.pos += 8
+    return v
+  }
+  u64(): bigint {
+    this.need(8)
+    const v = this.data.readBigUInt64LE(this.pos)
+    this.pos += 8
+    return v
+  }
+  skip(n: number): void {
+    this.need(n)
+    this.pos += n
+  }
+  locator(): RelFileLocator {
+    this.need(12)
+    const l = locatorAt(this.data, this.pos)
+    this.pos += 12
+    return l
+  }
   cstring(): string {
     const end = this.data.indexOf(0, this.pos)
     if (end < 0) this.need(this.data.length + 1 - this.pos)
@@ -199,11 +274,16 @@ class Cursor {
 function xactOp(info: number, profile: VersionProfile): XactCommitAbort['op'] | null {
   const c = profile.codes
   switch (info & c.XLOG_XACT_OPMASK) {
-    case c.XLOG_XACT_COMMIT: return 'commit'
-    case c.XLOG_XACT_ABORT: return 'abort'
-    case c.XLOG_XACT_COMMIT_PREPARED: return 'commit_prepared'
-    case c.XLOG_XACT_ABORT_PREPARED: return 'abort_prepared'
-    default: return null
+    case c.XLOG_XACT_COMMIT:
+      return 'commit'
+    case c.XLOG_XACT_ABORT:
+      return 'abort'
+    case c.XLOG_XACT_COMMIT_PREPARED:
+      return 'commit_prepared'
+    case c.XLOG_XACT_ABORT_PREPARED:
+      return 'abort_prepared'
+    default:
+      return null
   }
 }
 
@@ -241,7 +321,7 @@ export function decodeXactCommitAbort(info: number, mainData: Buffer, profile: V
     c.skip(nstats * profile.droppedStatsItemSize)
   }
   let nmsgs = 0
-  if ((xinfo & XACT_XINFO.HAS_INVALS) && (op === 'commit' || op === 'commit_prepared')) {
+  if (xinfo & XACT_XINFO.HAS_INVALS && (op === 'commit' || op === 'commit_prepared')) {
     nmsgs = c.i32()
     c.skip(nmsgs * SIZE_OF_SHARED_INVALIDATION_MESSAGE)
   }

@@ -16,37 +16,95 @@ import type { DecodedRecord } from './record.js'
  * names they have there. The addon exports its own (scanLayout): they must agree (checked below).
  */
 export const SCAN_LAYOUT = Object.freeze({
-  SCAN_OVERWRITE_FLAG: 0, SCAN_BIMG_HAS_HOLE: 1, SCAN_BIMG_APPLY: 2, SCAN_BIMG_COMPRESSED: 3, SCAN_TOPLEVEL_XID: 4,
-  SCAN_MAX_BUILTIN_RMGR: 5, SCAN_CUSTOM_RMGRS: 6, SCAN_BLOCK_SIZE: 7, SCAN_PARAMS: 8,
-  REC_START: 0, REC_FLAGS: 1, REC_BLOCKS: 2, REC_FIRST_BLOCK: 3, REC_MAIN_LEN: 4, REC_FPI_LEN: 5, REC_ORIGIN: 6,
-  REC_TOPLEVEL_XID: 7, REC_STRIDE: 8,
-  REC_CRC_OK: 1, REC_DECODED: 2, REC_HAS_ORIGIN: 4, REC_HAS_TOPLEVEL_XID: 8,
-  BLK_ID: 0, BLK_FORK_FLAGS: 1, BLK_DATA_LEN: 2, BLK_SPC: 3, BLK_DB: 4, BLK_REL: 5, BLK_NUMBER: 6, BLK_BIMG_LEN: 7,
-  BLK_HOLE_OFFSET: 8, BLK_HOLE_LEN: 9, BLK_BIMG_INFO: 10, BLK_STRIDE: 11,
+  SCAN_OVERWRITE_FLAG: 0,
+  SCAN_BIMG_HAS_HOLE: 1,
+  SCAN_BIMG_APPLY: 2,
+  SCAN_BIMG_COMPRESSED: 3,
+  SCAN_TOPLEVEL_XID: 4,
+  SCAN_MAX_BUILTIN_RMGR: 5,
+  SCAN_CUSTOM_RMGRS: 6,
+  SCAN_BLOCK_SIZE: 7,
+  SCAN_PARAMS: 8,
+  REC_START: 0,
+  REC_FLAGS: 1,
+  REC_BLOCKS: 2,
+  REC_FIRST_BLOCK: 3,
+  REC_MAIN_LEN: 4,
+  REC_FPI_LEN: 5,
+  REC_ORIGIN: 6,
+  REC_TOPLEVEL_XID: 7,
+  REC_STRIDE: 8,
+  REC_CRC_OK: 1,
+  REC_DECODED: 2,
+  REC_HAS_ORIGIN: 4,
+  REC_HAS_TOPLEVEL_XID: 8,
+  BLK_ID: 0,
+  BLK_FORK_FLAGS: 1,
+  BLK_DATA_LEN: 2,
+  BLK_SPC: 3,
+  BLK_DB: 4,
+  BLK_REL: 5,
+  BLK_NUMBER: 6,
+  BLK_BIMG_LEN: 7,
+  BLK_HOLE_OFFSET: 8,
+  BLK_HOLE_LEN: 9,
+  BLK_BIMG_INFO: 10,
+  BLK_STRIDE: 11,
 })
 
 const {
-  SCAN_OVERWRITE_FLAG, SCAN_BIMG_HAS_HOLE, SCAN_BIMG_APPLY, SCAN_BIMG_COMPRESSED, SCAN_TOPLEVEL_XID, SCAN_MAX_BUILTIN_RMGR,
-  SCAN_CUSTOM_RMGRS, SCAN_BLOCK_SIZE, SCAN_PARAMS,
-  REC_START, REC_FLAGS, REC_BLOCKS, REC_FIRST_BLOCK, REC_MAIN_LEN, REC_FPI_LEN, REC_ORIGIN, REC_TOPLEVEL_XID, REC_STRIDE,
-  REC_CRC_OK, REC_DECODED, REC_HAS_ORIGIN, REC_HAS_TOPLEVEL_XID,
-  BLK_ID, BLK_FORK_FLAGS, BLK_DATA_LEN, BLK_SPC, BLK_DB, BLK_REL, BLK_NUMBER, BLK_BIMG_LEN, BLK_HOLE_OFFSET, BLK_HOLE_LEN,
-  BLK_BIMG_INFO, BLK_STRIDE,
+  SCAN_OVERWRITE_FLAG,
+  SCAN_BIMG_HAS_HOLE,
+  SCAN_BIMG_APPLY,
+  SCAN_BIMG_COMPRESSED,
+  SCAN_TOPLEVEL_XID,
+  SCAN_MAX_BUILTIN_RMGR,
+  SCAN_CUSTOM_RMGRS,
+  SCAN_BLOCK_SIZE,
+  SCAN_PARAMS,
+  REC_START,
+  REC_FLAGS,
+  REC_BLOCKS,
+  REC_FIRST_BLOCK,
+  REC_MAIN_LEN,
+  REC_FPI_LEN,
+  REC_ORIGIN,
+  REC_TOPLEVEL_XID,
+  REC_STRIDE,
+  REC_CRC_OK,
+  REC_DECODED,
+  REC_HAS_ORIGIN,
+  REC_HAS_TOPLEVEL_XID,
+  BLK_ID,
+  BLK_FORK_FLAGS,
+  BLK_DATA_LEN,
+  BLK_SPC,
+  BLK_DB,
+  BLK_REL,
+  BLK_NUMBER,
+  BLK_BIMG_LEN,
+  BLK_HOLE_OFFSET,
+  BLK_HOLE_LEN,
+  BLK_BIMG_INFO,
+  BLK_STRIDE,
 } = SCAN_LAYOUT
 
 /** Where `native` (the addon's scanLayout) differs from SCAN_LAYOUT, one line per name; empty when they agree. */
 export function layoutDifferences(native: ScanLayout): string[] {
   const ours: ScanLayout = SCAN_LAYOUT
   const names = new Set([...Object.keys(ours), ...Object.keys(native)])
-  return [...names].filter((name) => native[name] !== ours[name])
+  return [...names]
+    .filter((name) => native[name] !== ours[name])
     .map((name) => `${name}: ${native[name] ?? 'missing'} in the addon, ${ours[name] ?? 'missing'} in window-scan.ts`)
 }
 
 if (scanLayout !== null) {
   const differences = layoutDifferences(scanLayout)
   if (differences.length > 0) {
-    throw new Error(`the native addon's WAL scan layout (native/wal-scan.h) differs from src/pg/wal/window-scan.ts:\n  ` +
-      `${differences.join('\n  ')}\nupdate SCAN_LAYOUT there, and rebuild the addon (npm run build:native, node scripts/prebuild.js)`)
+    throw new Error(
+      `the native addon's WAL scan layout (native/wal-scan.h) differs from src/pg/wal/window-scan.ts:\n  ` +
+        `${differences.join('\n  ')}\nupdate SCAN_LAYOUT there, and rebuild the addon (npm run build:native, node scripts/prebuild.js)`,
+    )
   }
 }
 
@@ -91,7 +149,10 @@ export class WindowScan {
   private readonly blocks = new Int32Array(MAX_BLOCKS * BLK_STRIDE)
   private readonly params: Int32Array
 
-  constructor(private readonly profile: VersionProfile, blockSize: number) {
+  constructor(
+    private readonly profile: VersionProfile,
+    blockSize: number,
+  ) {
     this.params = scanParams(profile, blockSize)
   }
 
@@ -102,8 +163,13 @@ export class WindowScan {
    */
   find(window: ScanWindow, start: number): number {
     const i = this.next
-    if (i < this.count && this.recs[i * REC_STRIDE + REC_START] === start && this.window === window && this.gen === window.gen &&
-      this.buf === window.buf) {
+    if (
+      i < this.count &&
+      this.recs[i * REC_STRIDE + REC_START] === start &&
+      this.window === window &&
+      this.gen === window.gen &&
+      this.buf === window.buf
+    ) {
       this.next = i + 1
       return i
     }
@@ -197,10 +263,24 @@ export class WindowScan {
         image = ref.imageSlot()
         image.set(blocks[b + BLK_BIMG_LEN]!, blocks[b + BLK_HOLE_OFFSET]!, blocks[b + BLK_HOLE_LEN]!, blocks[b + BLK_BIMG_INFO]!, bimg)
       }
-      ref.set(blocks[b + BLK_ID]!, forkFlags, blocks[b + BLK_SPC]! >>> 0, blocks[b + BLK_DB]! >>> 0, blocks[b + BLK_REL]! >>> 0,
-        blocks[b + BLK_NUMBER]! >>> 0, blocks[b + BLK_DATA_LEN]!, image, bimg)
+      ref.set(
+        blocks[b + BLK_ID]!,
+        forkFlags,
+        blocks[b + BLK_SPC]! >>> 0,
+        blocks[b + BLK_DB]! >>> 0,
+        blocks[b + BLK_REL]! >>> 0,
+        blocks[b + BLK_NUMBER]! >>> 0,
+        blocks[b + BLK_DATA_LEN]!,
+        image,
+        bimg,
+      )
     }
-    rec.setBody(n, (flags & REC_HAS_ORIGIN) !== 0 ? recs[r + REC_ORIGIN]! : undefined,
-      (flags & REC_HAS_TOPLEVEL_XID) !== 0 ? recs[r + REC_TOPLEVEL_XID]! >>> 0 : undefined, recs[r + REC_MAIN_LEN]!, recs[r + REC_FPI_LEN]!)
+    rec.setBody(
+      n,
+      (flags & REC_HAS_ORIGIN) !== 0 ? recs[r + REC_ORIGIN]! : undefined,
+      (flags & REC_HAS_TOPLEVEL_XID) !== 0 ? recs[r + REC_TOPLEVEL_XID]! >>> 0 : undefined,
+      recs[r + REC_MAIN_LEN]!,
+      recs[r + REC_FPI_LEN]!,
+    )
   }
 }

@@ -31,7 +31,10 @@ export class Window implements BufferOwner {
   /** What records decoded here depend on: the window when its buffer is refilled, null when never. */
   readonly owner: BufferOwner | null
 
-  constructor(public buf: Buffer, refilled: boolean) {
+  constructor(
+    public buf: Buffer,
+    refilled: boolean,
+  ) {
     this.words = wordsOf(buf)
     this.owner = refilled ? this : null
   }
@@ -49,7 +52,12 @@ export class WindowCache {
   private clock = 0
   private readonly refills: boolean
 
-  constructor(private readonly source: WalSegmentSource, private readonly segSize: number, pageSize: number, wantedSize: number) {
+  constructor(
+    private readonly source: WalSegmentSource,
+    private readonly segSize: number,
+    pageSize: number,
+    wantedSize: number,
+  ) {
     this.size = Math.min(Math.max(pageSize, 2 ** Math.floor(Math.log2(wantedSize))), segSize)
     this.refills = source.readInto !== undefined
   }
