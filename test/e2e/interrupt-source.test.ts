@@ -213,9 +213,14 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
     assert.deepEqual(problems, [])
   })
 
+  // A source restarted since the clean run has its latest checkpoint at its end: its WAL before
+  // that is not copied, so later runs pass chunk-copy fewer times than counted. The first 30
+  // passes are the big table's (files are copied in path order, base/ before pg_wal/).
+  const stablePasses = (): number => Math.min(passes.get('chunk-copy')!, 30)
+
   it('source server stopped (fast) during a whole-file copy: exit 7, the rerun resumes once it is back', async (t) => {
     assert.ok(passes, 'the clean run did not count the fault points')
-    const [nth] = spreadPicks(passes.get('chunk-copy')!, 1, random)
+    const [nth] = spreadPicks(stablePasses(), 1, random)
     const problems: string[] = []
     await sourceStoppedAt(t, 'chunk-copy', nth!, 'fast', problems)
     assert.deepEqual(problems, [])
@@ -223,7 +228,7 @@ describe(`interrupted rewinds from a source server (PostgreSQL ${major})`, () =>
 
   it('source server crashed (immediate) during a whole-file copy: exit 7, the rerun resumes once it is back', async (t) => {
     assert.ok(passes, 'the clean run did not count the fault points')
-    const [nth] = spreadPicks(passes.get('chunk-copy')!, 1, random)
+    const [nth] = spreadPicks(stablePasses(), 1, random)
     const problems: string[] = []
     await sourceStoppedAt(t, 'chunk-copy', nth!, 'immediate', problems)
     assert.deepEqual(problems, [])
