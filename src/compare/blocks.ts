@@ -6,7 +6,7 @@
 
 import path from 'node:path'
 import { RewindError } from '../errors.js'
-import type { BlockMap } from '../rewind/block-map.js'
+import type { BlockMap } from '../block-map.js'
 import type { BlockDigests, DigestAlgorithm, Source } from '../source/source.js'
 import { blockDigestsOf } from './digest.js'
 import { type CompareFile, type CompareRange, compareBatches, totalComparedBytes } from './ranges.js'

@@ -4,7 +4,7 @@
 // (a relation extended ahead of use, or by a bulk insert, holds zero pages its standby never got).
 
 import path from 'node:path'
-import { BlockMap } from '../rewind/block-map.js'
+import { BlockMap } from '../block-map.js'
 import type { Source } from '../source/source.js'
 import type { PageFork } from './page-mask.js'
 import { isAllZero, sameMaskedPage } from './page-mask.js'

@@ -10,8 +10,8 @@ import { RewindError } from '../errors.js'
 import { type Emit, silent } from '../events.js'
 import { type ControlFile, decodeControlFile } from '../pg/control.js'
 import { formatLsn } from '../pg/lsn.js'
-import type { BlockRange } from '../rewind/block-map.js'
-import { BlockMap } from '../rewind/block-map.js'
+import type { BlockRange } from '../block-map.js'
+import { BlockMap } from '../block-map.js'
 import {
   checkSameCluster,
   isCleanlyShutDown,

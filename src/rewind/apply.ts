@@ -6,7 +6,7 @@
 // is nothing), so a rerun redoes whatever was not recorded and gets the same result.
 
 import type { ChunkSink, Source } from '../source/source.js'
-import type { BlockRange } from './block-map.js'
+import type { BlockRange } from '../block-map.js'
 import type { Emit } from '../events.js'
 import { faultPoint, type FaultPoint } from './fault.js'
 import type { Plan, PlanEntry } from './plan.js'

@@ -11,7 +11,7 @@ import { parseRelationDataFile } from '../pg/relpath.js'
 import type { VersionProfile } from '../pg/versions.js'
 import type { FileEntry, Source } from '../source/source.js'
 import type { Emit } from '../events.js'
-import type { BlockMap } from './block-map.js'
+import type { BlockMap } from '../block-map.js'
 import { exclusionReason } from './plan.js'
 
 export type CompareMode = 'auto' | 'wal' | 'blocks'

@@ -11,7 +11,7 @@ import type { TimelineEntry } from '../pg/timeline.js'
 import type { VersionProfile } from '../pg/versions.js'
 import { checkRelativePath, checkSourceSymlinks } from '../source/path-policy.js'
 import type { FileEntry, FileType } from '../source/source.js'
-import type { BlockMap, BlockRange } from './block-map.js'
+import type { BlockMap, BlockRange } from '../block-map.js'
 import { JOURNAL_FILE, PROGRESS_FILE } from './journal.js'
 import { timelineChooser } from './wal-source.js'
 

@@ -9,7 +9,7 @@
 
 import { listDataDirectory } from '../source/walk.js'
 import { applyPlan } from './apply.js'
-import { BlockMap } from './block-map.js'
+import { BlockMap } from '../block-map.js'
 import type { LastCheckpoint } from './diverge.js'
 import { scanCopiedSourceWal, type FinishInput } from './finish.js'
 import { controlFileOf } from './journal.js'

@@ -46,7 +46,7 @@ import {
 } from './journal.js'
 import { plan as makePlan, type Plan, type PlanReplay, type ReplayFrom } from './plan.js'
 import { chooseReplayStart } from './replay-start.js'
-import { BlockMap } from './block-map.js'
+import { BlockMap } from '../block-map.js'
 import { compareRelationFiles, hintBitsInWal, type CompareMode } from './compare-blocks.js'
 import type { LastCheckpoint } from './diverge.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'

@@ -11,7 +11,7 @@ import { relationFilePath } from '../pg/relpath.js'
 import type { WalReader } from '../pg/wal/reader.js'
 import type { WalRecord } from '../pg/wal/record.js'
 import type { VersionProfile } from '../pg/versions.js'
-import { BlockMap } from './block-map.js'
+import { BlockMap } from '../block-map.js'
 import { isDatabaseFileCopy, recordKind } from './record-kinds.js'
 import { rmgrName } from '../pg/wal/rmgr.js'
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { RewindError } from '../../src/errors.js'
 import { profileForMajor } from '../../src/pg/versions.js'
-import { BlockMap } from '../../src/rewind/block-map.js'
+import { BlockMap } from '../../src/block-map.js'
 import { plan, type PlanInput } from '../../src/rewind/plan.js'
 import type { FileEntry } from '../../src/source/source.js'
 
