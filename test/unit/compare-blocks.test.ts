@@ -195,39 +195,42 @@ for (const mode of MODES) {
       assert.equal(summary.comparedBytes, (big + 600) * B)
     })
 
-    // A stopped directory read through its queue and flush must not change: those refuse instead.
-    test('a file the source no longer has is reported, not compared', { skip: mode === 'fetched' }, async () => {
-      fs.rmSync(sourceDir, { recursive: true, force: true })
-      fs.rmSync(targetDir, { recursive: true, force: true })
-      pair('base/5/400', 8, 2 * B)
-      pair('base/5/401', 9, 2 * B, [5])
-      fs.rmSync(path.join(sourceDir, 'base/5/400'))
-      const files = [
-        { path: 'base/5/400', sourceSize: 2 * B, targetSize: 2 * B },
-        { path: 'base/5/401', sourceSize: 2 * B, targetSize: 2 * B },
-      ]
-      const blocks = new BlockMap()
-      const summary = await findDifferingBlocks({ source: sourceFor(mode), targetDir, files, blockSize: B, blocks })
-      assert.deepEqual(summary.vanished, ['base/5/400'])
-      assert.deepEqual(blocksOf(blocks, 'base/5/400'), [])
-      assert.deepEqual(blocksOf(blocks, 'base/5/401'), [[0, 1]])
-    })
-
-    test('a source that shrank since its listing: the blocks it no longer has differ', { skip: mode === 'fetched' }, async () => {
-      fs.rmSync(sourceDir, { recursive: true, force: true })
-      fs.rmSync(targetDir, { recursive: true, force: true })
-      pair('base/5/500', 10, 6 * B)
-      fs.truncateSync(path.join(sourceDir, 'base/5/500'), 4 * B)
-      const blocks = new BlockMap()
-      await findDifferingBlocks({
-        source: sourceFor(mode),
-        targetDir,
-        files: [{ path: 'base/5/500', sourceSize: 6 * B, targetSize: 6 * B }],
-        blockSize: B,
-        blocks,
+    // A stopped directory read through its queue and flush must not change: those refuse instead,
+    // so the next two are not for the fetched way.
+    if (mode !== 'fetched')
+      test('a file the source no longer has is reported, not compared', async () => {
+        fs.rmSync(sourceDir, { recursive: true, force: true })
+        fs.rmSync(targetDir, { recursive: true, force: true })
+        pair('base/5/400', 8, 2 * B)
+        pair('base/5/401', 9, 2 * B, [5])
+        fs.rmSync(path.join(sourceDir, 'base/5/400'))
+        const files = [
+          { path: 'base/5/400', sourceSize: 2 * B, targetSize: 2 * B },
+          { path: 'base/5/401', sourceSize: 2 * B, targetSize: 2 * B },
+        ]
+        const blocks = new BlockMap()
+        const summary = await findDifferingBlocks({ source: sourceFor(mode), targetDir, files, blockSize: B, blocks })
+        assert.deepEqual(summary.vanished, ['base/5/400'])
+        assert.deepEqual(blocksOf(blocks, 'base/5/400'), [])
+        assert.deepEqual(blocksOf(blocks, 'base/5/401'), [[0, 1]])
       })
-      assert.deepEqual(blocksOf(blocks, 'base/5/500'), [[4, 2]])
-    })
+
+    if (mode !== 'fetched')
+      test('a source that shrank since its listing: the blocks it no longer has differ', async () => {
+        fs.rmSync(sourceDir, { recursive: true, force: true })
+        fs.rmSync(targetDir, { recursive: true, force: true })
+        pair('base/5/500', 10, 6 * B)
+        fs.truncateSync(path.join(sourceDir, 'base/5/500'), 4 * B)
+        const blocks = new BlockMap()
+        await findDifferingBlocks({
+          source: sourceFor(mode),
+          targetDir,
+          files: [{ path: 'base/5/500', sourceSize: 6 * B, targetSize: 6 * B }],
+          blockSize: B,
+          blocks,
+        })
+        assert.deepEqual(blocksOf(blocks, 'base/5/500'), [[4, 2]])
+      })
 
     test('a target file shorter than listed is an I/O error', async () => {
       fs.rmSync(sourceDir, { recursive: true, force: true })
