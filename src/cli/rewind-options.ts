@@ -8,7 +8,7 @@ import { formatUsage, formatVersion } from './usage.js'
 
 export type SyncMethod = 'fsync' | 'syncfs'
 
-export interface RewindOptions {
+export interface RewindArgs {
   targetPgdata: string
   source: { kind: 'local'; pgdata: string } | { kind: 'server'; conninfo: string }
   dryRun: boolean
@@ -47,7 +47,7 @@ export interface RewindOptions {
 }
 
 export type ParsedArgs =
-  | { kind: 'run'; options: RewindOptions }
+  | { kind: 'run'; options: RewindArgs }
   | { kind: 'help'; text: string }
   | { kind: 'version'; text: string }
   /**
@@ -143,7 +143,7 @@ interface Draft {
   targetPgdata: string | null
   sourcePgdata: string | null
   sourceServer: string | null
-  options: Omit<RewindOptions, 'targetPgdata' | 'source'>
+  options: Omit<RewindArgs, 'targetPgdata' | 'source'>
 }
 
 type Failure = Extract<ParsedArgs, { kind: 'error' }>
@@ -254,7 +254,7 @@ export function parseRewindArgs(argv: readonly string[], programName: 'pg_rewind
   }
   if (operands.length > 0) return usageFailure(`too many command-line arguments (first is "${operands[0]}")`)
 
-  const source: RewindOptions['source'] =
+  const source: RewindArgs['source'] =
     draft.sourceServer !== null ? { kind: 'server', conninfo: draft.sourceServer } : { kind: 'local', pgdata: draft.sourcePgdata! }
   return { kind: 'run', options: { targetPgdata: draft.targetPgdata, source, ...draft.options } }
 }

@@ -13,7 +13,7 @@ import {
   PG_REWIND_LONG_OPTION_NAMES,
   WALREWIND_LONG_OPTIONS,
   type ParsedArgs,
-  type RewindOptions,
+  type RewindArgs,
 } from '../../src/cli/rewind-options.js'
 import { formatUsage, formatVersion, readPackageInfo } from '../../src/cli/usage.js'
 
@@ -27,7 +27,7 @@ function stderrOf(argv: string[], context: Parameters<typeof parseRewindArgs>[2]
   return parsed.kind === 'error' ? formatParseError(parsed, 'pg_rewind') : ''
 }
 
-function optionsOf(argv: string[]): RewindOptions {
+function optionsOf(argv: string[]): RewindArgs {
   const parsed = parseRewindArgs(argv, 'pg_rewind')
   assert.equal(parsed.kind, 'run', `expected a run for ${JSON.stringify(argv)}, got ${JSON.stringify(parsed)}`)
   return (parsed as Extract<ParsedArgs, { kind: 'run' }>).options
