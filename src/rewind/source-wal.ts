@@ -9,7 +9,7 @@ import { segmentFileName } from '../pg/lsn.js'
 import type { TimelineEntry } from '../pg/timeline.js'
 import { WalReader, type WalSegmentSource } from '../pg/wal/reader.js'
 import type { Source } from '../source/source.js'
-import { openDataDirWal, timelineChooser, WalDirectory } from './wal-source.js'
+import { timelineChooser, WalDirectory } from './wal-source.js'
 
 // Reads go forward from the fork, often only a little way: a few round trips per segment, not a whole one each.
 const FETCH_CHUNK = 2 * 1024 * 1024
@@ -20,11 +20,7 @@ export function openSourceWal(
   control: ControlFile,
   history: readonly TimelineEntry[],
 ): { reader: WalReader; close: () => Promise<void> } {
-  if (source.localDataDir !== undefined) {
-    const { reader, dir } = openDataDirWal(source.localDataDir, control, history)
-    return { reader, close: () => dir.close() }
-  }
-  const segments = new FetchedWalSegments(source, control.xlog_seg_size, timelineChooser(history, control.xlog_seg_size))
+  const { segments, close } = sourceWalSegments(source, control.xlog_seg_size, history)
   const reader = new WalReader({
     profile: control.profile,
     segSize: control.xlog_seg_size,
@@ -32,7 +28,13 @@ export function openSourceWal(
     systemIdentifier: control.system_identifier,
     source: segments,
   })
-  return { reader, close: () => reader.close() }
+  return {
+    reader,
+    close: async () => {
+      await reader.close()
+      await close()
+    },
+  }
 }
 
 /** Segments fetched from a source by chunks; the last chunk fetched is kept for the reads that follow. */
