@@ -1,7 +1,9 @@
 // Executes a Plan against the target: the point of no return. Entries run in the Plan's order
-// (create, copy, copy-tail, blocks, truncate, remove), in groups: a group's file actions are done,
-// its data is queued with the source and fetched in large batches, written at its offsets, synced,
-// and only then recorded as done in the journal's progress log. Every action is safe to redo
+// (removals of files, create, copy, copy-tail, blocks, truncate, removals of directories and links), in groups: a
+// group's file actions are done, its data is queued with the source and fetched in large batches,
+// written at its offsets, synced, and only then recorded as done in the journal's progress log.
+// File removals are not awaited one by one: they run in the thread pool beside the group's copy
+// and are awaited before the group counts as flushed. Every action is safe to redo
 // (a copy starts from an empty file, a range is written at its offset, a removal of what is gone
 // is nothing), so a rerun redoes whatever was not recorded and gets the same result.
 
@@ -159,8 +161,26 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
     for (const group of groupEntries(plan, opts.done)) {
       const entries = group.map((index) => plan.entries[index]!)
       byPath = new Map(entries.map((entry) => [entry.path, entry]))
-      for (const entry of entries) if (opts.deferred?.(entry) !== true) await startEntry(entry, source, target, blockSize)
-      await source.flush(sink)
+      // File removals run one after another beside the copy (side by side they slow every other
+      // metadata call: measured); both are waited for, whichever fails.
+      let removals: Promise<void> = Promise.resolve()
+      const copied = (async () => {
+        for (const entry of entries) {
+          if (opts.deferred?.(entry) === true) continue
+          if (entry.action === 'remove' && entry.target?.type === 'file') {
+            removals = removals.then(() => removeFile(entry, target))
+            continue
+          }
+          // A directory is removed once the files in it are gone.
+          if (entry.action === 'remove') await removals
+          await startEntry(entry, source, target, blockSize)
+        }
+        await source.flush(sink)
+      })()
+      const [copy] = await Promise.allSettled([copied])
+      const [removal] = await Promise.allSettled([removals]) // complete once the copy has settled
+      if (copy.status === 'rejected') throw copy.reason
+      if (removal.status === 'rejected') throw removal.reason
       await target.closeAll()
       await faultPoint('group-flushed')
       if (opts.syncGroup !== null) {
@@ -175,6 +195,11 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
   }
   report(true)
   return { fetchedBytes }
+}
+
+async function removeFile(entry: PlanEntry, target: TargetDir): Promise<void> {
+  await target.remove(entry.path, entry.target!.type)
+  await faultPoint('action-remove')
 }
 
 /** Does an entry's file action and queues the data it needs. */

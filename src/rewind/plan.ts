@@ -15,9 +15,20 @@ import type { BlockMap, BlockRange } from '../block-map.js'
 import { JOURNAL_FILE, PROGRESS_FILE } from './journal.js'
 import { timelineChooser } from './wal-source.js'
 
-/** In execution order, as filemap.h: create before copy, remove last (children before parents). */
 export type Action = 'create' | 'copy' | 'copy-tail' | 'none' | 'truncate' | 'remove'
 const ACTION_ORDER: Record<Action, number> = { create: 0, copy: 1, 'copy-tail': 2, none: 3, truncate: 4, remove: 5 }
+
+/**
+ * Execution order: removals of regular files first, then as filemap.h (create before copy),
+ * directories and symlinks removed last, children before parents (a tablespace's link after what
+ * is under it). A file's removal never depends on another
+ * entry (a path changing type is refused), and going first it frees the disk space the copy needs
+ * and runs beside the copy (apply.ts): unlinking a WAL segment costs milliseconds of page-cache work.
+ */
+function executionRank(entry: PlanEntry): number {
+  if (entry.action === 'remove') return entry.target?.type === 'file' ? -1 : ACTION_ORDER.remove
+  return ACTION_ORDER[entry.action]
+}
 
 export interface PlanSide {
   readonly type: FileType
@@ -338,7 +349,7 @@ function indexByPath(files: readonly FileEntry[], which: 'source' | 'target'): M
 }
 
 function compareEntries(a: PlanEntry, b: PlanEntry): number {
-  const byAction = ACTION_ORDER[a.action] - ACTION_ORDER[b.action]
+  const byAction = executionRank(a) - executionRank(b)
   if (byAction !== 0) return byAction
   // Removals run children first, so a directory is empty when its turn comes.
   const byPath = a.path < b.path ? -1 : a.path > b.path ? 1 : 0

@@ -2,9 +2,14 @@
 // writer). Every path it is given may come from a hostile source server, so each one is checked
 // here, before the write, by the rules of source/path-policy.ts: relative, no '.'/'..' or empty
 // parts, and no symlink on the way except the ones PostgreSQL itself places (pg_wal, pg_tblspc/<oid>).
+//
+// The copy's calls (open, write, truncate, copy, remove) are synchronous behind async signatures:
+// tens of thousands of small writes into the page cache cost a few microseconds each this way,
+// against a thread-pool round trip each when asynchronous (measured: copying at pgbench scale 200
+// took 2.0 s asynchronously). Only the fsyncs, slow and worth running side by side, stay asynchronous.
 
 import fs from 'node:fs/promises'
-import { constants as fsConstants } from 'node:fs'
+import fsSync, { constants as fsConstants } from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
 import { RewindError } from '../errors.js'
@@ -12,6 +17,7 @@ import { checkRelativePath, followedLinkOf, isFollowedSymlink, isSafeLinkTarget,
 import { errText, isNotFound } from '../source/walk.js'
 
 const MAX_OPEN_FILES = 64
+const COPY_BUFFER = 1024 * 1024
 
 export interface TargetModes {
   readonly dirMode: number
@@ -24,12 +30,12 @@ export function modesFromDataDirMode(mode: number): TargetModes {
 }
 
 export class TargetDir {
-  /**
-   * Open files by path. The entry is made before the open completes, so that chunks of one file
-   * written at once share one descriptor; `users` keeps an entry in use from being closed to make
-   * room for another.
-   */
-  private readonly handles = new Map<string, { handle: Promise<fs.FileHandle>; users: number }>()
+  /** Open file descriptors by path, kept for the next write to the same file. A file is touched (synced) once written, not when opened. */
+  private readonly handles = new Map<string, number>()
+  private copyBuffer: Buffer | null = null
+  private compareBuffer: Buffer | null = null
+  /** Files readied for a whole copy (truncateForCopy) not emptied yet. */
+  private readonly emptyBeforeWrite = new Set<string>()
   private readonly touched = new Set<string>()
   private readonly checkedDirs = new Set<string>([''])
 
@@ -47,7 +53,7 @@ export class TargetDir {
    * directory, or one of the symlinks PostgreSQL places. A link elsewhere (planted by a hostile
    * listing, or a stray one) would send the write outside the data directory.
    */
-  private async checkParents(rel: string): Promise<void> {
+  private checkParents(rel: string): void {
     const parts = rel.split('/')
     let prefix = ''
     for (let i = 0; i < parts.length - 1; i++) {
@@ -55,7 +61,7 @@ export class TargetDir {
       if (this.checkedDirs.has(prefix)) continue
       let st
       try {
-        st = await fs.lstat(this.abs(prefix))
+        st = fsSync.lstatSync(this.abs(prefix))
       } catch (err) {
         if (isNotFound(err)) return // created later by the plan, which checks it then
         throw ioError('could not stat file', this.abs(prefix), err)
@@ -73,7 +79,7 @@ export class TargetDir {
 
   async createDirectory(rel: string): Promise<void> {
     checkRelativePath(rel, 'directory')
-    await this.checkParents(rel)
+    this.checkParents(rel)
     try {
       await fs.mkdir(this.abs(rel), { mode: this.modes.dirMode })
     } catch (err) {
@@ -87,7 +93,7 @@ export class TargetDir {
     if (isFollowedSymlink(rel) && !isSafeLinkTarget(linkTarget)) {
       throw new RewindError('SOURCE_UNSAFE_PATH', `target symbolic link "${rel}" -> "${linkTarget}" is unsafe`, { path: rel })
     }
-    await this.checkParents(rel)
+    this.checkParents(rel)
     try {
       // A tablespace's location must exist for its files to be written through the link.
       if (isTablespaceLink(rel)) await fs.mkdir(linkTarget, { recursive: true, mode: this.modes.dirMode })
@@ -100,32 +106,46 @@ export class TargetDir {
     this.touched.add(rel)
   }
 
-  /** Creates or empties `rel`, ready for a whole-file copy. */
+  /**
+   * Readies `rel` for a whole-file copy: emptied (or created) before its first chunk is written,
+   * or by closeAll if none comes. copyFileFrom instead overwrites in place and trims: emptying a
+   * file frees its blocks only for the copy to allocate them again, and ext4 flushes a file emptied
+   * and rewritten when it is closed (auto_da_alloc), which cost 0.2 ms a file on 20,000 small ones.
+   */
   async truncateForCopy(rel: string): Promise<void> {
-    await this.withHandle(rel, true, async (handle) => {
-      try {
-        await handle.truncate(0)
-      } catch (err) {
-        throw ioError('could not truncate file', this.abs(rel), err)
-      }
-    })
+    checkRelativePath(rel)
+    this.emptyBeforeWrite.add(rel)
+  }
+
+  private emptyIfPending(fd: number, rel: string): void {
+    if (!this.emptyBeforeWrite.delete(rel)) return
+    this.touched.add(rel)
+    try {
+      fsSync.ftruncateSync(fd, 0)
+    } catch (err) {
+      throw ioError('could not truncate file', this.abs(rel), err)
+    }
   }
 
   /** Creates `rel` empty if it does not exist; leaves its contents otherwise. */
   async ensureFile(rel: string): Promise<void> {
-    await this.withHandle(rel, true, async () => {})
+    this.fdFor(rel, true)
+    this.touched.add(rel)
   }
 
   async writeAt(rel: string, offset: number, data: Buffer): Promise<void> {
-    await this.withHandle(rel, false, (handle) => this.writeAll(handle, rel, offset, data))
+    const fd = this.fdFor(rel, this.emptyBeforeWrite.has(rel))
+    this.emptyIfPending(fd, rel)
+    this.writeFully(fd, rel, offset, data)
   }
 
-  private async writeAll(handle: fs.FileHandle, rel: string, offset: number, data: Buffer): Promise<void> {
+  private writeFully(fd: number, rel: string, offset: number, data: Buffer): void {
+    this.touched.add(rel)
     let done = 0
     while (done < data.length) {
       let written: number
       try {
-        ;({ bytesWritten: written } = await handle.write(data, done, data.length - done, offset + done))
+        written = fsSync.writeSync(fd, data, done, data.length - done, offset + done)
       } catch (err) {
         throw ioError('could not write file', this.abs(rel), err)
       }
@@ -136,52 +156,80 @@ export class TargetDir {
   }
 
   /**
-   * Copies a whole local file over `rel` in the kernel (copy_file_range where it can), with the
-   * target's file mode. Returns the bytes copied. The final component must not be a symlink.
+   * Copies a whole local file over `rel`, with the target's file mode; returns the bytes copied.
+   * Each megabyte is compared with what the target holds there and written only if it differs,
+   * then the file is cut to the source's length: most whole copies are small files (FSM and VM
+   * forks, pg_xact) that are still equal, and a write spared is a dirty page the sync need not
+   * flush (on 20,000 tables, 3 of the 5 s the copy took). Through this process's memory rather
+   * than copy_file_range, which could not skip anything.
    */
   async copyFileFrom(rel: string, absSource: string): Promise<number> {
-    checkRelativePath(rel)
-    await this.checkParents(rel)
-    await this.closeHandle(rel)
-    const abs = this.abs(rel)
+    const fd = this.fdFor(rel, true)
+    this.emptyBeforeWrite.delete(rel)
+    let from: number
     try {
-      if ((await fs.lstat(abs)).isSymbolicLink()) {
-        throw new RewindError('SOURCE_UNSAFE_PATH', `target file path is unsafe for open: "${rel}" is a symbolic link`, { path: rel })
+      from = fsSync.openSync(absSource, 'r')
+    } catch (err) {
+      throw ioError('could not open source file', absSource, err)
+    }
+    let copied = 0
+    let changed = false
+    try {
+      this.copyBuffer ??= Buffer.allocUnsafe(COPY_BUFFER)
+      this.compareBuffer ??= Buffer.allocUnsafe(COPY_BUFFER)
+      const targetSize = fsSync.fstatSync(fd).size
+      for (;;) {
+        const got = fsSync.readSync(from, this.copyBuffer, 0, COPY_BUFFER, copied)
+        if (got === 0) break
+        const theirs = this.copyBuffer.subarray(0, got)
+        const ours =
+          copied + got <= targetSize ? this.compareBuffer.subarray(0, fsSync.readSync(fd, this.compareBuffer, 0, got, copied)) : null
+        if (ours === null || !ours.equals(theirs)) {
+          this.writeFully(fd, rel, copied, theirs)
+          changed = true
+        }
+        copied += got
+      }
+      if (targetSize > copied) {
+        fsSync.ftruncateSync(fd, copied)
+        changed = true
+      }
+      // An empty file may just have been created: its directory entry needs the sync.
+      if (changed || copied === 0) {
+        fsSync.fchmodSync(fd, this.modes.fileMode)
+        this.touched.add(rel)
       }
     } catch (err) {
       if (err instanceof RewindError) throw err
-      if (!isNotFound(err)) throw ioError('could not stat file', abs, err)
+      throw ioError('could not copy file to', this.abs(rel), err)
+    } finally {
+      fsSync.closeSync(from)
     }
-    try {
-      await fs.copyFile(absSource, abs)
-      await fs.chmod(abs, this.modes.fileMode)
-      this.touched.add(rel)
-      return (await fs.stat(abs)).size
-    } catch (err) {
-      throw ioError('could not copy file to', abs, err)
-    }
+    return copied
   }
 
   async truncate(rel: string, size: number): Promise<void> {
-    await this.withHandle(rel, false, async (handle) => {
-      try {
-        await handle.truncate(size)
-      } catch (err) {
-        throw new RewindError(
-          'FILE_IO',
-          `could not truncate file "${this.abs(rel)}" to ${size}: ${errText(err)}`,
-          { path: this.abs(rel) },
-          { cause: err },
-        )
-      }
-    })
+    const fd = this.fdFor(rel, false)
+    this.touched.add(rel)
+    try {
+      fsSync.ftruncateSync(fd, size)
+    } catch (err) {
+      throw new RewindError(
+        'FILE_IO',
+        `could not truncate file "${this.abs(rel)}" to ${size}: ${errText(err)}`,
+        { path: this.abs(rel) },
+        { cause: err },
+      )
+    }
   }
 
   async remove(rel: string, type: 'file' | 'directory' | 'symlink'): Promise<void> {
     checkRelativePath(rel, type)
-    await this.checkParents(rel)
-    await this.closeHandle(rel)
+    this.checkParents(rel)
+    this.emptyBeforeWrite.delete(rel)
+    this.closeHandle(rel)
     try {
+      // Asynchronous: a big file's unlink is page-cache work that apply.ts runs beside the copy.
       if (type === 'directory') await fs.rmdir(this.abs(rel))
       else await fs.unlink(this.abs(rel))
     } catch (err) {
@@ -194,8 +242,8 @@ export class TargetDir {
   /** Replaces a small file whole (backup_label, pg_control, standby.signal). */
   async writeFile(rel: string, data: Buffer | string): Promise<void> {
     checkRelativePath(rel)
-    await this.checkParents(rel)
-    await this.closeHandle(rel)
+    this.checkParents(rel)
+    this.closeHandle(rel)
     try {
       await fs.writeFile(this.abs(rel), data, { mode: this.modes.fileMode })
     } catch (err) {
@@ -221,7 +269,7 @@ export class TargetDir {
   async renameDurably(from: string, to: string): Promise<void> {
     checkRelativePath(from)
     checkRelativePath(to)
-    await this.checkParents(to)
+    this.checkParents(to)
     try {
       await fs.rename(this.abs(from), this.abs(to))
     } catch (err) {
@@ -240,8 +288,8 @@ export class TargetDir {
   /** Appends to a file; `durable` syncs the file (and a new file's directory entry) before returning. */
   async appendFile(rel: string, data: string, opts: { durable?: boolean } = {}): Promise<void> {
     checkRelativePath(rel)
-    await this.checkParents(rel)
-    await this.closeHandle(rel)
+    this.checkParents(rel)
+    this.closeHandle(rel)
     let handle
     try {
       handle = await fs.open(
@@ -266,66 +314,54 @@ export class TargetDir {
     if (!opts.durable) this.touched.add(rel)
   }
 
-  /** Runs `use` with the open file `rel` (opened once, kept for the next write). */
-  private async withHandle<T>(rel: string, create: boolean, use: (handle: fs.FileHandle) => Promise<T>): Promise<T> {
-    let entry = this.handles.get(rel)
-    if (entry === undefined) {
-      if (this.handles.size >= MAX_OPEN_FILES) {
-        for (const [other, e] of this.handles) {
-          if (e.users > 0) continue
-          void this.closeHandle(other).catch(() => {})
-          break
-        }
-      }
-      entry = { handle: this.openFile(rel, create), users: 0 }
-      this.handles.set(rel, entry)
-      this.touched.add(rel)
-    }
-    entry.users++
-    try {
-      return await use(await entry.handle)
-    } catch (err) {
-      if (
-        this.handles.get(rel) === entry &&
-        !(await entry.handle.then(
-          () => true,
-          () => false,
-        ))
-      )
-        this.handles.delete(rel)
-      throw err
-    } finally {
-      entry.users--
-    }
-  }
-
-  private async openFile(rel: string, create: boolean): Promise<fs.FileHandle> {
+  /** The open descriptor of `rel`, opened (after the path checks) at its first use. */
+  private fdFor(rel: string, create: boolean): number {
+    let fd = this.handles.get(rel)
+    if (fd !== undefined) return fd
+    if (this.handles.size >= MAX_OPEN_FILES) this.closeHandle(this.handles.keys().next().value!)
     checkRelativePath(rel)
-    await this.checkParents(rel)
-    // O_NOFOLLOW: the final component must not be a symlink either.
-    const flags = fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW | (create ? fsConstants.O_CREAT : 0)
+    this.checkParents(rel)
+    // O_NOFOLLOW: the final component must not be a symlink either. Read too: copyFileFrom compares.
+    const flags = fsConstants.O_RDWR | fsConstants.O_NOFOLLOW | (create ? fsConstants.O_CREAT : 0)
     try {
-      return await fs.open(this.abs(rel), flags, this.modes.fileMode)
+      fd = fsSync.openSync(this.abs(rel), flags, this.modes.fileMode)
     } catch (err) {
       throw ioError('could not open target file', this.abs(rel), err)
     }
+    this.handles.set(rel, fd)
+    return fd
   }
 
-  private async closeHandle(rel: string): Promise<void> {
-    const entry = this.handles.get(rel)
-    if (!entry) return
+  private closeHandle(rel: string): void {
+    const fd = this.handles.get(rel)
+    if (fd === undefined) return
     this.handles.delete(rel)
-    const handle = await entry.handle.catch(() => null)
-    if (handle === null) return
     try {
-      await handle.close()
+      fsSync.closeSync(fd)
     } catch (err) {
       throw ioError('could not close file', this.abs(rel), err)
     }
   }
 
+  /** Closes every open file, all of them even if one fails (its error is thrown after). */
   async closeAll(): Promise<void> {
-    for (const rel of [...this.handles.keys()]) await this.closeHandle(rel)
+    let failure: unknown = null
+    // Readied for a copy that brought no data (an empty source file): emptied or created now.
+    for (const rel of [...this.emptyBeforeWrite]) {
+      try {
+        this.emptyIfPending(this.fdFor(rel, true), rel)
+      } catch (err) {
+        failure ??= err
+      }
+    }
+    for (const rel of [...this.handles.keys()]) {
+      try {
+        this.closeHandle(rel)
+      } catch (err) {
+        failure ??= err
+      }
+    }
+    if (failure !== null) throw failure
   }
 
   /**

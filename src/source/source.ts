@@ -20,7 +20,10 @@ export interface FileEntry {
 
 /** Receives fetched data. Chunks of one file may arrive in any order; offsets are absolute. */
 export interface ChunkSink {
-  /** Data for `path` at `offset`. A chunk shorter than requested means the file shrank. */
+  /**
+   * Data for `path` at `offset`. A chunk shorter than requested means the file shrank. `data` is
+   * lent until the returned promise settles (a source may reuse it for the next chunk): copy it to keep it.
+   */
   chunk(path: string, offset: number, data: Buffer): Promise<void>
   /** The file disappeared from the source while it was being fetched. */
   missing(path: string): Promise<void>

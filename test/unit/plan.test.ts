@@ -60,7 +60,7 @@ describe('plan', () => {
     assert.deepEqual(shrunk.blocks, [[3, 1]])
   })
 
-  test('source only is copied, target only removed (children first), pg_control and PG_VERSION left alone', () => {
+  test('source only is copied, target only removed (files first, directories last and children first), pg_control and PG_VERSION left alone', () => {
     const p = plan(
       input(
         [...common, file('base/5/20000', 8192), file('postgresql.conf', 100)],
@@ -76,12 +76,12 @@ describe('plan', () => {
     )
     const actions = p.entries.map((e) => `${e.action} ${e.path}`)
     assert.deepEqual(actions, [
-      'copy base/5/20000',
-      'copy postgresql.conf',
       'remove postmaster.pid',
       'remove base/5/sub/x',
-      'remove base/5/sub',
       'remove backup_label',
+      'copy base/5/20000',
+      'copy postgresql.conf',
+      'remove base/5/sub',
     ])
     assert.ok(!actions.some((a) => a.includes('pg_control') || a.includes('PG_VERSION')))
   })
@@ -93,6 +93,7 @@ describe('plan', () => {
     const target = [...common, ...confs(90).slice(0, 3), file('postgresql.auto.conf.tmp', 1)]
     const copied = plan(input(source, target)).entries.map((e) => `${e.action} ${e.path}`)
     assert.deepEqual(copied, [
+      'remove postgresql.auto.conf.tmp',
       'create conf.d',
       'copy base/5/postgresql.conf',
       'copy conf.d/extra.conf',
@@ -100,13 +101,12 @@ describe('plan', () => {
       'copy pg_ident.conf',
       'copy postgresql.auto.conf',
       'copy postgresql.conf',
-      'remove postgresql.auto.conf.tmp',
     ])
     const kept = plan(input(source, target, { keepTargetConfig: true }))
     // only the four files at the top level; anything else (an included file, a same name deeper) as before
     assert.deepEqual(
       kept.entries.map((e) => `${e.action} ${e.path}`),
-      ['create conf.d', 'copy base/5/postgresql.conf', 'copy conf.d/extra.conf', 'remove postgresql.auto.conf.tmp'],
+      ['remove postgresql.auto.conf.tmp', 'create conf.d', 'copy base/5/postgresql.conf', 'copy conf.d/extra.conf'],
     )
     assert.equal(kept.totals.fetchBytes, 6)
     // a target without them does not get the source's, one with them keeps them even if the source has none
