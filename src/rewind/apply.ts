@@ -15,21 +15,25 @@ import type { Plan, PlanEntry } from './plan.js'
 import type { TargetDir } from './target-dir.js'
 
 /**
- * Changed blocks close together are fetched as one run, gaps included: fewer, larger reads. Only
- * the changed blocks of a run are written (see changedParts): the target's blocks in a gap stay
- * as they are, and the rewind writes no more than pg_rewind does.
+ * From a data directory, changed blocks close together are read as one run, gaps included: fewer,
+ * larger reads (a gap costs a copy in memory). From a server a gap is bytes the source reads and
+ * sends: none there (measured at scale 200 over the loopback: 2.65 s with no gaps, 3.10 s with 4).
+ * Only the changed blocks of a run are written (see changedParts): the target's blocks in a gap
+ * stay as they are, and the rewind writes no more than pg_rewind does.
  */
-const MAX_GAP_BLOCKS = 4
+export function maxGapBlocks(source: Pick<Source, 'kind'>): number {
+  return source.kind === 'local' ? 4 : 0
+}
 
 /** A group ends once it fetches this much or holds this many entries: the unit of progress. */
 const GROUP_BYTES = 256 * 1024 * 1024
 const GROUP_ENTRIES = 4096
 
-export function coalesce(blocks: readonly BlockRange[]): BlockRange[] {
+export function coalesce(blocks: readonly BlockRange[], maxGap: number): BlockRange[] {
   const out: Array<[number, number]> = []
   for (const [start, count] of blocks) {
     const last = out[out.length - 1]
-    if (last && start - (last[0] + last[1]) <= MAX_GAP_BLOCKS) last[1] = start + count - last[0]
+    if (last && start - (last[0] + last[1]) <= maxGap) last[1] = start + count - last[0]
     else out.push([start, count])
   }
   return out
@@ -204,7 +208,8 @@ async function removeFile(entry: PlanEntry, target: TargetDir): Promise<void> {
 
 /** Does an entry's file action and queues the data it needs. */
 async function startEntry(entry: PlanEntry, source: Source, target: TargetDir, blockSize: number): Promise<void> {
-  for (const [start, count] of coalesce(entry.blocks)) source.queueRange(entry.path, start * blockSize, count * blockSize)
+  for (const [start, count] of coalesce(entry.blocks, maxGapBlocks(source)))
+    source.queueRange(entry.path, start * blockSize, count * blockSize)
   switch (entry.action) {
     case 'none':
       return

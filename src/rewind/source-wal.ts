@@ -68,7 +68,7 @@ class FetchedWalSegments implements WalSegmentSource {
   private async fetch(segno: bigint, offset: number, length: number): Promise<Buffer> {
     const name = this.segmentName(segno)
     const path = `pg_wal/${name}`
-    const buf = Buffer.alloc(length)
+    const buf = Buffer.allocUnsafe(length) // chunks of one range arrive in order and cover it from its start
     let got = 0
     let missing = false
     this.source.queueRange(path, offset, length)

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { changedParts, coalesce } from '../../src/rewind/apply.js'
+import { changedParts, coalesce, maxGapBlocks } from '../../src/rewind/apply.js'
 import type { PlanEntry } from '../../src/rewind/plan.js'
 
 const B = 8192
@@ -31,8 +31,14 @@ describe('apply', () => {
       ],
       { source: 20 * B, target: 20 * B },
     )
-    const [run] = coalesce(e.blocks)
+    const [run] = coalesce(e.blocks, maxGapBlocks({ kind: 'local' }))
     assert.deepEqual(run, [0, 12])
+    // From a server, gaps are not fetched.
+    assert.deepEqual(coalesce(e.blocks, maxGapBlocks({ kind: 'server' })), [
+      [0, 2],
+      [5, 1],
+      [9, 3],
+    ])
     assert.deepEqual(changedParts(e, B, 0, 12 * B), [
       [0, 2 * B],
       [5 * B, B],
