@@ -2,9 +2,8 @@
 // symlinks with their targets; a symlink is followed only where PostgreSQL puts one (pg_wal and
 // pg_tblspc/<oid>, path-policy.ts), so a stray link elsewhere is recorded but never walked into.
 //
-// The walk is synchronous: a directory of 80,000 files costs 0.3 s this way against 2.6 s with an
-// asynchronous lstat each (thread-pool round trips), and nothing else can run meanwhile that the
-// listing would hold up for long.
+// The walk is synchronous: listing both sides of a cluster of 81,056 files took 0.7 s this way,
+// 5.2 s with an asynchronous lstat each (a thread-pool round trip per file).
 
 import fs from 'node:fs'
 import path from 'node:path'
