@@ -28,8 +28,9 @@ export interface ChunkSink {
   /** The file disappeared from the source while it was being fetched. */
   missing(path: string): Promise<void>
   /**
-   * Optional fast path for a source on this machine: copy the whole file at `absSourcePath` in the
-   * kernel; resolves to the bytes copied. A sink without it gets chunks instead.
+   * Optional fast path for a source on this machine: copy the whole file at `absSourcePath` itself
+   * (target-dir.ts writes only what differs); resolves to the bytes copied. A sink without it gets
+   * chunks instead.
    */
   copyWholeFile?(path: string, absSourcePath: string): Promise<number>
 }

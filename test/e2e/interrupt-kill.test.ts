@@ -85,10 +85,10 @@ async function killEverywhere(t: TestContext, pair: InterruptPair, kind: SourceK
   const missing = expectedPoints(kind).filter((point) => !traced.counts.has(point))
   assert.deepEqual(missing, [], `points a ${kind}-source rewind of this scenario must pass, not in the trace (${counts})`)
   if (kind === 'local') {
-    assert.equal(traced.counts.has('chunk-copy'), false, 'a local source copies whole files in the kernel, not in chunks')
+    assert.equal(traced.counts.has('chunk-copy'), false, 'a local source copies whole files from file to file, not in chunks')
     assert.equal(traced.counts.has('standby-settings-written'), false, 'no -R, no standby settings')
   } else {
-    assert.equal(traced.counts.has('file-copied'), false, 'a server source sends chunks, it copies no file in the kernel')
+    assert.equal(traced.counts.has('file-copied'), false, 'a server source sends chunks, it copies no file from file to file')
   }
 
   const chunkPasses = traced.counts.get('chunk-copy') ?? 0
