@@ -4,14 +4,15 @@
 // written at its offsets, synced, and only then recorded as done in the journal's progress log.
 // File removals are not awaited one by one: they run in the thread pool beside the group's copy
 // and are awaited before the group counts as flushed. Every action is safe to redo
-// (a copy starts from an empty file, a range is written at its offset, a removal of what is gone
-// is nothing), so a rerun redoes whatever was not recorded and gets the same result.
+// (a whole copy leaves the source's bytes and length whatever the file held, a range is written
+// at its offset, a removal of what is gone is nothing), so a rerun redoes whatever was not
+// recorded and gets the same result.
 
 import type { ChunkSink, Source } from '../source/source.js'
 import type { BlockRange } from '../block-map.js'
 import type { Emit } from '../events.js'
 import { faultPoint, type FaultPoint } from './fault.js'
-import type { Plan, PlanEntry } from './plan.js'
+import { isFileRemoval, type Plan, type PlanEntry } from './plan.js'
 import type { TargetDir } from './target-dir.js'
 
 /**
@@ -171,7 +172,7 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
       const copied = (async () => {
         for (const entry of entries) {
           if (opts.deferred?.(entry) === true) continue
-          if (entry.action === 'remove' && entry.target?.type === 'file') {
+          if (isFileRemoval(entry)) {
             removals = removals.then(() => removeFile(entry, target))
             continue
           }

@@ -21,13 +21,18 @@ const ACTION_ORDER: Record<Action, number> = { create: 0, copy: 1, 'copy-tail': 
 /**
  * Execution order: removals of regular files first, then as filemap.h (create before copy),
  * directories and symlinks removed last, children before parents (a tablespace's link after what
- * is under it). A file's removal never depends on another
- * entry (a path changing type is refused), and going first it frees the disk space the copy needs
+ * is under it). A file's removal never depends on another entry (a path changing type is
+ * refused), and going first it frees the disk space the copy needs
  * and runs beside the copy (apply.ts): unlinking a WAL segment costs milliseconds of page-cache work.
  */
 function executionRank(entry: PlanEntry): number {
-  if (entry.action === 'remove') return entry.target?.type === 'file' ? -1 : ACTION_ORDER.remove
+  if (isFileRemoval(entry)) return -1
   return ACTION_ORDER[entry.action]
+}
+
+/** A removal of a regular file: runs first, and beside the copy. */
+export function isFileRemoval(entry: PlanEntry): boolean {
+  return entry.action === 'remove' && entry.target?.type === 'file'
 }
 
 export interface PlanSide {
