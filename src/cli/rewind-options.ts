@@ -44,6 +44,11 @@ export interface RewindArgs {
    * walrewind's default; 'blocks' always compares.
    */
   compare: 'auto' | 'wal' | 'blocks'
+  /**
+   * --patch-blocks=auto|on|off: fetch changed blocks from a running source as patches of the
+   * target's copies (only differing pieces cross the network). 'auto': when blocks are compared.
+   */
+  patchBlocks: 'auto' | 'on' | 'off'
 }
 
 export type ParsedArgs =
@@ -93,6 +98,7 @@ type OptionId =
   | 'require-source-wal'
   | 'replay-from'
   | 'compare'
+  | 'patch-blocks'
 
 interface LongOption {
   readonly name: string
@@ -128,6 +134,7 @@ export const WALREWIND_LONG_OPTIONS: readonly LongOption[] = [
   { name: 'require-source-wal', hasArg: false, id: 'require-source-wal' },
   { name: 'replay-from', hasArg: true, id: 'replay-from' },
   { name: 'compare', hasArg: true, id: 'compare' },
+  { name: 'patch-blocks', hasArg: true, id: 'patch-blocks' },
 ]
 
 export const PG_REWIND_LONG_OPTION_NAMES: readonly string[] = PG_REWIND_LONG_OPTIONS.map((o) => o.name)
@@ -185,6 +192,7 @@ export function parseRewindArgs(argv: readonly string[], programName: 'pg_rewind
       requireSourceWal: false,
       replayFrom: null,
       compare: programName === 'pg_rewind' ? 'wal' : 'auto',
+      patchBlocks: 'auto',
     },
   }
   // Operands in the order getopt's permutation leaves them: pg_rewind only reports the first.
@@ -368,6 +376,11 @@ function applyOption(draft: Draft, id: OptionId, value: string | null, platform:
       if (value !== 'auto' && value !== 'wal' && value !== 'blocks')
         return valueFailure(`invalid value "${value}" for option --compare: auto, wal or blocks`)
       options.compare = value
+      break
+    case 'patch-blocks':
+      if (value !== 'auto' && value !== 'on' && value !== 'off')
+        return valueFailure(`invalid value "${value}" for option --patch-blocks: auto, on or off`)
+      options.patchBlocks = value
       break
     // getopt_long returned '?' or 'V' for --help/--version after the first argument, silently;
     // pg_rewind's default case then prints only the hint.

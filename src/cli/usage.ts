@@ -142,6 +142,10 @@ export function formatUsage(programName: 'pg_rewind' | 'walrewind', pkg: Package
     '                                 comparing them with the source (blocks), or',
     '                                 by comparing when the WAL cannot tell (auto;',
     '                                 the default as walrewind, wal as pg_rewind)',
+    '      --patch-blocks=WHEN        fetch changed blocks from a running source as',
+    "                                 patches of the target's copies, only their",
+    '                                 differing pieces (on, off, or auto: when',
+    '                                 comparing blocks, the default)',
     ...(programName === 'walrewind'
       ? [
           "      --copy-config-files        copy the source's postgresql.conf, pg_hba.conf,",

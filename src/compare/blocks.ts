@@ -8,7 +8,7 @@ import path from 'node:path'
 import { RewindError } from '../errors.js'
 import type { BlockMap } from '../block-map.js'
 import type { BlockDigests, DigestAlgorithm, Source } from '../source/source.js'
-import { blockDigestsOf } from './digest.js'
+import { blockDigestsOf, DIGEST_ALGORITHM } from './digest.js'
 import { type CompareFile, type CompareRange, compareBatches, totalComparedBytes } from './ranges.js'
 import { readExactly, readRange } from './read.js'
 
@@ -127,23 +127,17 @@ export async function findDifferingBlocks(opts: FindDifferingBlocksOptions): Pro
     done(range)
   }
 
-  /**
-   * The source's digests against the target's: the target's batch is read and hashed here (with
-   * the algorithm the source used last) while the source computes its own.
-   */
+  /** The source's digests against the target's: the target's batch is read and hashed here while the source computes its own. */
   const compareDigests = async (worker: Worker, batch: CompareRange[]): Promise<void> => {
     const asked = digestsOf(source, batch, blockSize)
     // Settled even if a target read fails first: no rejection is left unhandled.
     asked.catch(() => {})
-    const guess: DigestAlgorithm = algorithm ?? 'md5'
-    const offsets: number[] = []
     const mine: Buffer[][] = []
     let at = 0
     for (const range of batch) {
       const into = worker.target.subarray(at, at + range.bytes)
       await readExactly(path.join(opts.targetDir, range.file.path), into, range.bytes, range.firstBlock * blockSize)
-      offsets.push(at)
-      mine.push(blockDigestsOf(into, range.bytes, blockSize, guess))
+      mine.push(blockDigestsOf(into, range.bytes, blockSize))
       at += range.bytes
     }
     const theirs = await asked
@@ -153,10 +147,7 @@ export async function findDifferingBlocks(opts: FindDifferingBlocksOptions): Pro
       if (sourceDigests === null || sourceDigests === undefined) {
         vanished.add(range.file.path)
       } else {
-        const targetDigests =
-          theirs.algorithm === guess
-            ? mine[i]!
-            : blockDigestsOf(worker.target.subarray(offsets[i]!), range.bytes, blockSize, theirs.algorithm)
+        const targetDigests = mine[i]!
         for (let b = 0; b < range.count; b++) {
           const d = sourceDigests[b]
           if (d === undefined || !d.equals(targetDigests[b]!)) differs(range, range.firstBlock + b)
@@ -201,7 +192,7 @@ export async function findDifferingBlocks(opts: FindDifferingBlocksOptions): Pro
   }
 }
 
-/** The source's block digests: its own method, else its bytes fetched and hashed here (md5). */
+/** The source's block digests: its own method, else its bytes fetched and hashed here. */
 function digestsOf(source: Source, batch: readonly CompareRange[], blockSize: number): Promise<BlockDigests> {
   if (source.blockDigests) {
     return source.blockDigests(
@@ -240,8 +231,8 @@ async function fetchedDigests(source: Source, batch: readonly CompareRange[], bl
         },
       })
       return {
-        algorithm: 'md5' as const,
-        ranges: got.map((b) => (b.missing ? null : blockDigestsOf(b.data, b.end, blockSize, 'md5'))),
+        algorithm: DIGEST_ALGORITHM,
+        ranges: got.map((b) => (b.missing ? null : blockDigestsOf(b.data, b.end, blockSize))),
       }
     })
   fetching.set(source, mine)

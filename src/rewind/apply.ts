@@ -1,13 +1,16 @@
 // Executes a Plan against the target: the point of no return. Entries run in the Plan's order
 // (removals of files, create, copy, copy-tail, blocks, truncate, removals of directories and links), in groups: a
 // group's file actions are done, its data is queued with the source and fetched in large batches,
-// written at its offsets, synced, and only then recorded as done in the journal's progress log.
+// written at its offsets, synced, and only then recorded as done in the journal's progress log;
+// a group is synced and recorded while the next one is copied.
 // File removals are not awaited one by one: they run in the thread pool beside the group's copy
 // and are awaited before the group counts as flushed. Every action is safe to redo
 // (a whole copy leaves the source's bytes and length whatever the file held, a range is written
 // at its offset, a removal of what is gone is nothing), so a rerun redoes whatever was not
 // recorded and gets the same result.
 
+import { RewindError } from '../errors.js'
+import { PATCH_PIECES, PIECE_DIGEST_LENGTH, pieceDigestsOf } from '../compare/digest.js'
 import type { ChunkSink, Source } from '../source/source.js'
 import type { BlockRange } from '../block-map.js'
 import type { Emit } from '../events.js'
@@ -100,16 +103,28 @@ export interface ApplyOptions {
   readonly emit: Emit
   /** Entries a previous run recorded as done. */
   readonly done: ReadonlySet<number>
-  /** Makes a group's writes durable before it is recorded (null: --no-sync). */
-  readonly syncGroup: (() => Promise<void>) | null
+  /**
+   * Makes a group's writes (the files it touched, TargetDir.takeTouched) durable before it is
+   * recorded (null: --no-sync). It runs while the next group is copied.
+   */
+  readonly syncGroup: ((touched: readonly string[]) => Promise<void>) | null
   /** Records a group as done, durably. */
   readonly recordDone: (indices: readonly number[]) => Promise<void>
   /** Entries left to someone else (finish writes postgresql.auto.conf): recorded done, not run. */
   readonly deferred?: (entry: PlanEntry) => boolean
+  /**
+   * Fetch changed blocks the target holds as patches of its copies, where the source can
+   * (queueBlockPatch): only their differing pieces cross the network, for the source's hashing.
+   */
+  readonly patchBlocks?: boolean
 }
 
 export interface ApplyResult {
+  /** Bytes received from the source. */
   readonly fetchedBytes: number
+  /** Blocks fetched as patches, and their bytes (of which fetchedBytes holds the differing pieces). */
+  readonly patchedBlocks: number
+  readonly patchedBytes: number
 }
 
 /** Which fault point a chunk of `entry` at `offset` passes: a copy-tail's when it reaches past the target's end. */
@@ -122,14 +137,17 @@ function chunkPoint(entry: PlanEntry | undefined, offset: number, length: number
 /** Runs what is left of `plan` with data from `source`, writing only through `target`. */
 export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
   const { plan, source, target, blockSize, emit } = opts
+  const patcher = opts.patchBlocks === true && source.queueBlockPatch ? new BlockPatcher(source, target, blockSize) : null
   let fetchedBytes = 0
+  let doneBytes = 0
+  let patchedBlocks = 0
   let lastReport = 0
   const total = plan.entries.reduce((n, entry, index) => (opts.done.has(index) ? n : n + entry.bytes), 0)
   const report = (final: boolean) => {
     const now = Date.now()
     if (!final && now - lastReport < 1000) return
     lastReport = now
-    emit({ type: 'progress', done: fetchedBytes, total })
+    emit({ type: 'progress', done: doneBytes, total })
   }
 
   let byPath = new Map<string, PlanEntry>()
@@ -144,12 +162,24 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
         }
       }
       fetchedBytes += data.length
+      doneBytes += data.length
       report(false)
       await faultPoint(chunkPoint(entry, offset, data.length))
+    },
+    patch: async (path, _offset, length, pieces) => {
+      for (const [at, bytes] of pieces) {
+        await target.writeAt(path, at, bytes)
+        fetchedBytes += bytes.length
+      }
+      patchedBlocks++
+      doneBytes += length
+      report(false)
+      await faultPoint('chunk-blocks')
     },
     copyWholeFile: async (path, absSource) => {
       const copied = await target.copyFileFrom(path, absSource)
       fetchedBytes += copied
+      doneBytes += copied
       report(false)
       await faultPoint('file-copied')
       return copied
@@ -162,6 +192,10 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
     },
   }
 
+  // The previous group's sync and record, running while this group copies: the disk flushes one
+  // group while the source sends the next. A 3.2 GB copy from a server took 16 s so, 25-31 s when
+  // each group's fsync held the copy up.
+  let previous: Promise<void> | null = null
   try {
     for (const group of groupEntries(plan, opts.done)) {
       const entries = group.map((index) => plan.entries[index]!)
@@ -178,7 +212,7 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
           }
           // A directory is removed once the files in it are gone.
           if (entry.action === 'remove') await removals
-          await startEntry(entry, source, target, blockSize)
+          await startEntry(entry, source, target, blockSize, patcher)
         }
         await source.flush(sink)
       })()
@@ -188,18 +222,32 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
       if (removal.status === 'rejected') throw removal.reason
       await target.closeAll()
       await faultPoint('group-flushed')
-      if (opts.syncGroup !== null) {
-        await opts.syncGroup()
-        await faultPoint('group-synced')
+      if (previous !== null) await previous
+      previous = null
+      if (opts.syncGroup === null) {
+        await opts.recordDone(group)
+        await faultPoint('progress-recorded')
+        continue
       }
-      await opts.recordDone(group)
-      await faultPoint('progress-recorded')
+      const syncGroup = opts.syncGroup
+      const touched = target.takeTouched()
+      previous = (async () => {
+        await syncGroup(touched)
+        await faultPoint('group-synced')
+        await opts.recordDone(group)
+        await faultPoint('progress-recorded')
+      })()
+      // Awaited after the next group's copy, or below; a copy failing first wins.
+      previous.catch(() => {})
     }
+    if (previous !== null) await previous
   } finally {
+    // A failed copy waits for the previous group's sync and record to end, whatever they give.
+    await previous?.catch(() => {})
     await target.closeAll().catch(() => {})
   }
   report(true)
-  return { fetchedBytes }
+  return { fetchedBytes, patchedBlocks, patchedBytes: patchedBlocks * blockSize }
 }
 
 async function removeFile(entry: PlanEntry, target: TargetDir): Promise<void> {
@@ -207,10 +255,63 @@ async function removeFile(entry: PlanEntry, target: TargetDir): Promise<void> {
   await faultPoint('action-remove')
 }
 
+/**
+ * Queues the changed blocks the target holds whole (below both sides' sizes) as patches of its
+ * copies: reads them here and hashes their pieces.
+ */
+class BlockPatcher {
+  private readonly buffer: Buffer
+
+  constructor(
+    private readonly source: Source,
+    private readonly target: TargetDir,
+    private readonly blockSize: number,
+  ) {
+    this.buffer = Buffer.allocUnsafe(PATCH_READ_BLOCKS * blockSize)
+  }
+
+  /** Queues what it can of `entry`'s blocks; returns the runs left to fetch whole. */
+  queue(entry: PlanEntry): readonly BlockRange[] {
+    const whole = Math.floor(Math.min(entry.target?.size ?? 0, entry.source?.size ?? 0) / this.blockSize)
+    if (whole === 0 || entry.target?.type !== 'file') return entry.blocks
+    const rest: BlockRange[] = []
+    for (const [start, count] of entry.blocks) {
+      const end = Math.min(start + count, whole)
+      for (let at = start; at < end; at += PATCH_READ_BLOCKS) {
+        const n = Math.min(PATCH_READ_BLOCKS, end - at)
+        const got = this.target.readAt(entry.path, at * this.blockSize, this.buffer.subarray(0, n * this.blockSize))
+        if (got !== n * this.blockSize)
+          throw new RewindError(
+            'FILE_IO',
+            `could not read block ${at} of target file "${entry.path}": read ${got} of ${n * this.blockSize} bytes`,
+            { path: entry.path },
+          )
+        const digests = Buffer.allocUnsafe(n * PATCH_PIECES * PIECE_DIGEST_LENGTH)
+        for (let i = 0; i < n; i++) {
+          const at2 = i * PATCH_PIECES * PIECE_DIGEST_LENGTH
+          pieceDigestsOf(this.buffer.subarray(i * this.blockSize, (i + 1) * this.blockSize), digests, at2)
+          this.source.queueBlockPatch!(entry.path, at + i, this.blockSize, digests.subarray(at2, at2 + PATCH_PIECES * PIECE_DIGEST_LENGTH))
+        }
+      }
+      if (start + count > end) rest.push([Math.max(start, end), start + count - Math.max(start, end)])
+    }
+    return rest
+  }
+}
+
+/** Blocks a patcher reads of the target at a time. */
+const PATCH_READ_BLOCKS = 128
+
 /** Does an entry's file action and queues the data it needs. */
-async function startEntry(entry: PlanEntry, source: Source, target: TargetDir, blockSize: number): Promise<void> {
-  for (const [start, count] of coalesce(entry.blocks, maxGapBlocks(source)))
-    source.queueRange(entry.path, start * blockSize, count * blockSize)
+async function startEntry(
+  entry: PlanEntry,
+  source: Source,
+  target: TargetDir,
+  blockSize: number,
+  patcher: BlockPatcher | null,
+): Promise<void> {
+  const whole = patcher !== null && entry.blocks.length > 0 ? patcher.queue(entry) : entry.blocks
+  for (const [start, count] of coalesce(whole, maxGapBlocks(source))) source.queueRange(entry.path, start * blockSize, count * blockSize)
   switch (entry.action) {
     case 'none':
       return

@@ -70,6 +70,11 @@ export interface Plan {
    * (restore_command); streaming from the source cannot give them.
    */
   readonly sourceWalMissing: readonly string[]
+  /**
+   * Changed blocks the target holds are fetched as patches of its copies (apply.ts): only their
+   * differing pieces cross the network. Absent: fetched whole.
+   */
+  readonly patchBlocks?: boolean
 }
 
 /**

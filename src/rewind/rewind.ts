@@ -47,7 +47,7 @@ import {
 import { plan as makePlan, type Plan, type PlanReplay, type ReplayFrom } from './plan.js'
 import { chooseReplayStart } from './replay-start.js'
 import { BlockMap } from '../block-map.js'
-import { compareRelationFiles, hintBitsInWal, type CompareMode } from './compare-blocks.js'
+import { cheaperToCompare, compareRelationFiles, hintBitsInWal, relationDataBytes, type CompareMode } from './compare-blocks.js'
 import type { LastCheckpoint } from './diverge.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
 import { checkFreeSpace, checkWritable } from './preflight.js'
@@ -86,6 +86,13 @@ export interface RewindOptions {
   /** Refuse (SOURCE_WAL_MISSING) instead of warning when the source no longer has WAL the rewound node needs. */
   readonly requireSourceWal?: boolean
   /**
+   * Fetch the changed blocks the target holds as patches of its copies (a running source): only
+   * their differing pieces cross the network, for the source's hashing of them. Default: when
+   * blocks are compared with a source across a network (not a Unix socket nor loopback), where the
+   * network is what the comparison spares.
+   */
+  readonly patchBlocks?: boolean
+  /**
    * Where replay on the rewound node starts (replay-start.ts): 'source-checkpoint' (default: blocks
    * changed on either side copied) or 'last-common-checkpoint' (pg_rewind's algorithm).
    */
@@ -122,6 +129,8 @@ export interface RewindResult {
   readonly plan?: Plan
   readonly walRecordsScanned?: number
   readonly fetchedBytes?: number
+  /** Changed blocks fetched as patches (--patch-blocks): only their differing pieces were fetched. */
+  readonly patchedBlocks?: number
   readonly millis: number
 }
 
@@ -287,6 +296,9 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     const scan = targetScan ?? { changedBlocks: new BlockMap(), records: 0, walBytes: 0 }
     mark(`listing and scanning ${scan.records} WAL records (checked by: ${walScanMethod})`)
     const sourceWalEnd = await source.walEnd(sourceControl)
+    if (compareReason === null && compareMode === 'auto' && source.running && options.replayFrom !== 'last-common-checkpoint') {
+      compareReason = cheaperToCompare(Number(sourceWalEnd.lsn - divergence.lsn), relationDataBytes(sourceFiles, profile))
+    }
     if (compareReason !== null && options.replayFrom === 'last-common-checkpoint') {
       throw new RewindError(
         'USAGE',
@@ -345,7 +357,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       replay.from === 'last-common-checkpoint'
         ? replayWalOfTarget(checkpoint.redo, divergence.lsn, segSize, targetWalReader.tliOf)
         : new Set<string>()
-    const thePlan = makePlan({
+    const planned = makePlan({
       sourceWalEnd: sourceWalEnd.lsn,
       sourceHistory,
       profile,
@@ -365,6 +377,8 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       keepTargetConfig: !(options.copyConfigFiles ?? false),
       debug: (message) => emit({ type: 'debug', message }),
     })
+    const patchBlocks = source.queueBlockPatch !== undefined && (options.patchBlocks ?? (compareReason !== null && source.overNetwork))
+    const thePlan: Plan = patchBlocks ? { ...planned, patchBlocks } : planned
     reportPlan(thePlan, sourceWalEnd.lsn, emit, options.requireSourceWal ?? false)
     mark('planning')
     const summary = {
@@ -416,7 +430,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       emit,
       mark,
     })
-    return { outcome: 'rewound', ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
+    return { outcome: 'rewound', ...summary, ...applied, millis: Date.now() - started }
   } finally {
     await wal?.close()
     await source.close()
@@ -457,7 +471,7 @@ interface JournaledRun {
  * Everything after the journal: the target's pg_control off its path, the plan's entries not yet
  * done, and the finish. The same for a first run and for a resumed one.
  */
-async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }> {
+async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number; patchedBlocks?: number }> {
   const { journal, target, source, options, emit } = run
   const sync = options.sync ?? true
   const syncMethod = options.syncMethod ?? 'fsync'
@@ -477,11 +491,18 @@ async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }
       blockSize: controlFileOf(journal).blcksz,
       emit,
       done: run.done,
-      syncGroup: sync ? () => target.sync(syncMethod) : null,
+      syncGroup: sync ? (touched) => target.syncPaths(touched, syncMethod) : null,
       recordDone: (indices) => recordProgress(target, indices, sync),
       // Copied at the end instead: emptied for the copy, it would lose the marker until then.
       deferred: (entry) => entry.path === AUTO_CONF && entry.action === 'copy',
+      patchBlocks: journal.plan.patchBlocks === true,
     })
+    if (applied.patchedBlocks > 0) {
+      emit({
+        type: 'debug',
+        message: `${applied.patchedBlocks} blocks fetched as patches (${applied.patchedBytes} bytes): their differing pieces crossed the network`,
+      })
+    }
     run.mark(`copying ${applied.fetchedBytes} bytes`)
     const copyAutoConf = journal.plan.entries.some((entry) => entry.path === AUTO_CONF && entry.action === 'copy')
     const finished = await finishRewind({
@@ -498,7 +519,10 @@ async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number }
     })
     run.mark('finishing (control file, sync)')
     emit({ type: 'info', message: 'Done!' })
-    return { fetchedBytes: applied.fetchedBytes + finished.catchUpBytes }
+    return {
+      fetchedBytes: applied.fetchedBytes + finished.catchUpBytes,
+      ...(journal.plan.patchBlocks === true ? { patchedBlocks: applied.patchedBlocks } : {}),
+    }
   })
 }
 
@@ -609,7 +633,7 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
         emit,
         mark: (stage) => emit({ type: 'debug', message: stage }),
       })
-      return { outcome: 'rewound' as const, ...summary, fetchedBytes: applied.fetchedBytes, millis: Date.now() - started }
+      return { outcome: 'rewound' as const, ...summary, ...applied, millis: Date.now() - started }
     })
   } finally {
     await source.close()

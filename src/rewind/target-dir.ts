@@ -133,6 +133,23 @@ export class TargetDir {
     this.touched.add(rel)
   }
 
+  /** Reads `rel` from `offset` into `into`, as much as the file holds; the bytes read. Not for a file readied for a copy. */
+  readAt(rel: string, offset: number, into: Buffer): number {
+    const fd = this.fdFor(rel, false)
+    let done = 0
+    while (done < into.length) {
+      let n: number
+      try {
+        n = fsSync.readSync(fd, into, done, into.length - done, offset + done)
+      } catch (err) {
+        throw ioError('could not read file', this.abs(rel), err)
+      }
+      if (n === 0) break
+      done += n
+    }
+    return done
+  }
+
   async writeAt(rel: string, offset: number, data: Buffer): Promise<void> {
     const fd = this.fdFor(rel, this.emptyBeforeWrite.has(rel))
     this.emptyIfPending(fd, rel)
@@ -370,9 +387,26 @@ export class TargetDir {
    */
   async sync(method: 'fsync' | 'syncfs', opts: { jobs?: number; onFile?: () => Promise<void> } = {}): Promise<void> {
     await this.closeAll()
-    const jobs = opts.jobs ?? 8
+    await this.syncPaths(this.takeTouched(), method, opts)
+  }
+
+  /** The files written since the last call (or sync), forgotten here: syncPaths makes them durable. */
+  takeTouched(): string[] {
     const touched = [...this.touched]
     this.touched.clear()
+    return touched
+  }
+
+  /**
+   * Makes `touched` (from takeTouched) and their directories durable. Writes may go on meanwhile
+   * (apply syncs a group while it copies the next one): what they touch is left to a later call.
+   */
+  async syncPaths(
+    touched: readonly string[],
+    method: 'fsync' | 'syncfs',
+    opts: { jobs?: number; onFile?: () => Promise<void> } = {},
+  ): Promise<void> {
+    const jobs = opts.jobs ?? 8
     if (method === 'syncfs') {
       const roots = new Set<string>([this.root])
       for (const rel of touched) {

@@ -9,7 +9,7 @@
 import fs from 'node:fs/promises'
 import fsSync from 'node:fs'
 import path from 'node:path'
-import { blockDigestsOf } from '../compare/digest.js'
+import { blockDigestsOf, DIGEST_ALGORITHM } from '../compare/digest.js'
 import { readRange } from '../compare/read.js'
 import { RewindError } from '../errors.js'
 import type { ControlFile } from '../pg/control.js'
@@ -27,6 +27,7 @@ interface QueuedFile {
 export class LocalSource implements Source {
   readonly kind = 'local' as const
   readonly running = false
+  readonly overNetwork = false
   readonly description: string
   private queue = new Map<string, QueuedFile>()
 
@@ -208,15 +209,15 @@ export class LocalSource implements Source {
     await sink.chunk(rel, offset, buf)
   }
 
-  /** md5 of each block, read here (the comparison reads a directory source directly instead). */
+  /** The digest of each block, read here (the comparison reads a directory source directly instead). */
   async blockDigests(ranges: readonly BlockDigestRange[], blockSize: number): Promise<BlockDigests> {
     const out: Array<Buffer[] | null> = []
     for (const range of ranges) {
       const buf = Buffer.allocUnsafe(range.count * blockSize)
       const got = await readRange(path.join(this.root, range.path), buf, buf.length, range.firstBlock * blockSize)
-      out.push(got === null ? null : blockDigestsOf(buf, got, blockSize, 'md5'))
+      out.push(got === null ? null : blockDigestsOf(buf, got, blockSize))
     }
-    return { algorithm: 'md5', ranges: out }
+    return { algorithm: DIGEST_ALGORITHM, ranges: out }
   }
 
   async walEnd(sourceControl: ControlFile): Promise<SourceWalEnd> {

@@ -1,26 +1,23 @@
 // Block digests computed by a running source (src/compare): each range read with
 // pg_read_binary_file(text, bigint, bigint, boolean), one of the four functions a rewind role is
-// granted, cut into blocks in SQL, each block hashed, the digests of a range returned as one
-// bytea. So a comparison moves 16 bytes per 8 kB block over the network, not the block.
+// granted, cut into blocks in SQL, each block hashed with sha256(), the digests of a range returned as one
+// bytea. So a comparison moves 32 bytes per 8 kB block over the network, not the block.
 
-import { digestLength } from '../compare/digest.js'
+import { DIGEST_LENGTH } from '../compare/digest.js'
 import { RewindError } from '../errors.js'
 import { formatTextArray } from './server-fetch.js'
 import type { RawField } from './server-wire.js'
-import type { BlockDigestRange, DigestAlgorithm } from './source.js'
+import type { BlockDigestRange } from './source.js'
 
 /** Bytes a digest query may read on the server, at most (the comparison asks for about this much). */
 export const MAX_DIGEST_BYTES_PER_QUERY = 64 * 1024 * 1024
 
 /**
  * One row per range, in the order asked: (path, digests), digests NULL for a file that is not
- * there, empty past its end. $4 is the block size. md5(bytea) gives hex text, sha256(bytea) bytes.
+ * there, empty past its end. $4 is the block size.
  */
-export function blockDigestsSql(algorithm: DigestAlgorithm): string {
-  const digests =
-    algorithm === 'md5'
-      ? "decode(string_agg(md5(substr(x.d, b * $4::int4 + 1, $4::int4)), '' ORDER BY b), 'hex')"
-      : "string_agg(sha256(substr(x.d, b * $4::int4 + 1, $4::int4)), ''::bytea ORDER BY b)"
+export function blockDigestsSql(): string {
+  const digests = "string_agg(sha256(substr(x.d, b * $4::int4 + 1, $4::int4)), ''::bytea ORDER BY b)"
   return (
     'SELECT x.path, CASE WHEN x.d IS NULL THEN NULL ELSE coalesce(\n' +
     `  (SELECT ${digests} FROM generate_series(0, (length(x.d) + $4::int4 - 1) / $4::int4 - 1) AS b), ''::bytea) END\n` +
@@ -52,7 +49,7 @@ function digestError(message: string, path: string): RewindError {
 }
 
 /** One row of the digest statement, checked against the range asked for: its block digests, or null. */
-export function decodeDigestRow(fields: readonly RawField[], want: BlockDigestRange, algorithm: DigestAlgorithm): Buffer[] | null {
+export function decodeDigestRow(fields: readonly RawField[], want: BlockDigestRange): Buffer[] | null {
   if (fields.length !== 2) throw digestError('unexpected result set size while computing block digests', want.path)
   const [pathField, digestField] = fields
   const got = Buffer.isBuffer(pathField) ? pathField.toString('utf8') : pathField
@@ -62,20 +59,11 @@ export function decodeDigestRow(fields: readonly RawField[], want: BlockDigestRa
   if (Buffer.isBuffer(digestField)) bytes = digestField
   else if (/^\\x(?:[0-9a-fA-F]{2})*$/.test(digestField)) bytes = Buffer.from(digestField.slice(2), 'hex')
   else throw digestError(`unexpected result format while computing block digests of file "${want.path}"`, want.path)
-  const size = digestLength(algorithm)
+  const size = DIGEST_LENGTH
   if (bytes.length % size !== 0 || bytes.length / size > want.count) {
     throw digestError(`received ${bytes.length} bytes of block digests for ${want.count} blocks of file "${want.path}"`, want.path)
   }
   const digests: Buffer[] = []
   for (let at = 0; at < bytes.length; at += size) digests.push(bytes.subarray(at, at + size))
   return digests
-}
-
-/**
- * A server error saying md5() cannot run (a FIPS build refuses MD5): then sha256() is used. Not a
- * missing privilege (42501), which names pg_read_binary_file.
- */
-export function isMd5Unavailable(err: unknown): boolean {
-  const e = err as { severity?: unknown; code?: unknown; message?: unknown } | null
-  return typeof e?.severity === 'string' && e.code !== '42501' && /md5|fips/i.test(String(e.message))
 }

@@ -65,6 +65,12 @@ function connectFailure(endpoint: ResolvedEndpoint, err: unknown): string {
   return `${where}: ${why}`
 }
 
+/** A peer address that is neither absent (a Unix-domain socket) nor loopback (127.0.0.0/8, ::1). */
+export function isNetworkAddress(address: string | undefined): boolean {
+  if (address === undefined || address === '') return false
+  return !/^(127\.|::1$|::ffff:127\.)/i.test(address)
+}
+
 /** One session on the source server. */
 export class SourceConnection {
   /** Set by the source's watchdog when the server stayed silent past the timeout. */
@@ -90,6 +96,11 @@ export class SourceConnection {
 
   get description(): string {
     return this.endpoint.description
+  }
+
+  /** Whether the server is reached over a network: not through a Unix-domain socket nor a loopback address. */
+  get overNetwork(): boolean {
+    return isNetworkAddress((this.wire.stream as { remoteAddress?: string }).remoteAddress)
   }
 
   /** ms since the server last sent anything while we wait on it; null when we are not waiting. */

@@ -132,8 +132,8 @@ export interface StreamingQueryOptions {
   /** Prepared statement name; parsed once per connection. */
   readonly name?: string
   readonly text: string
-  /** Parameters in text format. */
-  readonly values: readonly string[]
+  /** Parameters: strings in text format, Buffers in binary format (for a bytea, its bytes). */
+  readonly values: ReadonlyArray<string | Buffer>
   /** Ask for all result columns in binary format. */
   readonly binary: boolean
   /** Checks the result's columns before any row; throw to refuse the result. */

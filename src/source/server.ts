@@ -26,9 +26,11 @@ import {
 } from './server-fetch.js'
 import { connectAnother, connectFirst, isTooManyConnections, sourceError, type SourceConnection } from './server-session.js'
 import { isSafeRelativePath } from './path-policy.js'
-import { blockDigestParameters, blockDigestsSql, decodeDigestRow, isMd5Unavailable } from './server-digest.js'
+import { blockDigestParameters, blockDigestsSql, decodeDigestRow } from './server-digest.js'
+import { DIGEST_ALGORITHM } from '../compare/digest.js'
+import { BLOCK_PATCH_SQL, blockPatchParameters, decodePatchRow, PATCH_BLOCKS_PER_QUERY, type PatchRequest } from './server-patch.js'
 import { binaryRowsSupported, StreamingQuery, type RawField } from './server-wire.js'
-import type { BlockDigestRange, BlockDigests, ChunkSink, DigestAlgorithm, FileEntry, Source, SourceWalEnd } from './source.js'
+import type { BlockDigestRange, BlockDigests, ChunkSink, FileEntry, Source, SourceWalEnd } from './source.js'
 
 export interface ServerSourceOptions {
   /** Where PG* variables, HOME and PGPASSFILE come from. */
@@ -109,6 +111,7 @@ export class ServerSource implements Source {
   serverVersionNum = 0
   private readonly conns: SourceConnection[]
   private readonly queue = new FetchQueue()
+  private patches: PatchRequest[] = []
   private readonly jobs: number
   private readonly timeoutMs: number
   private readonly emit: Emit
@@ -116,8 +119,6 @@ export class ServerSource implements Source {
   private failure: RewindError | null = null
   private extraOpened = false
   private closed = false
-  /** Block digests: md5 until the server refuses it. */
-  private digestAlgorithm: DigestAlgorithm = 'md5'
   /** The connections block digests are computed on, each lent to one query at a time. */
   private digestPool: Promise<void> | null = null
   private readonly idle: SourceConnection[] = []
@@ -330,18 +331,29 @@ export class ServerSource implements Source {
     this.queue.addFile(file, expectedSize)
   }
 
+  get overNetwork(): boolean {
+    return this.conns[0]?.overNetwork ?? false
+  }
+
+  queueBlockPatch(file: string, block: number, blockSize: number, pieceDigests: Buffer): void {
+    // Patches are decoded from binary rows only; without them the block comes whole.
+    if (!binaryRowsSupported) this.queue.addRange(file, block * blockSize, blockSize)
+    else this.patches.push({ path: file, block, blockSize, digests: pieceDigests })
+  }
+
   async flush(sink: ChunkSink): Promise<void> {
     this.check()
-    if (this.queue.isEmpty) return
+    if (this.queue.isEmpty && this.patches.length === 0) return
     await this.openExtraConnections()
-    const batches = this.queue.takeBatches()
+    const batches = this.takeBatches()
     const missing = new Set<string>()
     const worker = async (conn: SourceConnection) => {
       for (;;) {
         if (this.failure !== null) return
         const next = batches.next()
         if (next.done === true) return
-        await this.fetchBatch(conn, next.value, sink, missing)
+        if (next.value.kind === 'chunks') await this.fetchBatch(conn, next.value.batch, sink, missing)
+        else await this.fetchPatches(conn, next.value.batch, sink, missing)
       }
     }
     const results = await Promise.allSettled(this.conns.map(worker))
@@ -349,6 +361,16 @@ export class ServerSource implements Source {
     const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (rejected !== undefined)
       throw this.fail(rejected.reason instanceof RewindError ? rejected.reason : new RewindError('INTERNAL', String(rejected.reason)))
+  }
+
+  /** What is queued, as batches for the fetch workers: chunks first, then block patches. */
+  private *takeBatches(): Generator<{ kind: 'chunks'; batch: ChunkRequest[] } | { kind: 'patches'; batch: PatchRequest[] }> {
+    for (const batch of this.queue.takeBatches()) yield { kind: 'chunks', batch }
+    const patches = this.patches
+    this.patches = []
+    for (let at = 0; at < patches.length; at += PATCH_BLOCKS_PER_QUERY) {
+      yield { kind: 'patches', batch: patches.slice(at, at + PATCH_BLOCKS_PER_QUERY) }
+    }
   }
 
   /** Up to `jobs` connections, same server and settings; a server short of slots gives fewer. */
@@ -423,13 +445,48 @@ export class ServerSource implements Source {
     if (received !== batch.length) throw this.fail(new RewindError('SOURCE_QUERY', 'unexpected number of data chunks received'))
   }
 
+  private async fetchPatches(conn: SourceConnection, batch: PatchRequest[], sink: ChunkSink, missing: Set<string>): Promise<void> {
+    this.emit({ type: 'debug', message: `getting patches of ${batch.length} blocks` })
+    let received = 0
+    const q = new StreamingQuery({
+      name: 'block_patches',
+      text: BLOCK_PATCH_SQL,
+      values: blockPatchParameters(batch),
+      binary: true,
+      onRow: async (fields) => {
+        const want = batch[received]
+        if (want === undefined) throw new RewindError('SOURCE_QUERY', 'received more block patches than requested')
+        received++
+        const got = decodePatchRow(fields, want)
+        const offset = want.block * want.blockSize
+        if (got.kind === 'missing') {
+          if (missing.has(want.path)) return
+          missing.add(want.path)
+          await sink.missing(want.path)
+        } else if (got.kind === 'short') {
+          await sink.chunk(want.path, offset, got.data)
+        } else if (sink.patch) {
+          await sink.patch(want.path, offset, want.blockSize, got.pieces)
+        } else {
+          for (const [at, bytes] of got.pieces) await sink.chunk(want.path, at, bytes)
+        }
+      },
+    })
+    try {
+      await conn.stream(q)
+    } catch (err) {
+      throw this.fail(sourceError('unexpected result while fetching block patches', err, conn, this.timeoutMs))
+    }
+    if (received !== batch.length) throw this.fail(new RewindError('SOURCE_QUERY', 'unexpected number of block patches received'))
+  }
+
   /**
    * Digests of block ranges, one query per call on a connection of its own: calls made at once
    * run on up to `jobs` connections (opened as for a flush), the others wait for one.
    */
   async blockDigests(ranges: readonly BlockDigestRange[], blockSize: number): Promise<BlockDigests> {
     this.check()
-    if (ranges.length === 0) return { algorithm: this.digestAlgorithm, ranges: [] }
+    if (ranges.length === 0) return { algorithm: DIGEST_ALGORITHM, ranges: [] }
     const values = blockDigestParameters(ranges, blockSize)
     this.digestPool ??= this.openExtraConnections().then(() => {
       this.idle.push(...this.conns)
@@ -438,22 +495,9 @@ export class ServerSource implements Source {
     const conn = await this.lease()
     try {
       this.check()
-      for (;;) {
-        const algorithm = this.digestAlgorithm
-        try {
-          return { algorithm, ranges: await this.queryDigests(conn, ranges, values, algorithm) }
-        } catch (err) {
-          if (algorithm === 'md5' && isMd5Unavailable(err) && !conn.timedOut) {
-            this.emit({
-              type: 'debug',
-              message: `md5() refused by the source server (${(err as Error).message}): block digests with sha256()`,
-            })
-            this.digestAlgorithm = 'sha256'
-            continue
-          }
-          throw this.fail(sourceError('could not compute block digests on the source server', err, conn, this.timeoutMs))
-        }
-      }
+      return { algorithm: DIGEST_ALGORITHM, ranges: await this.queryDigests(conn, ranges, values) }
+    } catch (err) {
+      throw this.fail(sourceError('could not compute block digests on the source server', err, conn, this.timeoutMs))
     } finally {
       this.release(conn)
     }
@@ -463,18 +507,17 @@ export class ServerSource implements Source {
     conn: SourceConnection,
     ranges: readonly BlockDigestRange[],
     values: string[],
-    algorithm: DigestAlgorithm,
   ): Promise<Array<Buffer[] | null>> {
     const out: Array<Buffer[] | null> = []
     const q = new StreamingQuery({
-      name: `block_digests_${algorithm}`,
-      text: blockDigestsSql(algorithm),
+      name: 'block_digests',
+      text: blockDigestsSql(),
       values,
       binary: binaryRowsSupported,
       onRow: (fields) => {
         const want = ranges[out.length]
         if (want === undefined) throw new RewindError('SOURCE_QUERY', 'received more block digests than requested')
-        out.push(decodeDigestRow(fields, want, algorithm))
+        out.push(decodeDigestRow(fields, want))
       },
     })
     await conn.stream(q)

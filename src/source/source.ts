@@ -33,6 +33,12 @@ export interface ChunkSink {
    * chunks instead.
    */
   copyWholeFile?(path: string, absSourcePath: string): Promise<number>
+  /**
+   * A block queued with queueBlockPatch, made the source's by writing `pieces` ([offset, bytes],
+   * absolute) over the target's copy of [offset, offset + length); `pieces` may be empty (the
+   * block was equal). A sink without it gets each piece as a chunk.
+   */
+  patch?(path: string, offset: number, length: number, pieces: ReadonlyArray<readonly [number, Buffer]>): Promise<void>
 }
 
 /** Where the source's WAL ends now, for the new pg_control's minRecoveryPoint. */
@@ -41,8 +47,11 @@ export interface SourceWalEnd {
   readonly tli: number
 }
 
-/** How block digests are computed: md5 where the server allows it, else sha256 (md5 disabled, FIPS). */
-export type DigestAlgorithm = 'md5' | 'sha256'
+/**
+ * How block digests are computed: SHA-256, which every supported server has in SQL, FIPS builds
+ * included, and which CPUs with SHA extensions hash about twice as fast as MD5.
+ */
+export type DigestAlgorithm = 'sha256'
 
 /** Blocks [firstBlock, firstBlock + count) of one file, whose digests are asked for. */
 export interface BlockDigestRange {
@@ -71,6 +80,8 @@ export interface Source {
   readonly running: boolean
   /** For messages: the directory, or the server as host:port. */
   readonly description: string
+  /** Whether what is fetched crosses a network: not for a directory, a Unix socket or a loopback address. */
+  readonly overNetwork: boolean
   /** The data directory, when the source is a stopped one on this machine: its WAL is read in place. */
   readonly localDataDir?: string
   /** Every file, directory and symlink of the data directory, following pg_wal and tablespaces. */
@@ -85,6 +96,13 @@ export interface Source {
   queueRange(path: string, offset: number, length: number): void
   /** Queue a whole file, listed with `expectedSize` bytes; copies what the file holds at fetch time. */
   queueFile(path: string, expectedSize: number): void
+  /**
+   * Optional: queue block `block` of `path` to be fetched as a patch of the target's copy.
+   * `pieceDigests` are the digests of that copy's pieces (compare/digest.ts pieceDigestsOf); only
+   * the pieces whose digest differs cross the network, to sink.patch. A block the source holds
+   * shorter comes as a chunk of what it holds; a file it no longer has, to sink.missing.
+   */
+  queueBlockPatch?(path: string, block: number, blockSize: number, pieceDigests: Buffer): void
   /** Fetch everything queued, delivering it to `sink`; resolves when all of it was delivered. */
   flush(sink: ChunkSink): Promise<void>
   /**

@@ -75,10 +75,16 @@ async function rewindByComparing(kit: Kit, pair: Diverged, mode: Mode, opts: { r
   assert.match(run.stderr, /comparing the blocks of every relation file with the source: /)
   assert.match(run.stderr, opts.removeTargetWal ? /the target no longer has the WAL it needs/ : /without data checksums and wal_log_hints/)
   assert.match(run.stderr, /\d+\/\d+ MB compared \(100%\), \d+ MB to copy, \d+ MB\/s/)
-  const out = JSON.parse(run.stdout) as { compare?: { method: string; differingBlocks: number }; replay: { from: string } }
+  const out = JSON.parse(run.stdout) as {
+    compare?: { method: string; differingBlocks: number }
+    replay: { from: string }
+    patchedBlocks?: number
+  }
   assert.equal(out.replay.from, 'source-checkpoint')
   assert.equal(out.compare?.method, mode === 'remote' ? 'digests' : 'bytes')
   assert.ok((out.compare?.differingBlocks ?? 0) > 0, JSON.stringify(out.compare))
+  // Patches are the default only across a network, not over the loopback.
+  assert.equal(out.patchedBlocks, undefined)
   await startAsStandbyAndCompare(pair.primary, pair.standby, mode)
   await pair.primary.stop('fast')
   await pair.standby.stop('fast')
@@ -111,3 +117,45 @@ for (const major of majorsUnderTest()) {
     })
   })
 }
+
+// A long split: the running source wrote more WAL since the fork than half its relation data (and
+// over a GB), so comparing moves less than reading that WAL would; with checksums, and the WAL
+// whole on both sides, --compare=auto compares anyway. The differing blocks come as patches
+// (--patch-blocks=on; auto would not over the loopback): only their differing pieces cross.
+const newest = majorsUnderTest().at(-1)!
+describe(`PostgreSQL ${newest}: compared because the source wrote more WAL than its data`, () => {
+  test('running source, 1 GB of WAL since the fork against 30 MB of data: compared, patched, verified', async () => {
+    await withKit(`rewind-compare-longsplit-${newest}`, async (kit) => {
+      const { primary, standby } = await forkedPair(kit, newest, {
+        init: { checksums: true },
+        beforeStandby: async (p) => {
+          await sql(p, 'CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g')
+        },
+        afterPromotion: async (p, s) => {
+          await sql(p, "UPDATE t SET v = 'old primary' WHERE id % 11 = 0")
+          await sql(s, "UPDATE t SET v = 'new primary' WHERE id % 7 = 0")
+          // 16 MB of LSN a switch: 70 of them after a row each, about 1.1 GB.
+          for (let i = 0; i < 70; i++) await sql(s, `INSERT INTO t VALUES (${100000 + i}, 'switch ${i}'); SELECT pg_switch_wal()`)
+        },
+      })
+      const run = await runRewind(kit, primary, standby, 'remote', ['--json', '--patch-blocks=on'], { crash: false })
+      assertRewindOk(run)
+      assert.match(
+        run.stderr,
+        /comparing the blocks of every relation file with the source: the source wrote \d+ MB of WAL since the fork, more than half its \d+ MB of relation data/,
+      )
+      const out = JSON.parse(run.stdout) as {
+        compare?: { method: string; differingBlocks: number }
+        replay: { from: string }
+        patchedBlocks?: number
+      }
+      assert.equal(out.replay.from, 'source-checkpoint')
+      assert.equal(out.compare?.method, 'digests')
+      assert.ok((out.compare?.differingBlocks ?? 0) > 0, JSON.stringify(out.compare))
+      assert.ok((out.patchedBlocks ?? 0) > 0, `patchedBlocks: ${out.patchedBlocks}`)
+      await startAsStandbyAndCompare(primary, standby, 'remote')
+      await primary.stop('fast')
+      await standby.stop('fast')
+    })
+  })
+})

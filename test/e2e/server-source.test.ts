@@ -10,6 +10,7 @@ import path from 'node:path'
 import { after, before, beforeEach, describe, it, type TestContext } from 'node:test'
 import { isRewindError, type RewindError } from '../../src/errors.js'
 import { decodeControlFile } from '../../src/pg/control.js'
+import { PATCH_PIECES, PIECE_DIGEST_LENGTH, pieceDigestsOf } from '../../src/compare/digest.js'
 import { openServerSource, type ServerSource } from '../../src/source/server.js'
 import { decodeChunkRow, fetchParameters, FetchQueue, MAX_CHUNK_SIZE } from '../../src/source/server-fetch.js'
 import type { ChunkSink, FileEntry } from '../../src/source/source.js'
@@ -374,6 +375,72 @@ for (const major of majorsUnderTest()) {
         await source.flush(d.sink)
         assert.deepEqual(d.missing, [gone])
         assert.equal(d.chunks.size, 0)
+      } finally {
+        await source.close()
+      }
+    })
+
+    it('fetches blocks as patches: only the pieces whose digest differs from the given ones', async () => {
+      const source = await open(primary)
+      try {
+        const big = await primary.queryValue<string>("SELECT pg_relation_filepath('big')")
+        const onDisk = fs.readFileSync(path.join(primary.dataDir, big))
+        const B = 8192
+        const piece = B / PATCH_PIECES
+        const sourceBlock = (n: number) => onDisk.subarray(n * B, (n + 1) * B)
+        // The target's copies: 0 equal, 1 one byte off in piece 3, 2 off in pieces 0 and 1, 3 all off.
+        const targets = new Map<number, Buffer>([0, 1, 2, 3].map((n) => [n, Buffer.from(sourceBlock(n))]))
+        targets.get(1)![3 * piece + 17]! ^= 0xff
+        targets.get(2)![5]! ^= 1
+        targets.get(2)![piece + 9]! ^= 1
+        for (let i = 0; i < B; i++) targets.get(3)![i] = ~targets.get(3)![i]! & 0xff
+        const digests = (block: Buffer) => {
+          const out = Buffer.alloc(PATCH_PIECES * PIECE_DIGEST_LENGTH)
+          pieceDigestsOf(block, out, 0)
+          return out
+        }
+        for (const [n, block] of targets) source.queueBlockPatch(big, n, B, digests(block))
+        const pastEnd = Math.ceil(onDisk.length / B)
+        source.queueBlockPatch(big, pastEnd, B, digests(Buffer.alloc(B)))
+        source.queueBlockPatch('tst_no_such_file', 0, B, digests(Buffer.alloc(B)))
+        source.queueRange('global/pg_filenode.map', 0, 512)
+
+        const patches = new Map<number, Array<readonly [number, Buffer]>>()
+        const chunks: Array<[string, number, Buffer]> = []
+        const missing: string[] = []
+        await source.flush({
+          chunk: async (p, offset, data) => {
+            chunks.push([p, offset, Buffer.from(data)])
+          },
+          missing: async (p) => {
+            missing.push(p)
+          },
+          patch: async (p, offset, length, pieces) => {
+            assert.equal(p, big)
+            assert.equal(length, B)
+            patches.set(
+              offset / B,
+              pieces.map(([at, bytes]) => [at, Buffer.from(bytes)] as const),
+            )
+          },
+        })
+        assert.deepEqual(missing, ['tst_no_such_file'])
+        assert.deepEqual(
+          chunks.map(([p, offset, data]) => [p, offset, data.length]).sort((a, b) => String(b[0]).localeCompare(String(a[0]))),
+          [
+            ['global/pg_filenode.map', 0, 512],
+            [big, pastEnd * B, 0],
+          ],
+        )
+        const sent = (n: number) => patches.get(n)!.map(([at, bytes]) => [at - n * B, bytes.length])
+        assert.deepEqual(sent(0), [])
+        assert.deepEqual(sent(1), [[3 * piece, piece]])
+        assert.deepEqual(sent(2), [[0, 2 * piece]])
+        assert.deepEqual(sent(3), [[0, B]])
+        for (const [n, block] of targets) {
+          for (const [at, bytes] of patches.get(n)!) bytes.copy(block, at - n * B)
+          assert.ok(block.equals(sourceBlock(n)), `block ${n} patched`)
+        }
       } finally {
         await source.close()
       }

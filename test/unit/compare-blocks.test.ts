@@ -13,7 +13,7 @@ import { blockDigestsOf, digestOf } from '../../src/compare/digest.js'
 import { compareBatches, comparedLength } from '../../src/compare/ranges.js'
 import { BlockMap } from '../../src/block-map.js'
 import { LocalSource } from '../../src/source/local.js'
-import { blockDigestParameters, blockDigestsSql, decodeDigestRow, isMd5Unavailable } from '../../src/source/server-digest.js'
+import { blockDigestParameters, blockDigestsSql, decodeDigestRow } from '../../src/source/server-digest.js'
 import type { Source } from '../../src/source/source.js'
 
 const B = 8192
@@ -103,7 +103,7 @@ for (const mode of MODES) {
       assert.equal(summary.comparedBytes, 13 * B)
       assert.equal(summary.differingBlocks, 0)
       assert.equal(summary.method, mode === 'bytes' ? 'bytes' : 'digests')
-      assert.equal(summary.algorithm, mode === 'bytes' ? null : 'md5')
+      assert.equal(summary.algorithm, mode === 'bytes' ? null : 'sha256')
     })
 
     test('the blocks that differ, and only those, within the part both sides have', async () => {
@@ -252,7 +252,7 @@ for (const mode of MODES) {
 }
 
 describe('compare: digests', () => {
-  test('LocalSource.blockDigests: md5 per block, the last over what is left; null for no file', async () => {
+  test('LocalSource.blockDigests: SHA-256 per block, the last over what is left; null for no file', async () => {
     fs.rmSync(sourceDir, { recursive: true, force: true })
     fs.rmSync(targetDir, { recursive: true, force: true })
     pair('f', 12, 2 * B + 10)
@@ -264,41 +264,31 @@ describe('compare: digests', () => {
       ],
       B,
     )
-    assert.equal(got.algorithm, 'md5')
-    assert.deepEqual(got.ranges, [[digestOf('md5', data.subarray(B, 2 * B)), digestOf('md5', data.subarray(2 * B))], null])
-    assert.deepEqual(blockDigestsOf(data, data.length, B, 'sha256').length, 3)
-    assert.equal(digestOf('md5', Buffer.alloc(B)).toString('hex'), '0829f71740aab1ab98b33eae21dee122')
+    assert.equal(got.algorithm, 'sha256')
+    assert.deepEqual(got.ranges, [[digestOf(data.subarray(B, 2 * B)), digestOf(data.subarray(2 * B))], null])
+    assert.deepEqual(blockDigestsOf(data, data.length, B).length, 3)
+    // PostgreSQL's sha256('\x0000...'::bytea) of one zero block, as the server computes it.
+    assert.equal(digestOf(Buffer.alloc(B)).toString('hex'), '9f1dcbc35c350d6027f98be0f5c8b43b42ca52b7604459c0c42be3aa88913d47')
   })
 
-  test('the server statement: parameters, rows checked against the request, md5 refusals told apart', () => {
+  test('the server statement: parameters, and rows checked against the request', () => {
     const ranges = [
       { path: 'base/5/1"x', firstBlock: 3, count: 2 },
       { path: 'global/1262', firstBlock: 0, count: 1 },
     ]
     assert.deepEqual(blockDigestParameters(ranges, B), ['{"base/5/1\\"x","global/1262"}', '{3,0}', '{2,1}', '8192'])
-    assert.match(blockDigestsSql('md5'), /pg_read_binary_file\(r\.path, r\.first \* \$4::int4, r\.count \* \$4::int4, true\)/)
-    assert.match(blockDigestsSql('sha256'), /sha256\(substr/)
-    const d1 = Buffer.alloc(16, 1)
-    const d2 = Buffer.alloc(16, 2)
+    assert.match(blockDigestsSql(), /pg_read_binary_file\(r\.path, r\.first \* \$4::int4, r\.count \* \$4::int4, true\)/)
+    assert.match(blockDigestsSql(), /sha256\(substr/)
+    const d1 = Buffer.alloc(32, 1)
+    const d2 = Buffer.alloc(32, 2)
     const want = ranges[0]!
-    assert.deepEqual(decodeDigestRow([Buffer.from(want.path), Buffer.concat([d1, d2])], want, 'md5'), [d1, d2])
-    assert.deepEqual(decodeDigestRow([want.path, `\\x${d1.toString('hex')}`], want, 'md5'), [d1])
-    assert.equal(decodeDigestRow([want.path, null], want, 'md5'), null)
-    assert.deepEqual(decodeDigestRow([want.path, Buffer.alloc(0)], want, 'md5'), [])
-    assert.throws(() => decodeDigestRow(['global/1262', Buffer.alloc(0)], want, 'md5'), /received block digests for file "global\/1262"/)
-    assert.throws(() => decodeDigestRow([want.path, Buffer.alloc(48)], want, 'md5'), /48 bytes of block digests for 2 blocks/)
-    assert.throws(() => decodeDigestRow([want.path, Buffer.alloc(17)], want, 'md5'), /17 bytes/)
+    assert.deepEqual(decodeDigestRow([Buffer.from(want.path), Buffer.concat([d1, d2])], want), [d1, d2])
+    assert.deepEqual(decodeDigestRow([want.path, `\\x${d1.toString('hex')}`], want), [d1])
+    assert.equal(decodeDigestRow([want.path, null], want), null)
+    assert.deepEqual(decodeDigestRow([want.path, Buffer.alloc(0)], want), [])
+    assert.throws(() => decodeDigestRow(['global/1262', Buffer.alloc(0)], want), /received block digests for file "global\/1262"/)
+    assert.throws(() => decodeDigestRow([want.path, Buffer.alloc(96)], want), /96 bytes of block digests for 2 blocks/)
+    assert.throws(() => decodeDigestRow([want.path, Buffer.alloc(33)], want), /33 bytes/)
     assert.throws(() => blockDigestParameters([{ path: 'a', firstBlock: 0, count: 0 }], B), /invalid block range/)
-    assert.equal(
-      isMd5Unavailable(Object.assign(new Error('could not compute MD5 hash: disabled for FIPS'), { severity: 'ERROR', code: 'XX000' })),
-      true,
-    )
-    assert.equal(
-      isMd5Unavailable(
-        Object.assign(new Error('permission denied for function pg_read_binary_file'), { severity: 'ERROR', code: '42501' }),
-      ),
-      false,
-    )
-    assert.equal(isMd5Unavailable(new Error('md5 over a dead socket')), false)
   })
 })

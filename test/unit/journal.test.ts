@@ -178,6 +178,7 @@ function quietSource(controlBytes: Buffer, end: SourceWalEnd): Source {
   return {
     kind: 'local',
     running: false,
+    overNetwork: false,
     description: '/source',
     listFiles: async (): Promise<FileEntry[]> => [],
     listWalFiles: async (): Promise<FileEntry[]> => [],

@@ -130,6 +130,7 @@ describe('getopt_long grammar', () => {
       requireSourceWal: false,
       replayFrom: null,
       compare: 'wal',
+      patchBlocks: 'auto',
     })
   })
 
@@ -175,6 +176,7 @@ describe('getopt_long grammar', () => {
         requireSourceWal: false,
         replayFrom: null,
         compare: 'wal',
+        patchBlocks: 'auto',
       },
     )
   })
@@ -310,6 +312,14 @@ describe('option values', () => {
     const bad = parseRewindArgs(['-D', '/t', '--source-pgdata=/s', '--replay-from=fork'], 'walrewind')
     assert.equal(bad.kind, 'error')
     assert.match(bad.kind === 'error' ? bad.message : '', /invalid value "fork" for option --replay-from/)
+  })
+
+  test('--patch-blocks takes auto, on or off, under either name', () => {
+    assert.equal(optionsOf(GOOD).patchBlocks, 'auto')
+    for (const value of ['on', 'off', 'auto'] as const) assert.equal(optionsOf([...GOOD, `--patch-blocks=${value}`]).patchBlocks, value)
+    const asWalrewind = parseRewindArgs([...GOOD, '--patch-blocks', 'on'], 'walrewind')
+    assert.equal(asWalrewind.kind === 'run' && asWalrewind.options.patchBlocks, 'on')
+    assert.equal(stderrOf(['--patch-blocks=yes']), 'pg_rewind: error: invalid value "yes" for option --patch-blocks: auto, on or off\n')
   })
 
   test('--jobs follows option_parse_int', () => {

@@ -60,6 +60,7 @@ export async function rewindCommand(
       requireSourceWal: options.requireSourceWal,
       replayFrom: options.replayFrom ?? replayFromEnv(io.env),
       compare: options.compare,
+      ...(options.patchBlocks === 'auto' ? {} : { patchBlocks: options.patchBlocks === 'on' }),
       jobs: options.jobs,
       timeoutSeconds: options.timeoutSeconds,
       env: io.env,

@@ -152,7 +152,7 @@ export function formatVerifyText(result: VerifyResult): string {
   const mb = (s.comparedBytes / 1048576).toFixed(1)
   lines.push(
     `compared ${s.files} files, ${mb} MB in ${s.compareSeconds.toFixed(2)} s (${s.megabytesPerSecond.toFixed(0)} MB/s, ` +
-      `${s.method === 'bytes' ? 'byte for byte' : `${s.algorithm ?? 'md5'} digests computed on the source`}); ` +
+      `${s.method === 'bytes' ? 'byte for byte' : `${s.algorithm ?? 'sha256'} digests computed on the source`}); ` +
       `${s.fetchedBlocks} relation blocks fetched for a masked comparison`,
   )
   if (result.tolerated.maskedBlocks > 0 || result.tolerated.zeroTailBlocks > 0) {
