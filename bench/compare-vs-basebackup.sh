@@ -4,7 +4,7 @@
 # --state-dir=/var/tmp/walrewind-bench). Each round: the block comparison with the differing blocks
 # fetched whole (--patch-blocks=auto, which is off over the loopback), then fetched as patches
 # (--patch-blocks=on), then pg_basebackup. As root (the servers and tools run as the kit's OS user
-# walrewind); needs strace. Usage: bench/compare-vs-basebackup.sh [STATE_DIR] [WORK_DIR]
+# walrewind); needs strace. Usage: [RATE=1gbit] bench/compare-vs-basebackup.sh [STATE_DIR] [WORK_DIR]
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 S=${1:-/var/tmp/walrewind-bench/fork-scale200-seconds5-sourceSeconds0-sourceWalMb0}
@@ -18,6 +18,12 @@ rm -rf $W; mkdir -p $W; chown walrewind: $W
 cp -a $S/source $W/source; chown -R walrewind: $W/source; chmod 700 $W/source
 as $PGBIN/pg_ctl -D $W/source -l $W/source.log -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp" -w start >/dev/null
 trap 'as $PGBIN/pg_ctl -D $W/source -m fast -w stop >/dev/null' EXIT
+# RATE=1gbit: the loopback limited to that rate (tc netem) while the tools run, as across a link.
+if [ -n "${RATE:-}" ]; then
+  tc qdisc add dev lo root netem rate "$RATE"
+  trap 'tc qdisc del dev lo root; as $PGBIN/pg_ctl -D $W/source -m fast -w stop >/dev/null' EXIT
+  echo "loopback limited to $RATE"
+fi
 as /usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -p $PORT -U postgres -d postgres -Atc "select pg_size_pretty(sum(pg_database_size(datname))) from pg_database"
 wr() { node "$ROOT/bin/walrewind.js" -D $W/target --source-server="$CONN" --compare=blocks -R "$@"; }
 export -f wr; export ROOT W CONN

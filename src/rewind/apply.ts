@@ -14,7 +14,7 @@ import { PATCH_PIECES, PIECE_DIGEST_LENGTH, pieceDigestsOf } from '../compare/di
 import type { ChunkSink, Source } from '../source/source.js'
 import type { BlockRange } from '../block-map.js'
 import type { Emit } from '../events.js'
-import { faultPoint, type FaultPoint } from './fault.js'
+import { faultGroupEntries, faultPoint, type FaultPoint } from './fault.js'
 import { isFileRemoval, type Plan, type PlanEntry } from './plan.js'
 import type { TargetDir } from './target-dir.js'
 
@@ -77,7 +77,7 @@ export function changedParts(entry: PlanEntry, blockSize: number, offset: number
 }
 
 /** Plan entry indices in groups, in plan order, leaving out those already done. */
-export function groupEntries(plan: Plan, done: ReadonlySet<number>): number[][] {
+export function groupEntries(plan: Plan, done: ReadonlySet<number>, maxEntries = GROUP_ENTRIES): number[][] {
   const groups: number[][] = []
   let group: number[] = []
   let bytes = 0
@@ -85,7 +85,7 @@ export function groupEntries(plan: Plan, done: ReadonlySet<number>): number[][] 
     if (done.has(index)) return
     group.push(index)
     bytes += entry.bytes
-    if (bytes >= GROUP_BYTES || group.length >= GROUP_ENTRIES) {
+    if (bytes >= GROUP_BYTES || group.length >= maxEntries) {
       groups.push(group)
       group = []
       bytes = 0
@@ -197,7 +197,7 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
   // each group's fsync held the copy up.
   let previous: Promise<void> | null = null
   try {
-    for (const group of groupEntries(plan, opts.done)) {
+    for (const group of groupEntries(plan, opts.done, faultGroupEntries() ?? GROUP_ENTRIES)) {
       const entries = group.map((index) => plan.entries[index]!)
       byPath = new Map(entries.map((entry) => [entry.path, entry]))
       // File removals run one after another beside the copy (side by side they slow every other

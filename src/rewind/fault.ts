@@ -7,6 +7,8 @@
 //                                       with :pause creates $WALREWIND_FAULT_PAUSE_FILE and waits
 //                                       until that file is removed
 //   WALREWIND_FAULT_TRACE=FILE          appends the name of every point passed, a line each
+//   WALREWIND_FAULT_GROUP_ENTRIES=N     plan entries per apply group (default 4096): a small plan
+//                                       then has several groups, one synced while the next copies
 
 import fs from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -54,6 +56,12 @@ function armed(): Armed | null {
 
 let settings: { fault: Armed | null; trace: string | null } | null = null
 const passes = new Map<string, number>()
+
+/** The group size a test asked for, or null. */
+export function faultGroupEntries(): number | null {
+  const n = Number(process.env['WALREWIND_FAULT_GROUP_ENTRIES'] ?? '')
+  return Number.isSafeInteger(n) && n > 0 ? n : null
+}
 
 /** Marks a point on the write path; kills or pauses the process if a test armed it here. */
 export async function faultPoint(point: FaultPoint): Promise<void> {

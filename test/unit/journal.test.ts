@@ -138,6 +138,8 @@ describe('journal', () => {
     ])
     assert.deepEqual(groupEntries(plan, new Set([1])), [[0, 2, 3]])
     assert.deepEqual(groupEntries(plan, new Set([0, 1, 2, 3])), [])
+    // A test's small groups (WALREWIND_FAULT_GROUP_ENTRIES).
+    assert.deepEqual(groupEntries(plan, new Set(), 1), [[0], [1], [2], [3]])
     const many = planOf(Array.from({ length: 5000 }, (_, i) => entry(`f${i}`, 'remove', 0)))
     assert.deepEqual(
       groupEntries(many, new Set()).map((g) => g.length),
