@@ -18,9 +18,9 @@ rm -rf $W; mkdir -p $W; chown walrewind: $W
 cp -a $S/source $W/source; chown -R walrewind: $W/source; chmod 700 $W/source
 as $PGBIN/pg_ctl -D $W/source -l $W/source.log -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp" -w start >/dev/null
 trap 'as $PGBIN/pg_ctl -D $W/source -m fast -w stop >/dev/null' EXIT
-# RATE=1gbit: the loopback limited to that rate (tc netem) while the tools run, as across a link.
+# RATE=1gbit: the loopback limited to that rate (tc tbf) while the tools run, as across a link.
 if [ -n "${RATE:-}" ]; then
-  tc qdisc add dev lo root netem rate "$RATE"
+  tc qdisc add dev lo root tbf rate "$RATE" burst 256kb latency 50ms
   trap 'tc qdisc del dev lo root; as $PGBIN/pg_ctl -D $W/source -m fast -w stop >/dev/null' EXIT
   echo "loopback limited to $RATE"
 fi
