@@ -3,8 +3,8 @@
 // group's file actions are done, its data is queued with the source and fetched in large batches,
 // written at its offsets, synced, and only then recorded as done in the journal's progress log;
 // a group is synced and recorded while the next one is copied.
-// File removals are not awaited one by one: they run in the thread pool beside the group's copy
-// and are awaited before the group counts as flushed. Every action is safe to redo
+// Removals are not awaited one by one: files, then directories and links, one after another in the
+// thread pool beside the group's copy, awaited before the group counts as flushed. Every action is safe to redo
 // (a whole copy leaves the source's bytes and length whatever the file held, a range is written
 // at its offset, a removal of what is gone is nothing), so a rerun redoes whatever was not
 // recorded and gets the same result.
@@ -210,8 +210,13 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
             removals = removals.then(() => removeFile(entry, target))
             continue
           }
-          // A directory is removed once the files in it are gone.
-          if (entry.action === 'remove') await removals
+          // A directory or link is removed once the files in it are gone, on the same chain: the
+          // copy does not wait for it (one pgsql_tmp left on the target held a 130 MB copy up
+          // 750 ms behind the removal of 2 GB of WAL segments).
+          if (entry.action === 'remove') {
+            removals = removals.then(() => startEntry(entry, source, target, blockSize, patcher))
+            continue
+          }
           await startEntry(entry, source, target, blockSize, patcher)
         }
         await source.flush(sink)

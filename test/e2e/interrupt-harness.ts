@@ -155,9 +155,9 @@ export function rewindArgs(pair: InterruptPair, kind: SourceKind): string[] {
  * source in use goes on writing WAL during the copy, which the rewind then catches up with).
  */
 async function runWalrewind(pair: InterruptPair, kind: SourceKind, env: Record<string, string> = {}): Promise<RunResult> {
-  // Groups of 40 entries: the plan's 250 or so make several, each synced while the next copies,
-  // so the group points have middle passes to kill at.
-  const run = () => pair.kit.runWalrewind(rewindArgs(pair, kind), { env: { WALREWIND_FAULT_GROUP_ENTRIES: '40', ...env } })
+  // Groups of 100 entries: the plan's 250 or so make three, each synced while the next copies, so
+  // the group points have a middle pass to kill at (smaller groups cost every run more syncs).
+  const run = () => pair.kit.runWalrewind(rewindArgs(pair, kind), { env: { WALREWIND_FAULT_GROUP_ENTRIES: '100', ...env } })
   if (kind === 'local') return run()
   const session = await pair.source.connect()
   let writing = true
