@@ -122,9 +122,8 @@ export interface ApplyOptions {
 export interface ApplyResult {
   /** Bytes received from the source. */
   readonly fetchedBytes: number
-  /** Blocks fetched as patches, and their bytes (of which fetchedBytes holds the differing pieces). */
+  /** Blocks fetched as patches (fetchedBytes counts their differing pieces). */
   readonly patchedBlocks: number
-  readonly patchedBytes: number
 }
 
 /** Which fault point a chunk of `entry` at `offset` passes: a copy-tail's when it reaches past the target's end. */
@@ -252,7 +251,7 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
     await target.closeAll().catch(() => {})
   }
   report(true)
-  return { fetchedBytes, patchedBlocks, patchedBytes: patchedBlocks * blockSize }
+  return { fetchedBytes, patchedBlocks }
 }
 
 async function removeFile(entry: PlanEntry, target: TargetDir): Promise<void> {
@@ -291,11 +290,11 @@ class BlockPatcher {
             `could not read block ${at} of target file "${entry.path}": read ${got} of ${n * this.blockSize} bytes`,
             { path: entry.path },
           )
-        const digests = Buffer.allocUnsafe(n * PATCH_PIECES * PIECE_DIGEST_LENGTH)
+        const digests = Buffer.allocUnsafe(n * BLOCK_DIGESTS_LENGTH)
         for (let i = 0; i < n; i++) {
-          const at2 = i * PATCH_PIECES * PIECE_DIGEST_LENGTH
-          pieceDigestsOf(this.buffer.subarray(i * this.blockSize, (i + 1) * this.blockSize), digests, at2)
-          this.source.queueBlockPatch!(entry.path, at + i, this.blockSize, digests.subarray(at2, at2 + PATCH_PIECES * PIECE_DIGEST_LENGTH))
+          const digestsAt = i * BLOCK_DIGESTS_LENGTH
+          pieceDigestsOf(this.buffer.subarray(i * this.blockSize, (i + 1) * this.blockSize), digests, digestsAt)
+          this.source.queueBlockPatch!(entry.path, at + i, this.blockSize, digests.subarray(digestsAt, digestsAt + BLOCK_DIGESTS_LENGTH))
         }
       }
       if (start + count > end) rest.push([Math.max(start, end), start + count - Math.max(start, end)])
@@ -306,6 +305,8 @@ class BlockPatcher {
 
 /** Blocks a patcher reads of the target at a time. */
 const PATCH_READ_BLOCKS = 128
+/** Bytes of one block's piece digests. */
+const BLOCK_DIGESTS_LENGTH = PATCH_PIECES * PIECE_DIGEST_LENGTH
 
 /** Does an entry's file action and queues the data it needs. */
 async function startEntry(

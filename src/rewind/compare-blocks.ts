@@ -33,13 +33,15 @@ export function hintBitsInWal(control: ControlFile): boolean {
 export const COMPARE_WHEN_SOURCE_WAL_EXCEEDS = 0.5
 export const COMPARE_MIN_SOURCE_WAL_BYTES = 1024 * 1024 * 1024
 
+/** A relation data file a comparison reads (a regular file the rewind does not leave out). */
+function isComparedFile(entry: FileEntry, profile: VersionProfile): boolean {
+  return entry.type === 'file' && exclusionReason(entry.path) === null && parseRelationDataFile(entry.path, profile) !== null
+}
+
 /** Bytes of the relation data files in a listing: what a comparison reads on each side. */
 export function relationDataBytes(files: readonly FileEntry[], profile: VersionProfile): number {
   let bytes = 0
-  for (const entry of files) {
-    if (entry.type === 'file' && exclusionReason(entry.path) === null && parseRelationDataFile(entry.path, profile) !== null)
-      bytes += entry.size
-  }
+  for (const entry of files) if (isComparedFile(entry, profile)) bytes += entry.size
   return bytes
 }
 
@@ -71,8 +73,7 @@ export async function compareRelationFiles(input: CompareInput): Promise<Compare
   const files: CompareFile[] = []
   for (const entry of input.sourceFiles) {
     const target = targets.get(entry.path)
-    if (entry.type !== 'file' || target?.type !== 'file' || exclusionReason(entry.path) !== null) continue
-    if (parseRelationDataFile(entry.path, input.profile) === null) continue
+    if (target?.type !== 'file' || !isComparedFile(entry, input.profile)) continue
     files.push({ path: entry.path, sourceSize: entry.size, targetSize: target.size })
   }
   const startedAt = Date.now()

@@ -500,7 +500,7 @@ async function runJournaled(run: JournaledRun): Promise<{ fetchedBytes: number; 
     if (applied.patchedBlocks > 0) {
       emit({
         type: 'debug',
-        message: `${applied.patchedBlocks} blocks fetched as patches (${applied.patchedBytes} bytes): their differing pieces crossed the network`,
+        message: `${applied.patchedBlocks} blocks fetched as patches: only their differing pieces crossed the network`,
       })
     }
     run.mark(`copying ${applied.fetchedBytes} bytes`)

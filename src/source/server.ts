@@ -429,9 +429,7 @@ export class ServerSource implements Source {
         if (got.data === null) {
           // Deleted on the source since the listing: the sink removes it (once), and WAL replay
           // recreates it if it matters.
-          if (missing.has(got.path)) return
-          missing.add(got.path)
-          await sink.missing(got.path)
+          await reportMissing(got.path, missing, sink)
           return
         }
         await sink.chunk(got.path, got.offset, got.data)
@@ -460,9 +458,7 @@ export class ServerSource implements Source {
         const got = decodePatchRow(fields, want)
         const offset = want.block * want.blockSize
         if (got.kind === 'missing') {
-          if (missing.has(want.path)) return
-          missing.add(want.path)
-          await sink.missing(want.path)
+          await reportMissing(want.path, missing, sink)
         } else if (got.kind === 'short') {
           await sink.chunk(want.path, offset, got.data)
         } else if (sink.patch) {
@@ -586,4 +582,11 @@ function hexBytea(text: string, file: string): Buffer {
   if (!text.startsWith('\\x'))
     throw new RewindError('SOURCE_QUERY', `unexpected result set while fetching remote file "${file}"`, { path: file })
   return Buffer.from(text.slice(2), 'hex')
+}
+
+/** A file gone from the source, told to the sink once per flush however many of its chunks or blocks come back empty. */
+async function reportMissing(path: string, missing: Set<string>, sink: ChunkSink): Promise<void> {
+  if (missing.has(path)) return
+  missing.add(path)
+  await sink.missing(path)
 }
