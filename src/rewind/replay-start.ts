@@ -41,8 +41,11 @@ export interface ReplayStartInput {
   readonly sourceHistory: readonly TimelineEntry[]
   readonly sourceWalEnd: SourceWalEnd
   readonly divergence: Lsn
-  /** Null when the target's WAL no longer reaches it (blocks are then compared). */
-  readonly lastCommonCheckpoint: LastCheckpoint | null
+  /**
+   * Looks for the last common checkpoint, once, when pg_rewind's algorithm is wanted or forced;
+   * null when the target's WAL no longer reaches it (blocks are then compared).
+   */
+  readonly commonCheckpoint: () => Promise<LastCheckpoint | null>
   /**
    * Blocks are compared with the source: the source's changed blocks need not be read from its WAL
    * (the comparison finds them), only a CREATE DATABASE after the replay start; and there is no
@@ -73,16 +76,15 @@ export function commonCheckpointStart(checkpoint: LastCheckpoint, sourceBefore: 
   return checkpoint
 }
 
+/** pg_rewind's algorithm was needed, and the target's WAL no longer reaches its last common checkpoint. */
+export class NoCommonCheckpointError extends Error {}
+
 export async function chooseReplayStart(input: ReplayStartInput): Promise<ReplayChoice> {
   const { source, sourceControl, emit } = input
-  const fromCommon = (reason: string): ReplayChoice => {
-    if (input.lastCommonCheckpoint === null) throw new RewindError('INTERNAL', 'no last common checkpoint to replay from')
-    return {
-      from: 'last-common-checkpoint',
-      checkpoint: commonCheckpointStart(input.lastCommonCheckpoint, sourceControl),
-      reason,
-      sourceRecords: 0,
-    }
+  const fromCommon = async (reason: string): Promise<ReplayChoice> => {
+    const common = await input.commonCheckpoint()
+    if (common === null) throw new NoCommonCheckpointError(`no last common checkpoint to replay from (${reason})`)
+    return { from: 'last-common-checkpoint', checkpoint: commonCheckpointStart(common, sourceControl), reason, sourceRecords: 0 }
   }
   if (input.wanted === 'last-common-checkpoint') return fromCommon('asked for (--replay-from=last-common-checkpoint)')
 
@@ -118,7 +120,7 @@ export async function chooseReplayStart(input: ReplayStartInput): Promise<Replay
         `the source no longer has its WAL from the fork (${segment}): ` +
         "replaying from the last common checkpoint instead (pg_rewind's algorithm), which needs the rewound node to get every source record since then",
     })
-    return fromCommon(`the source no longer has its WAL from the fork (${segment})`)
+    return await fromCommon(`the source no longer has its WAL from the fork (${segment})`)
   } finally {
     await wal.close()
   }

@@ -45,7 +45,7 @@ import {
   type Journal,
 } from './journal.js'
 import { plan as makePlan, type Plan, type PlanReplay, type ReplayFrom } from './plan.js'
-import { chooseReplayStart } from './replay-start.js'
+import { chooseReplayStart, NoCommonCheckpointError } from './replay-start.js'
 import { BlockMap } from '../block-map.js'
 import { cheaperToCompare, compareRelationFiles, hintBitsInWal, relationDataBytes, type CompareMode } from './compare-blocks.js'
 import type { LastCheckpoint } from './diverge.js'
@@ -263,18 +263,31 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       }
     }
     targetWalReader.setFork(divergence.lsn)
+    // pg_rewind's algorithm replays from the last common checkpoint and reads the target's WAL from
+    // there. Replaying from the source's checkpoint needs neither: every block either side changed
+    // since the fork is copied, so the target's WAL is read from the fork, and the walk back to the
+    // last common checkpoint (a pass over all the WAL before the fork, up to max_wal_size of it) is
+    // made only should the source's WAL force pg_rewind's algorithm after all.
+    const fromCommonCheckpoint = options.replayFrom === 'last-common-checkpoint'
     let commonCheckpoint: LastCheckpoint | null = null
-    try {
-      commonCheckpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
-      emit({
-        type: 'info',
-        message: `rewinding from last common checkpoint at ${formatLsn(commonCheckpoint.lsn)} on timeline ${commonCheckpoint.tli}`,
-      })
-    } catch (err) {
-      const why = cannotTell(err)
-      if (why === null) throw err
-      compareReason ??= why
+    let commonCheckpointLooked = false
+    const lookForCommonCheckpoint = async (): Promise<LastCheckpoint | null> => {
+      if (commonCheckpointLooked) return commonCheckpoint
+      commonCheckpointLooked = true
+      try {
+        commonCheckpoint = await findLastCommonCheckpoint(targetWalReader.reader, divergence.lsn, profile, segSize, targetWalReader.tliOf)
+        emit({
+          type: 'info',
+          message: `rewinding from last common checkpoint at ${formatLsn(commonCheckpoint.lsn)} on timeline ${commonCheckpoint.tli}`,
+        })
+      } catch (err) {
+        const why = cannotTell(err)
+        if (why === null) throw err
+        compareReason ??= why
+      }
+      return commonCheckpoint
     }
+    const scanFrom = fromCommonCheckpoint ? (await lookForCommonCheckpoint())?.lsn : divergence.lsn
 
     // scan; the three reads are independent, so they run at once
     mark('inspect and diverge')
@@ -282,9 +295,9 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     emit({ type: 'step', message: 'reading target file list' })
     emit({ type: 'step', message: 'reading WAL in target' })
     const scanned =
-      commonCheckpoint === null
+      scanFrom === undefined
         ? null
-        : scanTargetWal(targetWalReader.reader, commonCheckpoint.lsn, divergence.targetWalEnd, profile, targetControl.relseg_size).catch(
+        : scanTargetWal(targetWalReader.reader, scanFrom, divergence.targetWalEnd, profile, targetControl.relseg_size).catch(
             (err: unknown) => {
               const why = cannotTell(err)
               if (why === null) throw err
@@ -305,20 +318,29 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
         `comparing blocks (${compareReason}) needs replay from the source's checkpoint, not --replay-from=last-common-checkpoint`,
       )
     }
-    const replay = await chooseReplayStart({
-      wanted: compareReason !== null ? 'source-checkpoint' : (options.replayFrom ?? 'source-checkpoint'),
-      comparing: compareReason !== null,
+    const replayInput = {
       source,
       sourceControl,
       sourceHistory,
       sourceWalEnd,
       divergence: divergence.lsn,
-      lastCommonCheckpoint: commonCheckpoint,
+      commonCheckpoint: lookForCommonCheckpoint,
       profile,
       relsegSize: targetControl.relseg_size,
       changedBlocks: scan.changedBlocks,
       emit,
+    }
+    let replay = await chooseReplayStart({
+      ...replayInput,
+      wanted: compareReason !== null ? 'source-checkpoint' : (options.replayFrom ?? 'source-checkpoint'),
+      comparing: compareReason !== null,
+    }).catch((err: unknown) => {
+      // The source recycled its WAL from the fork, and the target its WAL back to the last common
+      // checkpoint: only a comparison can tell the changed blocks.
+      if (!(err instanceof NoCommonCheckpointError) || compareReason === null) throw err
+      return null
     })
+    replay ??= await chooseReplayStart({ ...replayInput, wanted: 'source-checkpoint', comparing: true })
     emit({
       type: 'info',
       message: `replay will start at ${formatLsn(replay.checkpoint.redo)} on timeline ${replay.checkpoint.tli} (${replay.reason})`,
@@ -600,10 +622,15 @@ async function resumeRewind(input: ResumeInput): Promise<RewindResult | null> {
         type: 'info',
         message: `servers diverged at WAL location ${formatLsn(journal.divergence.lsn)} on timeline ${journal.divergence.tli}`,
       })
-      emit({
-        type: 'info',
-        message: `rewinding from last common checkpoint at ${formatLsn(journal.checkpoint.lsn)} on timeline ${journal.checkpoint.tli}`,
-      })
+      // A plan replayed from the source's checkpoint names the last common checkpoint only if it
+      // was looked for; else its checkpoint is the replay start.
+      const replay = journal.plan.replay
+      if (replay === undefined || replay.from === 'last-common-checkpoint' || replay.checkpoint.lsn !== formatLsn(journal.checkpoint.lsn)) {
+        emit({
+          type: 'info',
+          message: `rewinding from last common checkpoint at ${formatLsn(journal.checkpoint.lsn)} on timeline ${journal.checkpoint.tli}`,
+        })
+      }
       const plan = journal.plan
       const done = progress.done
       emit({ type: 'info', message: `${done.size} of ${plan.entries.length} planned actions were done already` })

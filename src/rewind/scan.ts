@@ -1,8 +1,8 @@
 // Reads WAL and records every block it changes (main fork only: other forks are copied whole).
 // Records that create, drop or truncate whole files are ignored here: comparing the file lists
 // settles those. A record that changes relation files in a way this table does not know stops the
-// rewind. The target's WAL is read from the last common checkpoint to its end; the source's from
-// the fork to where replay on the rewound node will start (blocks it changed later are restored
+// rewind. The target's WAL is read from the fork (from the last common checkpoint for pg_rewind's
+// algorithm) to its end; the source's from the fork to where replay on the rewound node will start (blocks it changed later are restored
 // by that replay from their full-page images), noting the databases created by a file copy.
 
 import { RewindError } from '../errors.js'
@@ -23,14 +23,23 @@ export interface ScanResult {
 
 const MAIN_FORKNUM = 0
 
-/** Scans [start, end) of the target's WAL; `end` must be where a record ends. */
+/**
+ * Scans the target's records from the first that starts at or after `from` (the fork, where a
+ * record ended, or a checkpoint record) to `end`, which must be where a record ends.
+ */
 export async function scanTargetWal(
   reader: WalReader,
-  start: Lsn,
+  from: Lsn,
   end: Lsn,
   profile: VersionProfile,
   relsegSize: number,
 ): Promise<ScanResult> {
+  const start = await reader.findNextRecord(from)
+  if (start === null || start >= end) {
+    throw new RewindError('WAL_INVALID', `could not find a WAL record of the target between ${formatLsn(from)} and ${formatLsn(end)}`, {
+      lsn: formatLsn(from),
+    })
+  }
   const changedBlocks = new BlockMap()
   const collect = blockCollector(changedBlocks, profile, relsegSize)
   let records = 0

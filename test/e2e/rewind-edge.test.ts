@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { describe, test } from 'node:test'
-import { majorsUnderTest, PROJECT_ROOT, type Major } from '../kit/index.js'
+import { type Kit, majorsUnderTest, type Node, PROJECT_ROOT, type Major } from '../kit/index.js'
 import {
   assertRewindOk,
   column,
@@ -241,42 +241,90 @@ async function sourceWalRemovedScenario(major: Major): Promise<void> {
 }
 
 /**
+ * A pair whose last common checkpoint lies segments before the fork (built by hand, with three
+ * segment switches in between), diverged on table `t`; both stopped.
+ */
+async function pairWithSegmentsBeforeFork(kit: Kit, major: Major): Promise<{ primary: Node; standby: Node }> {
+  const primary = await setupPrimary(kit, major, { conf: { wal_keep_size: '1GB' } })
+  await sql(primary, 'CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 1000)')
+  const standby = await createStandby(kit, primary)
+  await sql(primary, 'CHECKPOINT')
+  for (let i = 0; i < 3; i++) {
+    await sql(primary, 'INSERT INTO t SELECT generate_series(1, 100)')
+    await sql(primary, 'SELECT pg_switch_wal()')
+  }
+  await promoteStandby(primary, standby)
+  await sql(primary, 'UPDATE t SET a = -a WHERE a % 3 = 0')
+  await sql(standby, 'UPDATE t SET a = a + 1000000 WHERE a % 5 = 0')
+  return { primary, standby }
+}
+
+/**
+ * Removes from a stopped node's pg_wal every segment before its newest (the one it was on when it
+ * stopped; segment numbers compared, whatever the timeline); returns their names.
+ */
+async function removeAllButNewestSegment(kit: Kit, node: Node): Promise<string[]> {
+  const walDir = path.join(node.dataDir, 'pg_wal')
+  const names = (await shell(kit, `cd "${walDir}" && ls | grep -E '^[0-9A-F]{24}$' | sort`)).split('\n').filter((n) => n !== '')
+  const newest = names.reduce((a, b) => (b.slice(8) > a.slice(8) ? b : a))
+  const older = names.filter((n) => n.slice(8) < newest.slice(8))
+  for (const name of older) await shell(kit, `rm "${path.join(walDir, name)}"`)
+  return older
+}
+
+/**
  * The target no longer has its WAL between the last common checkpoint and the fork (removed after
- * the split, no archive): pg_rewind stops at "could not find previous WAL record". Before the fork
- * both nodes wrote the same WAL, so those segments are read from the source, without comparing.
+ * the split, no archive): pg_rewind stops at "could not find previous WAL record". Replayed from
+ * the source's checkpoint, walrewind reads the target's WAL from the fork only and never needs
+ * them. Replayed from the last common checkpoint (pg_rewind's algorithm), it needs them: before
+ * the fork both nodes wrote the same WAL, so they are read from the source, without comparing.
  */
 async function targetPreForkWalGoneScenario(major: Major): Promise<void> {
   await withKit(`rewind-prefork-wal-${major}`, async (kit) => {
-    const removed: string[] = []
-    // Built by hand: the pair's last common checkpoint must lie segments before the fork.
-    const primary = await setupPrimary(kit, major, { conf: { wal_keep_size: '1GB' } })
-    await sql(primary, 'CREATE TABLE before_fork (a int); INSERT INTO before_fork SELECT generate_series(1, 1000)')
-    const standby = await createStandby(kit, primary)
-    await sql(primary, 'CHECKPOINT')
-    for (let i = 0; i < 3; i++) {
-      await sql(primary, 'INSERT INTO before_fork SELECT generate_series(1, 100)')
-      await sql(primary, 'SELECT pg_switch_wal()')
-    }
-    await promoteStandby(primary, standby)
-    await sql(primary, 'UPDATE before_fork SET a = -a WHERE a % 3 = 0')
-    await sql(standby, 'UPDATE before_fork SET a = a + 1000000 WHERE a % 5 = 0')
+    const { primary, standby } = await pairWithSegmentsBeforeFork(kit, major)
     await primary.stop('fast')
-    // Every segment of the target before the one it was on at the fork goes.
-    const forkSegment = (
-      await shell(kit, `cd "${path.join(primary.dataDir, 'pg_wal')}" && ls | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1`)
-    ).trim()
-    const older = (await shell(kit, `cd "${path.join(primary.dataDir, 'pg_wal')}" && ls | grep -E '^[0-9A-F]{24}$' | sort`))
-      .split('\n')
-      .filter((n) => n !== '' && n.slice(8) < forkSegment.slice(8))
-    for (const name of older) {
-      await shell(kit, `rm "${path.join(primary.dataDir, 'pg_wal', name)}"`)
-      removed.push(name)
-    }
+    const removed = await removeAllButNewestSegment(kit, primary)
     assert.ok(removed.length >= 2, `expected WAL before the fork to remove, found ${removed.join(' ')}`)
-    const run = await runRewind(kit, primary, standby, 'local', [], { crash: false })
+    const dry = await runRewind(kit, primary, standby, 'local', ['--dry-run', '--replay-from=source-checkpoint'], { crash: false })
+    assertRewindOk(dry)
+    assert.doesNotMatch(
+      dry.stderr,
+      /reading WAL segment [0-9A-F]{24} from the source|rewinding from last common checkpoint|comparing the blocks/,
+      'the WAL before the fork is not needed',
+    )
+    const run = await runRewind(kit, primary, standby, 'local', ['--replay-from=last-common-checkpoint'], { crash: false })
     assertRewindOk(run)
+    assert.match(run.stderr, /rewinding from last common checkpoint at/)
     assert.match(run.stderr, /reading WAL segment [0-9A-F]{24} from the source: the target no longer has it/)
     await startAsStandbyAndCompare(primary, standby, 'local')
+  })
+}
+
+/**
+ * Both fallbacks gone: the source recycled its WAL from the fork (so pg_rewind's algorithm would be
+ * needed) and the target its WAL back to the last common checkpoint (so that algorithm cannot
+ * start), with the source holding neither. Only a comparison of the blocks can tell; replay then
+ * starts at the source's checkpoint, whose WAL the source still has.
+ */
+async function bothWalsGoneScenario(major: Major): Promise<void> {
+  await withKit(`rewind-both-wal-gone-${major}`, async (kit) => {
+    const { primary, standby } = await pairWithSegmentsBeforeFork(kit, major)
+    await sql(standby, 'SELECT pg_switch_wal()')
+    await sql(standby, 'INSERT INTO t VALUES (-777777)')
+    await sql(standby, 'CHECKPOINT')
+    await primary.stop('fast')
+    await standby.stop('fast')
+    // The target keeps the segment it was on at the fork; the source only the one its
+    // checkpoint's redo point is in.
+    await removeAllButNewestSegment(kit, primary)
+    await removeAllButNewestSegment(kit, standby)
+    const run = await runRewind(kit, primary, standby, 'local', ['--replay-from=source-checkpoint'], { crash: false })
+    assertRewindOk(run, { sourceWalMissing: true })
+    assert.match(run.stderr, /warning: the source no longer has its WAL from the fork/)
+    assert.match(run.stderr, /comparing the blocks of every relation file with the source: the target no longer has the WAL it needs/)
+    assert.match(run.stderr, /replay will start at .*replay starts at the source's checkpoint/)
+    await startAsStandbyAndCompare(primary, standby, 'local')
+    assert.deepEqual(await column(primary, 'SELECT count(*) FROM t WHERE a = -777777'), ['1'])
   })
 }
 
@@ -288,6 +336,7 @@ for (const major of majorsUnderTest()) {
     test('009 growing source file', () => growingFileScenario(major))
     test('010 recycled WAL kept', () => keepRecycledWalScenario(major))
     test("the target's WAL before the fork gone: read from the source", () => targetPreForkWalGoneScenario(major))
+    test("the source's WAL from the fork and the target's before it gone: compared", () => bothWalsGoneScenario(major))
     test('relations: TRUNCATE, VACUUM FULL, unlogged, many blocks', () => relationsScenario(major))
     test('tablespaces', () => tablespacesScenario(major))
   })

@@ -9,6 +9,7 @@ import {
   assertRewindOk,
   column,
   createStandby,
+  defaultReplayFrom,
   forkedPair,
   promoteStandby,
   runRewind,
@@ -77,7 +78,11 @@ export async function basicScenario(major: Major, mode: Mode): Promise<void> {
     const run = await runRewind(kit, primary, standby, mode)
     assertRewindOk(run)
     assert.match(run.stderr, /servers diverged at WAL location [0-9A-F]+\/[0-9A-F]+ on timeline 1/)
-    assert.match(run.stderr, /rewinding from last common checkpoint at/)
+    if (defaultReplayFrom() === 'last-common-checkpoint') assert.match(run.stderr, /rewinding from last common checkpoint at/)
+    // Replayed from the source's checkpoint, the target's WAL is read from the fork: the last
+    // common checkpoint is not looked for.
+    else assert.doesNotMatch(run.stderr, /rewinding from last common checkpoint/)
+    assert.match(run.stderr, /replay will start at [0-9A-F]+\/[0-9A-F]+ on timeline/)
     if (mode !== 'archive') assert.match(run.stderr, /executing ".*postgres" for target server to complete crash recovery/)
     const modes = await kit.run('find', [
       primary.dataDir,
