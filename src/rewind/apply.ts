@@ -3,8 +3,8 @@
 // group's file actions are done, its data is queued with the source and fetched in large batches,
 // written at its offsets, synced, and only then recorded as done in the journal's progress log;
 // a group is synced and recorded while the next one is copied.
-// Removals are not awaited one by one: files, then directories and links, one after another in the
-// thread pool beside the group's copy, awaited before the group counts as flushed. Every action is safe to redo
+// Removals are not awaited one by one: files, then directories and links, in the thread pool
+// beside the group's copy (removals.ts), awaited before the group counts as flushed. Every action is safe to redo
 // (a whole copy leaves the source's bytes and length whatever the file held, a range is written
 // at its offset, a removal of what is gone is nothing), so a rerun redoes whatever was not
 // recorded and gets the same result.
@@ -16,6 +16,7 @@ import type { BlockRange } from '../block-map.js'
 import type { Emit } from '../events.js'
 import { faultGroupEntries, faultPoint, type FaultPoint } from './fault.js'
 import { isFileRemoval, type Plan, type PlanEntry } from './plan.js'
+import { RemovalQueue } from './removals.js'
 import type { TargetDir } from './target-dir.js'
 
 /**
@@ -32,6 +33,8 @@ export function maxGapBlocks(source: Pick<Source, 'kind'>): number {
 /** A group ends once it fetches this much or holds this many entries: the unit of progress. */
 const GROUP_BYTES = 256 * 1024 * 1024
 const GROUP_ENTRIES = 4096
+/** Removals at once after a group's copy (the thread pool's size). */
+const REMOVALS_AFTER_COPY = 4
 
 export function coalesce(blocks: readonly BlockRange[], maxGap: number): BlockRange[] {
   const out: Array<[number, number]> = []
@@ -199,21 +202,19 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
     for (const group of groupEntries(plan, opts.done, faultGroupEntries() ?? GROUP_ENTRIES)) {
       const entries = group.map((index) => plan.entries[index]!)
       byPath = new Map(entries.map((entry) => [entry.path, entry]))
-      // File removals run one after another beside the copy (side by side they slow every other
-      // metadata call: measured); both are waited for, whichever fails.
-      let removals: Promise<void> = Promise.resolve()
+      const removals = new RemovalQueue()
       const copied = (async () => {
         for (const entry of entries) {
           if (opts.deferred?.(entry) === true) continue
           if (isFileRemoval(entry)) {
-            removals = removals.then(() => removeFile(entry, target))
+            removals.add(() => removeFile(entry, target))
             continue
           }
-          // A directory or link is removed once the files in it are gone, on the same chain: the
+          // A directory or link is removed once the files in it are gone, in the same queue: the
           // copy does not wait for it (one pgsql_tmp left on the target held a 130 MB copy up
           // 750 ms behind the removal of 2 GB of WAL segments).
           if (entry.action === 'remove') {
-            removals = removals.then(() => startEntry(entry, source, target, blockSize, patcher))
+            removals.add(() => startEntry(entry, source, target, blockSize, patcher), { alone: true })
             continue
           }
           await startEntry(entry, source, target, blockSize, patcher)
@@ -221,7 +222,8 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
         await source.flush(sink)
       })()
       const [copy] = await Promise.allSettled([copied])
-      const [removal] = await Promise.allSettled([removals]) // complete once the copy has settled
+      removals.widen(REMOVALS_AFTER_COPY)
+      const [removal] = await Promise.allSettled([removals.settled()]) // complete once the copy has settled
       if (copy.status === 'rejected') throw copy.reason
       if (removal.status === 'rejected') throw removal.reason
       await target.closeAll()
