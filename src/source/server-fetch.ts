@@ -58,6 +58,18 @@ export class FetchQueue {
     this.addRange(path, 0, Math.max(size, MAX_CHUNK_SIZE))
   }
 
+  /** Whether what is queued makes a single batch (one query). */
+  get fitsOneBatch(): boolean {
+    let bytes = 0
+    let chunks = 0
+    for (const run of this.runs) {
+      bytes += run.length
+      chunks += Math.ceil(run.length / MAX_CHUNK_SIZE)
+      if (bytes > MAX_BYTES_PER_QUERY || chunks > MAX_CHUNKS_PER_QUERY) return false
+    }
+    return true
+  }
+
   /** Takes everything queued so far, as batches of chunks, cut lazily. */
   *takeBatches(): Generator<ChunkRequest[]> {
     const runs = this.runs

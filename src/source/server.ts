@@ -118,6 +118,7 @@ export class ServerSource implements Source {
   private readonly watchdog: NodeJS.Timeout
   private failure: RewindError | null = null
   private extraOpened = false
+  private extraConnections: Promise<void> | null = null
   private closed = false
   /** The connections block digests are computed on, each lent to one query at a time. */
   private digestPool: Promise<void> | null = null
@@ -344,7 +345,12 @@ export class ServerSource implements Source {
   async flush(sink: ChunkSink): Promise<void> {
     this.check()
     if (this.queue.isEmpty && this.patches.length === 0) return
-    await this.openExtraConnections()
+    // What fits in one query (a chunk of WAL the reader asks for, a small file) goes over the
+    // first connection at once; the others open meanwhile, for the copy: waiting for them held the
+    // first read of the source's WAL up 100-150 ms over the loopback.
+    this.extraConnections ??= this.openExtraConnections()
+    this.extraConnections.catch(() => {}) // awaited below or by a later flush
+    if (!(this.patches.length === 0 && this.queue.fitsOneBatch)) await this.extraConnections
     const batches = this.takeBatches()
     const missing = new Set<string>()
     const worker = async (conn: SourceConnection) => {
@@ -419,6 +425,7 @@ export class ServerSource implements Source {
       text: FETCH_CHUNKS_SQL,
       values: fetchParameters(batch),
       binary,
+      lendsRows: true, // a sink copies what it keeps of a chunk before its promise settles
       onFields: (fields: readonly FieldDef[]) => checkChunkColumns(fields.map((f) => f.dataTypeID)),
       onRow: async (fields) => {
         const want = batch[received]
@@ -484,7 +491,8 @@ export class ServerSource implements Source {
     this.check()
     if (ranges.length === 0) return { algorithm: DIGEST_ALGORITHM, ranges: [] }
     const values = blockDigestParameters(ranges, blockSize)
-    this.digestPool ??= this.openExtraConnections().then(() => {
+    this.extraConnections ??= this.openExtraConnections()
+    this.digestPool ??= this.extraConnections.then(() => {
       this.idle.push(...this.conns)
     })
     await this.digestPool
@@ -565,6 +573,7 @@ export class ServerSource implements Source {
     if (this.closed) return
     this.closed = true
     clearInterval(this.watchdog)
+    await this.extraConnections?.catch(() => {}) // those opened since are destroyed as they come
     await Promise.all(this.conns.map((c) => c.close()))
   }
 }

@@ -185,8 +185,14 @@ describe('fetch batches', () => {
     q.addFile('small', 100)
     q.addFile('huge', 70 * MAX_CHUNK_SIZE + 1)
     for (let block = 0; block < 2500; block += 2) q.addRange('base/1/4', block * 8192, 8192)
+    assert.equal(q.fitsOneBatch, false)
     const batches = [...q.takeBatches()]
     assert.ok(q.isEmpty)
+    const one = new FetchQueue()
+    one.addRange('pg_wal/000000010000000000000001', 0, 8 * MAX_CHUNK_SIZE)
+    one.addFile('small', 100)
+    assert.equal(one.fitsOneBatch, true, 'a WAL chunk and a small file: one query')
+    assert.equal([...one.takeBatches()].length, 1)
     // 32 MiB a query at most, and 1000 chunks
     assert.deepEqual(
       batches.map((b) => b.length),
