@@ -257,7 +257,8 @@ export async function applyPlan(opts: ApplyOptions): Promise<ApplyResult> {
 }
 
 async function removeFile(entry: PlanEntry, target: TargetDir): Promise<void> {
-  await target.remove(entry.path, entry.target!.type)
+  if (entry.recycleAs !== undefined) await target.recycle(entry.path, entry.recycleAs)
+  else await target.remove(entry.path, entry.target!.type)
   await faultPoint('action-remove')
 }
 

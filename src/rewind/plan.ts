@@ -51,6 +51,11 @@ export interface PlanEntry {
   readonly blocks: readonly BlockRange[]
   /** Bytes this entry fetches from the source. */
   readonly bytes: number
+  /**
+   * A removed WAL segment renamed to this future segment name instead of unlinked, as the server
+   * recycles its own (see recycleWal).
+   */
+  readonly recycleAs?: string
 }
 
 export interface Plan {
@@ -134,6 +139,12 @@ export interface PlanInput {
    * source's over them (false).
    */
   readonly keepTargetConfig?: boolean
+  /**
+   * Recycle the target's WAL segments the plan removes, as the server does at a checkpoint, with
+   * the redo point of the target's latest checkpoint and its max_wal_size in bytes if its
+   * configuration tells. Absent: they are unlinked (pg_rewind).
+   */
+  readonly recycleWal?: { readonly targetRedo: Lsn; readonly maxWalSize?: number | null }
   readonly debug?: (message: string) => void
 }
 
@@ -229,6 +240,7 @@ export function plan(input: PlanInput): Plan {
     entries.push({ path, isRelFile, source: side(source), target: side(target), action, blocks, bytes })
   }
 
+  if (input.recycleWal) recycleWal(entries, input, input.recycleWal.targetRedo, input.recycleWal.maxWalSize ?? null)
   entries.sort(compareEntries)
   return {
     formatVersion: 1,
@@ -324,6 +336,61 @@ function decideAction(
   if (target.size < source.size) return 'copy-tail'
   if (target.size > source.size) return 'truncate'
   return 'none'
+}
+
+/** PostgreSQL's default max_wal_size, 1 GB: taken when the target's configuration does not tell. */
+const DEFAULT_MAX_WAL_SIZE = 1024 * 1024 * 1024
+
+/**
+ * Unlinking a 16 MB segment costs milliseconds of the kernel's time (about 7 ms here; a rewind
+ * after a failover removes hundreds: the target's WAL after the fork, and older segments the
+ * source no longer has), renaming it microseconds. The target's whole-size segments that the
+ * plan removes are therefore renamed to segment names past every WAL segment either side lists
+ * and past the source's WAL end, on the source's latest timeline: the pre-allocated segments a
+ * server keeps ahead of its WAL, which it reuses as its WAL reaches them (the walreceiver writes
+ * into them) and removes by its own rules after that. Their stale pages are never read as WAL:
+ * each page header carries the address it was written for (xlp_pageaddr), and a recycled
+ * segment's segment number is always higher than the one it held, so recovery sees the end of
+ * WAL there, as with any recycled segment. At most as many as the target kept from its latest
+ * checkpoint on (its own server's pre-allocation) or as fill its max_wal_size (PostgreSQL's default,
+ * 1 GB, if its configuration does not tell), whichever is more: a server recycles no more than
+ * that ahead of its redo point, and a pg_wal swollen by a stuck slot or a failing archive is
+ * still emptied.
+ */
+function recycleWal(entries: PlanEntry[], input: PlanInput, targetRedo: Lsn, maxWalSize: number | null): void {
+  const walSegSize = input.walSegSize
+  let highest = input.sourceWalEnd ? segmentOf(input.sourceWalEnd, walSegSize) : 0n
+  let keptAhead = 0
+  const redoSegment = segmentOf(targetRedo, walSegSize)
+  for (const files of [input.sourceFiles, input.targetFiles]) {
+    for (const file of files) {
+      const segno = walSegmentNumber(file.path, walSegSize)
+      if (segno === null) continue
+      if (segno > highest) highest = segno
+      if (files === input.targetFiles && segno >= redoSegment && file.type === 'file' && file.size === walSegSize) keptAhead++
+    }
+  }
+  const limit = Math.max(keptAhead, Math.floor((maxWalSize ?? DEFAULT_MAX_WAL_SIZE) / walSegSize))
+  const tli = input.sourceHistory?.length ? input.sourceHistory[input.sourceHistory.length - 1]!.tli : input.replay.checkpoint.tli
+  const candidates = entries
+    .map((entry, index) => ({ entry, index, segno: walSegmentNumber(entry.path, walSegSize) }))
+    .filter(
+      ({ entry, segno }) =>
+        segno !== null && entry.action === 'remove' && entry.target?.type === 'file' && entry.target.size === walSegSize,
+    )
+    .sort((a, b) => (a.entry.path < b.entry.path ? -1 : 1))
+    .slice(0, limit)
+  let next = highest + 1n
+  for (const { entry, index } of candidates) {
+    const recycleAs = `pg_wal/${segmentFileName(tli, next++, walSegSize)}`
+    entries[index] = { ...entry, recycleAs }
+    input.debug?.(`"${entry.path}" is recycled as "${recycleAs}"`)
+  }
+}
+
+function walSegmentNumber(path: string, walSegSize: number): bigint | null {
+  if (!path.startsWith('pg_wal/')) return null
+  return parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)?.segno ?? null
 }
 
 /** A WAL segment that ends before the fork holds the same bytes on both sides. */

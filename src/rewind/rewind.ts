@@ -49,6 +49,7 @@ import { chooseReplayStart, NoCommonCheckpointError } from './replay-start.js'
 import { BlockMap } from '../block-map.js'
 import { cheaperToCompare, compareRelationFiles, hintBitsInWal, relationDataBytes, type CompareMode } from './compare-blocks.js'
 import type { LastCheckpoint } from './diverge.js'
+import { parseMemorySetting, readDataDirSetting } from '../pg/conf-file.js'
 import { findPostgres, readRestoreCommand, runCrashRecovery, type PostgresBinary } from './postgres-bin.js'
 import { checkFreeSpace, checkWritable } from './preflight.js'
 import { restoreWalSegment } from './restore.js'
@@ -397,6 +398,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       checkpoint,
       replay: { from: replay.from, checkpoint: replay.checkpoint, reason: replay.reason },
       keepTargetConfig: !(options.copyConfigFiles ?? false),
+      recycleWal: { targetRedo: targetControl.checkPointCopy.redo, maxWalSize: await targetMaxWalSize(targetDir) },
       debug: (message) => emit({ type: 'debug', message }),
     })
     const patchBlocks = source.queueBlockPatch !== undefined && (options.patchBlocks ?? (compareReason !== null && source.overNetwork))
@@ -734,6 +736,12 @@ async function checkBeforeFirstWrite(
   await checkNewTablespaceLocations(plan, pending)
   await checkWritable(targetDir, plan, pending)
   await checkFreeSpace(targetDir, plan, pending, journalBytes)
+}
+
+/** The target's max_wal_size in bytes, if the configuration files in its data directory set it. */
+async function targetMaxWalSize(targetDir: string): Promise<number | null> {
+  const value = await readDataDirSetting(targetDir, 'max_wal_size')
+  return value === null ? null : parseMemorySetting(value, 'MB')
 }
 
 function reportPlan(thePlan: Plan, sourceWalEnd: Lsn, emit: Emit, requireSourceWal: boolean): void {

@@ -256,6 +256,26 @@ export class TargetDir {
     this.touched.add(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel))
   }
 
+  /**
+   * Renames a file within its directory (a WAL segment recycled under a future name); durable with
+   * the directory's sync, as a removal. A file already renamed (a rerun) is nothing.
+   */
+  async recycle(from: string, to: string): Promise<void> {
+    checkRelativePath(from)
+    checkRelativePath(to)
+    this.checkParents(to)
+    this.emptyBeforeWrite.delete(from)
+    this.closeHandle(from)
+    this.closeHandle(to)
+    try {
+      await fs.rename(this.abs(from), this.abs(to))
+    } catch (err) {
+      if (!isNotFound(err)) throw ioError('could not rename file', this.abs(from), err)
+    }
+    this.touched.delete(from)
+    this.touched.add(path.posix.dirname(to) === '.' ? '' : path.posix.dirname(to))
+  }
+
   /** Replaces a small file whole (backup_label, pg_control, standby.signal). */
   async writeFile(rel: string, data: Buffer | string): Promise<void> {
     checkRelativePath(rel)

@@ -201,6 +201,57 @@ async function recycledSegmentScenario(major: Major): Promise<void> {
 }
 
 /**
+ * The target's WAL after the fork (and older segments the source lacks) is recycled, not unlinked:
+ * renamed to segment names past the source's WAL, on its timeline. The rewound standby streams
+ * through them: the walreceiver writes the source's WAL into them, and recovery never takes their
+ * stale pages for WAL.
+ */
+async function recycledTargetWalScenario(major: Major): Promise<void> {
+  await withKit(`rewind-recycle-target-wal-${major}`, async (kit) => {
+    const { primary, standby } = await forkedPair(kit, major, {
+      afterPromotion: async (p, s) => {
+        await sql(p, 'CREATE TABLE on_target (a int)')
+        for (let i = 0; i < 4; i++) {
+          await sql(p, 'INSERT INTO on_target SELECT generate_series(1, 1000)')
+          await sql(p, 'SELECT pg_switch_wal()')
+        }
+        await sql(s, 'CREATE TABLE on_source (a int); INSERT INTO on_source VALUES (1)')
+      },
+    })
+    const run = await runRewind(kit, primary, standby, 'local', [], { crash: false })
+    assertRewindOk(run)
+    const recycled = [...run.stderr.matchAll(/"pg_wal\/([0-9A-F]{24})" is recycled as "pg_wal\/([0-9A-F]{24})"/g)].map(
+      (m): [string, string] => [m[1]!, m[2]!],
+    )
+    assert.ok(recycled.length >= 4, `expected the target's WAL after the fork to be recycled:\n${run.stderr}`)
+    const walDir = path.join(primary.dataDir, 'pg_wal')
+    const names = new Set((await shell(kit, `ls "${walDir}"`)).split('\n'))
+    for (const [from, to] of recycled) {
+      assert.ok(!names.has(from), `${from} is gone from its name`)
+      assert.ok(names.has(to), `${to} is there`)
+      assert.equal(to.slice(0, 8), '00000002', "named on the source's timeline")
+      assert.ok(to.slice(8) > from.slice(8), 'a higher segment number than it held')
+    }
+    await startAsStandbyAndCompare(primary, standby, 'local')
+    // The source's WAL now reaches past every recycled segment: streamed into them, replayed.
+    const last = recycled.map(([, to]) => parseInt(to.slice(16), 16)).reduce((a, b) => Math.max(a, b))
+    for (;;) {
+      const current = String((await standby.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f'))[0]!.f)
+      if (parseInt(current.slice(16), 16) > last) break
+      await sql(standby, 'INSERT INTO on_source SELECT generate_series(1, 100)')
+      await sql(standby, 'SELECT pg_switch_wal()')
+    }
+    await sql(standby, 'INSERT INTO on_source VALUES (2)')
+    await primary.waitForReplay(await standby.currentLsn())
+    assert.deepEqual(
+      await primary.fingerprint(),
+      await standby.fingerprint(),
+      'target and source differ after streaming through recycled segments',
+    )
+  })
+}
+
+/**
  * The source's checkpoints removed the WAL from the fork on (as with wal_keep_size = 0 and no
  * slot): the rewind still works, says which segment the rewound node will need from an archive
  * (streaming from the source cannot give it), and with that archive the node starts.
@@ -335,6 +386,7 @@ for (const major of majorsUnderTest()) {
     test('two nodes on timeline 2 from different forks', () => sameTimelineNumberScenario(major))
     test('009 growing source file', () => growingFileScenario(major))
     test('010 recycled WAL kept', () => keepRecycledWalScenario(major))
+    test("the target's removed WAL recycled, streamed through", () => recycledTargetWalScenario(major))
     test("the target's WAL before the fork gone: read from the source", () => targetPreForkWalGoneScenario(major))
     test("the source's WAL from the fork and the target's before it gone: compared", () => bothWalsGoneScenario(major))
     test('relations: TRUNCATE, VACUUM FULL, unlogged, many blocks', () => relationsScenario(major))

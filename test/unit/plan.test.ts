@@ -150,6 +150,68 @@ describe('plan', () => {
     assert.equal(byPath.get('pg_wal/000000020000000000000006'), 'remove', 'past the end, on both: the target copy goes')
   })
 
+  test("removed WAL segments are recycled past every listed segment and the source's end, on its timeline, up to a limit", () => {
+    const seg = (name: string, size = 16 * MB) => file(`pg_wal/${name}`, size)
+    const sourceHistory = [
+      { tli: 1, begin: 0n, end: 0x3000100n },
+      { tli: 2, begin: 0x3000100n, end: null },
+    ]
+    // The target: old segments the source no longer has (1, 2), its own WAL after the fork (3-5),
+    // a pre-allocated one (9), a short file, and a segment it needs (keepWal).
+    const targetWal = ['000000010000000000000001', '000000010000000000000002', '000000010000000000000003', '000000010000000000000004']
+    const p = plan(
+      input(
+        [...common, seg('000000020000000000000003'), seg('000000020000000000000004'), seg('000000020000000000000005')],
+        [
+          ...common,
+          ...targetWal.map((name) => seg(name)),
+          seg('000000010000000000000005'),
+          seg('000000010000000000000009'),
+          seg('00000001000000000000000A', 8192),
+          seg('000000010000000000000006'),
+        ],
+        {
+          sourceHistory,
+          sourceWalEnd: 0x5000200n,
+          keepWal: new Set(['pg_wal/000000010000000000000006']),
+          recycleWal: { targetRedo: 0x5000028n },
+        },
+      ),
+    )
+    const byPath = new Map(p.entries.map((e) => [e.path, e]))
+    // Limit: max(segments the target kept from its redo on (5, 6, 9: 3), 1 GB = 64): all six go.
+    const recycled = p.entries.filter((e) => e.recycleAs !== undefined).sort((a, b) => (a.path < b.path ? -1 : 1))
+    assert.deepEqual(
+      recycled.map((e) => [e.path, e.recycleAs]),
+      [
+        ['pg_wal/000000010000000000000001', 'pg_wal/00000002000000000000000B'],
+        ['pg_wal/000000010000000000000002', 'pg_wal/00000002000000000000000C'],
+        ['pg_wal/000000010000000000000003', 'pg_wal/00000002000000000000000D'],
+        ['pg_wal/000000010000000000000004', 'pg_wal/00000002000000000000000E'],
+        ['pg_wal/000000010000000000000005', 'pg_wal/00000002000000000000000F'],
+        ['pg_wal/000000010000000000000009', 'pg_wal/000000020000000000000010'],
+      ],
+    )
+    for (const e of recycled) assert.equal(e.action, 'remove', 'still a removal from its path')
+    assert.equal(byPath.get('pg_wal/00000001000000000000000A')?.recycleAs, undefined, 'not a whole segment: unlinked')
+    assert.equal(byPath.get('pg_wal/000000010000000000000006'), undefined, 'needed: kept')
+    // With 64 MB segments, 1 GB is 16 of them: beyond that and what the target kept ahead, unlinked.
+    const many = Array.from({ length: 20 }, (_, i) => seg(`0000000100000000000000${(0x10 + i).toString(16).toUpperCase()}`, 64 * MB))
+    const limited = plan(input(common, [...common, ...many], { walSegSize: 64 * MB, recycleWal: { targetRedo: 0x100000000n } }))
+    assert.equal(limited.entries.filter((e) => e.recycleAs !== undefined).length, 16)
+    assert.equal(limited.entries.filter((e) => e.action === 'remove').length, 20)
+    // The target's max_wal_size (4 GB: 64 segments of 64 MB) lets all twenty go.
+    const configured = plan(
+      input(common, [...common, ...many], { walSegSize: 64 * MB, recycleWal: { targetRedo: 0x100000000n, maxWalSize: 4096 * MB } }),
+    )
+    assert.equal(configured.entries.filter((e) => e.recycleAs !== undefined).length, 20)
+    // Without recycleWal (pg_rewind's way) nothing is recycled.
+    assert.equal(
+      plan(input(common, [...common, ...many], { walSegSize: 64 * MB })).entries.some((e) => e.recycleAs !== undefined),
+      false,
+    )
+  })
+
   test("names the WAL from the fork to the source's end that the source no longer has, on the source's timelines", () => {
     const seg = (name: string) => file(`pg_wal/${name}`, 16 * MB)
     // Timeline 2 forked off 1 at 0/3000100 (segment 3); the source's WAL ends in segment 6.

@@ -114,4 +114,17 @@ describe('target dir: whole-file copies', () => {
     await assert.rejects(dir.copyFileFrom('base/6/f', path.join(source, 'f')), /unsafe/)
     assert.deepEqual(fs.readdirSync(path.join(root, 'elsewhere')), [])
   })
+
+  test('a recycled WAL segment is renamed with its contents; its directory is synced with the group; a rerun is nothing', async () => {
+    fs.mkdirSync(path.join(target, 'pg_wal'))
+    fs.writeFileSync(path.join(target, 'pg_wal/000000010000000000000003'), pattern(8192, 3))
+    dir.takeTouched()
+    await dir.recycle('pg_wal/000000010000000000000003', 'pg_wal/000000020000000000000009')
+    assert.deepEqual(fs.readdirSync(path.join(target, 'pg_wal')), ['000000020000000000000009'])
+    assert.ok(fs.readFileSync(path.join(target, 'pg_wal/000000020000000000000009')).equals(pattern(8192, 3)))
+    assert.deepEqual(dir.takeTouched(), ['pg_wal'])
+    await dir.recycle('pg_wal/000000010000000000000003', 'pg_wal/000000020000000000000009')
+    assert.deepEqual(fs.readdirSync(path.join(target, 'pg_wal')), ['000000020000000000000009'])
+    await assert.rejects(dir.recycle('pg_wal/x', '../outside'), /unsafe|invalid|path/)
+  })
 })
