@@ -360,16 +360,15 @@ const DEFAULT_MAX_WAL_SIZE = 1024 * 1024 * 1024
 function recycleWal(entries: PlanEntry[], input: PlanInput, targetRedo: Lsn, maxWalSize: number | null): void {
   const walSegSize = input.walSegSize
   let highest = input.sourceWalEnd ? segmentOf(input.sourceWalEnd, walSegSize) : 0n
-  let keptAhead = 0
-  const redoSegment = segmentOf(targetRedo, walSegSize)
-  for (const files of [input.sourceFiles, input.targetFiles]) {
-    for (const file of files) {
-      const segno = walSegmentNumber(file.path, walSegSize)
-      if (segno === null) continue
-      if (segno > highest) highest = segno
-      if (files === input.targetFiles && segno >= redoSegment && file.type === 'file' && file.size === walSegSize) keptAhead++
-    }
+  for (const file of [...input.sourceFiles, ...input.targetFiles]) {
+    const segno = walSegmentNumber(file.path, walSegSize)
+    if (segno !== null && segno > highest) highest = segno
   }
+  const redoSegment = segmentOf(targetRedo, walSegSize)
+  const keptAhead = input.targetFiles.filter((file) => {
+    const segno = walSegmentNumber(file.path, walSegSize)
+    return segno !== null && segno >= redoSegment && file.type === 'file' && file.size === walSegSize
+  }).length
   const limit = Math.max(keptAhead, Math.floor((maxWalSize ?? DEFAULT_MAX_WAL_SIZE) / walSegSize))
   const tli = input.sourceHistory?.length ? input.sourceHistory[input.sourceHistory.length - 1]!.tli : input.replay.checkpoint.tli
   const candidates = entries
@@ -388,6 +387,7 @@ function recycleWal(entries: PlanEntry[], input: PlanInput, targetRedo: Lsn, max
   }
 }
 
+/** The segment number of a WAL segment file in pg_wal, or null for any other path. */
 function walSegmentNumber(path: string, walSegSize: number): bigint | null {
   if (!path.startsWith('pg_wal/')) return null
   return parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)?.segno ?? null
@@ -395,21 +395,19 @@ function walSegmentNumber(path: string, walSegSize: number): bigint | null {
 
 /** A WAL segment that ends before the fork holds the same bytes on both sides. */
 function isCommonWalSegment(path: string, sourceSize: number, targetSize: number, walSegSize: number, divergenceSegment: bigint): boolean {
-  if (!path.startsWith('pg_wal/') || sourceSize !== targetSize) return false
-  const parsed = parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)
-  return parsed !== null && parsed.segno < divergenceSegment
+  if (sourceSize !== targetSize) return false
+  const segno = walSegmentNumber(path, walSegSize)
+  return segno !== null && segno < divergenceSegment
 }
 
 function isWalSegmentBefore(path: string, segment: bigint, walSegSize: number): boolean {
-  if (!path.startsWith('pg_wal/')) return false
-  const parsed = parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)
-  return parsed !== null && parsed.segno < segment
+  const segno = walSegmentNumber(path, walSegSize)
+  return segno !== null && segno < segment
 }
 
 function isRecycledWalSegment(path: string, lastSegment: bigint, walSegSize: number): boolean {
-  if (!path.startsWith('pg_wal/')) return false
-  const parsed = parseSegmentFileName(path.slice('pg_wal/'.length), walSegSize)
-  return parsed !== null && parsed.segno > lastSegment
+  const segno = walSegmentNumber(path, walSegSize)
+  return segno !== null && segno > lastSegment
 }
 
 function indexByPath(files: readonly FileEntry[], which: 'source' | 'target'): Map<string, FileEntry> {

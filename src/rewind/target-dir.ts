@@ -253,7 +253,7 @@ export class TargetDir {
       if (!isNotFound(err)) throw ioError(type === 'directory' ? 'could not remove directory' : 'could not remove file', this.abs(rel), err)
     }
     this.touched.delete(rel)
-    this.touched.add(path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel))
+    this.touchParent(rel)
   }
 
   /**
@@ -273,7 +273,13 @@ export class TargetDir {
       if (!isNotFound(err)) throw ioError('could not rename file', this.abs(from), err)
     }
     this.touched.delete(from)
-    this.touched.add(path.posix.dirname(to) === '.' ? '' : path.posix.dirname(to))
+    this.touchParent(to)
+  }
+
+  /** A name added or removed in a directory: the directory is synced with the group. */
+  private touchParent(rel: string): void {
+    const parent = path.posix.dirname(rel)
+    this.touched.add(parent === '.' ? '' : parent)
   }
 
   /** Replaces a small file whole (backup_label, pg_control, standby.signal). */
