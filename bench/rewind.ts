@@ -29,7 +29,9 @@ interface Contender {
   optional: boolean
 }
 
-const WALREWIND = [process.execPath, path.join(PROJECT_ROOT, 'bin', 'walrewind.js')]
+// By its path, as an HA manager or an operator runs it (its first line starts node with its options:
+// bin/walrewind.js), with the node first on the PATH.
+const WALREWIND = [path.join(PROJECT_ROOT, 'bin', 'walrewind.js')]
 const CONTENDERS: Record<ContenderId, Contender> = {
   pg_rewind: { id: 'pg_rewind', label: 'pg_rewind 15', cmd: [path.join(PG15, 'pg_rewind')], walrewind: false, optional: false },
   walrewind: { id: 'walrewind', label: 'walrewind', cmd: [...WALREWIND, '--debug'], walrewind: true, optional: false },

@@ -67,6 +67,32 @@ describe('the personality comes from the invoked name', () => {
   })
 })
 
+describe('run by its path, the executable starts node itself', () => {
+  it('as node --max-semi-space-size=1 <its path> <arguments>, arguments kept as given', () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'launch-'))
+    const argsFile = path.join(dir, 'node-args')
+    // A stand-in node first on PATH, writing the arguments it got one per line.
+    fs.writeFileSync(path.join(dir, 'node'), `#!/bin/sh\nprintf '%s\\n' "$@" > '${argsFile}'\n`, { mode: 0o755 })
+    fs.symlinkSync(BIN, path.join(dir, 'pg_rewind'))
+    const r = run(path.join(dir, 'pg_rewind'), ['--target-pgdata=/a b', '-n', '$HOME'], { PATH: `${dir}:${process.env['PATH'] ?? ''}` })
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(fs.readFileSync(argsFile, 'utf8').split('\n'), [
+      '--max-semi-space-size=1',
+      path.join(dir, 'pg_rewind'),
+      '--target-pgdata=/a b',
+      '-n',
+      '$HOME',
+      '',
+    ])
+  })
+
+  it('the real node accepts the option: the program runs', () => {
+    const r = run(BIN, ['--version'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /^walrewind \d/)
+  })
+})
+
 describe('an internal error', () => {
   /** An io whose stdout fails: the help text cannot be written, an error nobody foresaw. */
   async function failing(argv1: string): Promise<{ code: number; stderr: string }> {
