@@ -26,6 +26,21 @@ export class BlockMap {
     return word < bits.length && (bits[word]! & (1 << (block & 31))) !== 0
   }
 
+  /** Every block of `other` added to this map. */
+  addAll(other: BlockMap): void {
+    for (const [path, bits] of other.files) {
+      const mine = this.files.get(path)
+      if (mine === undefined) {
+        this.files.set(path, bits.slice())
+        continue
+      }
+      const merged = mine.length >= bits.length ? mine : new Uint32Array(bits.length)
+      if (merged !== mine) merged.set(mine)
+      for (let word = 0; word < bits.length; word++) merged[word]! |= bits[word]!
+      this.files.set(path, merged)
+    }
+  }
+
   paths(): IterableIterator<string> {
     return this.files.keys()
   }

@@ -19,11 +19,11 @@ import { formatLsn, type Lsn } from '../pg/lsn.js'
 import type { TimelineEntry } from '../pg/timeline.js'
 import type { VersionProfile } from '../pg/versions.js'
 import type { Source, SourceWalEnd } from '../source/source.js'
-import type { BlockMap } from '../block-map.js'
+import { BlockMap } from '../block-map.js'
 import type { LastCheckpoint } from './diverge.js'
 import type { Emit } from '../events.js'
 import type { ReplayFrom } from './plan.js'
-import { scanSourceWal } from './scan.js'
+import { type SourceScanResult, scanSourceWal } from './scan.js'
 import { openSourceWal } from './source-wal.js'
 
 export interface ReplayChoice {
@@ -56,7 +56,20 @@ export interface ReplayStartInput {
   readonly relsegSize: number
   /** The target's changed blocks: the source's are added to them. */
   readonly changedBlocks: BlockMap
+  /** The source's WAL scan begun beside the target's (beginSourceScan): used if it reads the range wanted. */
+  readonly early?: EarlySourceScan | null
   readonly emit: Emit
+}
+
+/** A scan of the source's WAL begun before the replay start is chosen, for the range it will likely want. */
+export interface EarlySourceScan {
+  readonly from: Lsn
+  readonly end: Lsn
+  /** What it found, apart from the target's blocks until it is used. */
+  readonly blocks: BlockMap
+  readonly result: Promise<SourceScanResult>
+  /** Ends the scan if it still reads (its result is then not used) and waits until it has let go of the source. */
+  stop(): Promise<void>
 }
 
 /** The source's checkpoint as pg_control tells it: where a base backup taken now would start replay. */
@@ -89,15 +102,12 @@ export async function chooseReplayStart(input: ReplayStartInput): Promise<Replay
   if (input.wanted === 'last-common-checkpoint') return fromCommon('asked for (--replay-from=last-common-checkpoint)')
 
   const start = sourceCheckpointOf(sourceControl)
-  // A database made by copying files after the replay start: its replay would copy the template as
-  // the copy leaves it on the target. Found in the WAL read here (a stopped source), or at the end
-  // of the copy (a running one: finish.ts).
-  const from = input.comparing === true || start.redo < input.divergence ? start.redo : input.divergence
-  const end = source.running ? start.redo : input.sourceWalEnd.lsn > start.redo ? input.sourceWalEnd.lsn : start.redo
+  const { from, end } = sourceScanRange(input)
   emit({ type: 'step', message: `reading WAL in source from ${formatLsn(from)} to ${formatLsn(end)}` })
-  const wal = openSourceWal(source, sourceControl, input.sourceHistory)
+  const early = input.early?.from === from && input.early.end === end ? input.early : null
+  if (early === null) await input.early?.stop()
   try {
-    const scanned = await scanSourceWal(wal.reader, from, end, input.profile, input.relsegSize, input.changedBlocks)
+    const scanned = early !== null ? await fromEarly(early, input.changedBlocks) : await scanHere(input, from, end)
     const copyAfterStart = scanned.databaseFileCopies.find((lsn) => lsn >= start.redo)
     if (copyAfterStart !== undefined) throw databaseCopiedAfter(copyAfterStart, start, source.description)
     const what =
@@ -121,9 +131,73 @@ export async function chooseReplayStart(input: ReplayStartInput): Promise<Replay
         "replaying from the last common checkpoint instead (pg_rewind's algorithm), which needs the rewound node to get every source record since then",
     })
     return await fromCommon(`the source no longer has its WAL from the fork (${segment})`)
+  }
+}
+
+/**
+ * The range of the source's WAL read for its changed blocks, replaying from its checkpoint: from
+ * the fork (from the checkpoint's redo point when blocks are compared or when that point is older
+ * than the fork) to that redo point for a running source, to its WAL end for a stopped one. A
+ * database made by copying files after the replay start would replay as a copy of the template as
+ * the rewind leaves it: found in the WAL read here (a stopped source), or at the end of the copy
+ * (a running one: finish.ts).
+ */
+export function sourceScanRange(input: Pick<ReplayStartInput, 'source' | 'sourceControl' | 'sourceWalEnd' | 'divergence' | 'comparing'>): {
+  from: Lsn
+  end: Lsn
+} {
+  const redo = sourceCheckpointOf(input.sourceControl).redo
+  const from = input.comparing === true || redo < input.divergence ? redo : input.divergence
+  const end = input.source.running ? redo : input.sourceWalEnd.lsn > redo ? input.sourceWalEnd.lsn : redo
+  return { from, end }
+}
+
+type SourceScanInput = Pick<
+  ReplayStartInput,
+  'source' | 'sourceControl' | 'sourceHistory' | 'sourceWalEnd' | 'divergence' | 'comparing' | 'profile' | 'relsegSize'
+>
+
+/**
+ * Begins reading the source's WAL for the range chooseReplayStart will want, unless the range is
+ * empty, so that a server's side of it (reading, sending) overlaps the reading of the target's WAL.
+ * Its records are decoded in this thread between the target's; nothing else may use the source
+ * until it is used or stopped.
+ */
+export function beginSourceScan(input: SourceScanInput): EarlySourceScan | null {
+  const { from, end } = sourceScanRange(input)
+  if (end <= from) return null
+  const blocks = new BlockMap()
+  let stopRequested = false
+  const wal = openSourceWal(input.source, input.sourceControl, input.sourceHistory)
+  const result = scanSourceWal(wal.reader, from, end, input.profile, input.relsegSize, blocks, () => stopRequested).finally(() =>
+    wal.close(),
+  )
+  result.catch(() => {}) // never unhandled: chooseReplayStart or stop() reads it
+  return {
+    from,
+    end,
+    blocks,
+    result,
+    stop: async () => {
+      stopRequested = true
+      await result.catch(() => {})
+    },
+  }
+}
+
+async function scanHere(input: ReplayStartInput, from: Lsn, end: Lsn): Promise<SourceScanResult> {
+  const wal = openSourceWal(input.source, input.sourceControl, input.sourceHistory)
+  try {
+    return await scanSourceWal(wal.reader, from, end, input.profile, input.relsegSize, input.changedBlocks)
   } finally {
     await wal.close()
   }
+}
+
+async function fromEarly(early: EarlySourceScan, into: BlockMap): Promise<SourceScanResult> {
+  const scanned = await early.result
+  into.addAll(early.blocks)
+  return scanned
 }
 
 export function databaseCopiedAfter(lsn: Lsn, start: LastCheckpoint, sourceDescription: string): RewindError {

@@ -45,7 +45,7 @@ import {
   type Journal,
 } from './journal.js'
 import { plan as makePlan, type Plan, type PlanReplay, type ReplayFrom } from './plan.js'
-import { chooseReplayStart, NoCommonCheckpointError } from './replay-start.js'
+import { beginSourceScan, chooseReplayStart, type EarlySourceScan, NoCommonCheckpointError } from './replay-start.js'
 import { BlockMap } from '../block-map.js'
 import { cheaperToCompare, compareRelationFiles, hintBitsInWal, relationDataBytes, type CompareMode } from './compare-blocks.js'
 import type { LastCheckpoint } from './diverge.js'
@@ -180,6 +180,13 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
   // inspect: the source
   const source = await sourceOf(options, env, emit)
   let wal: ReturnType<typeof targetWal> | null = null
+  // The source's side of the scan stage, which may still run when a failure of the target's side
+  // ends the rewind: waited for before the source is closed.
+  const sourceSide: { listed: Promise<unknown> | null; early: EarlySourceScan | null; abandoned: boolean } = {
+    listed: null,
+    early: null,
+    abandoned: false,
+  }
   try {
     const sourceControlBytes = await source.readFile(CONTROL_FILE)
     const sourceControl = decodeControlFile(sourceControlBytes)
@@ -290,7 +297,10 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     }
     const scanFrom = fromCommonCheckpoint ? (await lookForCommonCheckpoint())?.lsn : divergence.lsn
 
-    // scan; the three reads are independent, so they run at once
+    // scan; the reads of the two sides are independent, so they run at once: the target's WAL
+    // and listing, and the source's listing, then the WAL end and, unless blocks will be compared
+    // because the source wrote too much WAL, the source's WAL (a server reads and sends it while
+    // this thread decodes the target's)
     mark('inspect and diverge')
     emit({ type: 'step', message: 'reading source file list' })
     emit({ type: 'step', message: 'reading target file list' })
@@ -306,13 +316,32 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
               return null
             },
           )
-    const [sourceFiles, targetFiles, targetScan] = await Promise.all([source.listFiles(), listDataDirectory(targetDir), scanned])
+    const listed = source.listFiles().then(async (files) => {
+      const walEnd = await source.walEnd(sourceControl)
+      const tooMuchWal =
+        compareMode === 'auto' && source.running && options.replayFrom !== 'last-common-checkpoint'
+          ? cheaperToCompare(Number(walEnd.lsn - divergence.lsn), relationDataBytes(files, profile))
+          : null
+      if (!fromCommonCheckpoint && tooMuchWal === null && !sourceSide.abandoned) {
+        sourceSide.early = beginSourceScan({
+          source,
+          sourceControl,
+          sourceHistory,
+          sourceWalEnd: walEnd,
+          divergence: divergence.lsn,
+          comparing: compareReason !== null,
+          profile,
+          relsegSize: targetControl.relseg_size,
+        })
+      }
+      return { files, walEnd, tooMuchWal }
+    })
+    sourceSide.listed = listed
+    const [sourceListing, targetFiles, targetScan] = await Promise.all([listed, listDataDirectory(targetDir), scanned])
+    const { files: sourceFiles, walEnd: sourceWalEnd } = sourceListing
     const scan = targetScan ?? { changedBlocks: new BlockMap(), records: 0, walBytes: 0 }
     mark(`listing and scanning ${scan.records} WAL records (checked by: ${walScanMethod})`)
-    const sourceWalEnd = await source.walEnd(sourceControl)
-    if (compareReason === null && compareMode === 'auto' && source.running && options.replayFrom !== 'last-common-checkpoint') {
-      compareReason = cheaperToCompare(Number(sourceWalEnd.lsn - divergence.lsn), relationDataBytes(sourceFiles, profile))
-    }
+    compareReason ??= sourceListing.tooMuchWal
     if (compareReason !== null && options.replayFrom === 'last-common-checkpoint') {
       throw new RewindError(
         'USAGE',
@@ -329,6 +358,7 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
       profile,
       relsegSize: targetControl.relseg_size,
       changedBlocks: scan.changedBlocks,
+      early: sourceSide.early,
       emit,
     }
     let replay = await chooseReplayStart({
@@ -456,6 +486,9 @@ export async function rewind(options: RewindOptions): Promise<RewindResult> {
     })
     return { outcome: 'rewound', ...summary, ...applied, millis: Date.now() - started }
   } finally {
+    sourceSide.abandoned = true
+    await sourceSide.listed?.catch(() => {})
+    await sourceSide.early?.stop()
     await wal?.close()
     await source.close()
   }

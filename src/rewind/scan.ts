@@ -72,7 +72,8 @@ export interface SourceScanResult {
 /**
  * Adds to `into` the blocks changed by the source's records that start in [from, end). `from` may
  * be anywhere (the fork is where a record ended); the records must reach `end`, or the WAL is
- * reported missing or invalid.
+ * reported missing or invalid. `stopped` returning true ends the scan early (its result is then
+ * not to be used).
  */
 export async function scanSourceWal(
   reader: WalReader,
@@ -81,6 +82,7 @@ export async function scanSourceWal(
   profile: VersionProfile,
   relsegSize: number,
   into: BlockMap,
+  stopped: () => boolean = () => false,
 ): Promise<SourceScanResult> {
   const databaseFileCopies: Lsn[] = []
   if (end <= from) return { records: 0, databaseFileCopies }
@@ -92,7 +94,7 @@ export async function scanSourceWal(
   let records = 0
   await readUntil(reader, start, end, (record) => {
     // The reader stops after the record that reaches `end`; one that starts there is not ours.
-    if (record.lsn >= end) return false
+    if (record.lsn >= end || stopped()) return false
     records++
     collect(record)
     if (isDatabaseFileCopy(record, profile)) databaseFileCopies.push(record.lsn)

@@ -179,6 +179,10 @@ export class ServerSource implements Source {
       ...(this.serverProfile.hasTransactionTimeout ? ['SET transaction_timeout = 0'] : []),
       // We don't intend to do any updates: keep us honest.
       'SET default_transaction_read_only = on',
+      // The planner costs the file listing's recursive query at millions of rows (a function scan
+      // is 1,000 rows to it), so a server with JIT compiled it: 207 of its 233 ms on a cluster of
+      // 1,021 files. Nothing walrewind asks gains from JIT.
+      'SET jit = off',
       ...(binaryRowsSupported ? [] : ["SET bytea_output = 'hex'"]),
     ]
     for (const sql of commands) {
