@@ -107,7 +107,7 @@ export async function chooseReplayStart(input: ReplayStartInput): Promise<Replay
   const early = input.early?.from === from && input.early.end === end ? input.early : null
   if (early === null) await input.early?.stop()
   try {
-    const scanned = early !== null ? await fromEarly(early, input.changedBlocks) : await scanHere(input, from, end)
+    const scanned = early !== null ? await fromEarly(early, input.changedBlocks) : await scanInto(input, from, end, input.changedBlocks)
     const copyAfterStart = scanned.databaseFileCopies.find((lsn) => lsn >= start.redo)
     if (copyAfterStart !== undefined) throw databaseCopiedAfter(copyAfterStart, start, source.description)
     const what =
@@ -168,10 +168,7 @@ export function beginSourceScan(input: SourceScanInput): EarlySourceScan | null 
   if (end <= from) return null
   const blocks = new BlockMap()
   let stopRequested = false
-  const wal = openSourceWal(input.source, input.sourceControl, input.sourceHistory)
-  const result = scanSourceWal(wal.reader, from, end, input.profile, input.relsegSize, blocks, () => stopRequested).finally(() =>
-    wal.close(),
-  )
+  const result = scanInto(input, from, end, blocks, () => stopRequested)
   result.catch(() => {}) // never unhandled: chooseReplayStart or stop() reads it
   return {
     from,
@@ -185,10 +182,11 @@ export function beginSourceScan(input: SourceScanInput): EarlySourceScan | null 
   }
 }
 
-async function scanHere(input: ReplayStartInput, from: Lsn, end: Lsn): Promise<SourceScanResult> {
+/** The source's records in [from, end) read through a reader of its own, their blocks added to `into`. */
+async function scanInto(input: SourceScanInput, from: Lsn, end: Lsn, into: BlockMap, stopped?: () => boolean): Promise<SourceScanResult> {
   const wal = openSourceWal(input.source, input.sourceControl, input.sourceHistory)
   try {
-    return await scanSourceWal(wal.reader, from, end, input.profile, input.relsegSize, input.changedBlocks)
+    return await scanSourceWal(wal.reader, from, end, input.profile, input.relsegSize, into, stopped)
   } finally {
     await wal.close()
   }
