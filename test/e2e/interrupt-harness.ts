@@ -150,9 +150,22 @@ export function rewindArgs(pair: InterruptPair, kind: SourceKind): string[] {
   return args
 }
 
+/** Rows a second in ten-row commits, for about two minutes at most (a rewind takes seconds). */
+const SOURCE_WRITER = `DO $$
+BEGIN
+  FOR i IN 1..6000 LOOP
+    INSERT INTO live (note) SELECT 'source during a rewind ' || g FROM generate_series(1, 10) g;
+    COMMIT;
+    PERFORM pg_sleep(0.02);
+  END LOOP;
+END $$`
+
 /**
  * Runs walrewind; for a server source with a session inserting rows on the source meanwhile (a
- * source in use goes on writing WAL during the copy, which the rewind then catches up with).
+ * source in use goes on writing WAL during the copy, which the rewind then catches up with). The
+ * loop runs in the server, not in this process: a lane beside this one that blocks the event
+ * loop (a state copy did, for seconds) left a loop here idle for a whole rewind, and the WAL end
+ * at the finish was the one planned.
  */
 async function runWalrewind(pair: InterruptPair, kind: SourceKind, env: Record<string, string> = {}): Promise<RunResult> {
   // Groups of 100 entries: the plan's 250 or so make three, each synced while the next copies, so
@@ -160,24 +173,20 @@ async function runWalrewind(pair: InterruptPair, kind: SourceKind, env: Record<s
   const run = () => pair.kit.runWalrewind(rewindArgs(pair, kind), { env: { WALREWIND_FAULT_GROUP_ENTRIES: '100', ...env } })
   if (kind === 'local') return run()
   const session = await pair.source.connect()
-  let writing = true
-  let failure: unknown = null
-  const writer = (async () => {
-    try {
-      while (writing) {
-        await session.query("INSERT INTO live (note) SELECT 'source during a rewind ' || g FROM generate_series(1, 10) g")
-        await new Promise((resolve) => setTimeout(resolve, 20))
-      }
-    } catch (err) {
-      failure = err
-    }
-  })()
+  const pid = (await session.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+  let stopping = false
+  const writer = session.query(SOURCE_WRITER).then(
+    () => null,
+    (err: unknown) => (stopping && (err as { code?: string }).code === '57014' ? null : err),
+  )
   let result: Awaited<ReturnType<typeof run>>
+  let failure: unknown = null
   try {
     result = await run()
   } finally {
-    writing = false
-    await writer
+    stopping = true
+    await pair.source.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {})
+    failure = await writer
     await session.end().catch(() => {})
   }
   if (failure) throw new Error(`the writer on the source failed: ${(failure as Error).message}`, { cause: failure })

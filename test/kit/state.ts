@@ -2,7 +2,7 @@
 // including what a node uses outside its data directory (archive, tablespace locations, a moved
 // pg_wal), and put back at the same paths, so a scenario can rerun from one setup.
 
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Node } from './node.js'
@@ -31,12 +31,12 @@ export async function saveState(label: string, nodes: Node[], statesDir: string)
     if (await node.isRunning()) throw new Error(`saveState(${label}): node ${node.name} is running; stop it first`)
   }
   const dir = path.join(statesDir, label)
-  fs.rmSync(dir, { recursive: true, force: true })
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  await fs.promises.rm(dir, { recursive: true, force: true })
+  await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 })
   const copies = new Map<string, string>()
   for (const source of new Set(nodes.flatMap(stateDirs))) {
     const copy = path.join(dir, String(copies.size))
-    copyTree(source, copy)
+    await copyTree(source, copy)
     copies.set(source, copy)
   }
   return { label, nodes, copies }
@@ -49,20 +49,35 @@ export async function restoreState(state: SavedState): Promise<void> {
   // What the nodes use now but did not when saved (a tablespace created since) goes away too, so
   // nothing of the later history survives.
   for (const dir of new Set(state.nodes.flatMap(stateDirs))) {
-    if (!state.copies.has(dir)) emptyDir(dir)
+    if (!state.copies.has(dir)) await emptyDir(dir)
   }
   for (const [target, copy] of state.copies) {
-    fs.rmSync(target, { recursive: true, force: true })
-    copyTree(copy, target)
+    await fs.promises.rm(target, { recursive: true, force: true })
+    await copyTree(copy, target)
   }
 }
 
-function copyTree(from: string, to: string): void {
-  const result = spawnSync('cp', ['-a', from, to], { encoding: 'utf8' })
-  if (result.status !== 0) throw new Error(`cp -a ${from} ${to} failed: ${result.stderr || result.error?.message}`)
+/**
+ * cp -a as a child the event loop does not wait on: tests run side by side in one process (the
+ * lanes of interrupt-kill), and a blocking copy of a data directory stalled the other lane's
+ * sessions for seconds.
+ */
+function copyTree(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('cp', ['-a', from, to], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      stderr += text
+    })
+    child.on('error', (err) => reject(new Error(`cp -a ${from} ${to} failed: ${err.message}`)))
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve()
+      else reject(new Error(`cp -a ${from} ${to} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`))
+    })
+  })
 }
 
 /** Empties a directory but keeps it (and its owner and mode), as a fresh tablespace location. */
-function emptyDir(dir: string): void {
-  for (const name of fs.readdirSync(dir)) fs.rmSync(path.join(dir, name), { recursive: true, force: true })
+async function emptyDir(dir: string): Promise<void> {
+  for (const name of await fs.promises.readdir(dir)) await fs.promises.rm(path.join(dir, name), { recursive: true, force: true })
 }
