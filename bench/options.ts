@@ -14,7 +14,7 @@ export const SHAPE_NAMES = [
 ] as const
 export type ShapeName = (typeof SHAPE_NAMES)[number]
 
-export const CONTENDER_IDS = ['pg_rewind', 'walrewind', 'walrewind-lcc'] as const
+export const CONTENDER_IDS = ['pg_rewind', 'walrewind', 'walrewind-lcc', 'walrewind-jobs1', 'walrewind-jobs2', 'walrewind-other'] as const
 export type ContenderId = (typeof CONTENDER_IDS)[number]
 
 /** Parameters a shape's preparation takes; each shape has its defaults, every one can be overridden. */
@@ -63,7 +63,9 @@ export const USAGE = `Usage: node dist/bench/rewind.js [--shape=NAME] [--mode=lo
        [--source-load=SECONDS] [--out=FILE.jsonl]
        [--scale=N] [--seconds=N] [--tables=N] [--changed=N] [--wal-mb=N] [--source-seconds=N] [--source-wal-mb=N]
 shapes: ${SHAPE_NAMES.join(', ')}
-tools:  ${CONTENDER_IDS.join(', ')} (walrewind-lcc = walrewind --replay-from=last-common-checkpoint)
+tools:  ${CONTENDER_IDS.join(', ')} (walrewind-lcc = walrewind --replay-from=last-common-checkpoint,
+        walrewind-jobsN = walrewind --jobs=N: N source connections or readers instead of 4,
+        walrewind-other = the walrewind at $WALREWIND_OTHER (its bin/walrewind.js), for an A/B of two builds)
 --follow-load alone is --shape=follow-load (the older command line).`
 
 const NUMERIC: Record<string, keyof Overrides> = {

@@ -42,6 +42,27 @@ const CONTENDERS: Record<ContenderId, Contender> = {
     walrewind: true,
     optional: true,
   },
+  'walrewind-jobs1': {
+    id: 'walrewind-jobs1',
+    label: 'walrewind --jobs=1',
+    cmd: [...WALREWIND, '--debug', '--jobs=1'],
+    walrewind: true,
+    optional: false,
+  },
+  'walrewind-jobs2': {
+    id: 'walrewind-jobs2',
+    label: 'walrewind --jobs=2',
+    cmd: [...WALREWIND, '--debug', '--jobs=2'],
+    walrewind: true,
+    optional: false,
+  },
+  'walrewind-other': {
+    id: 'walrewind-other',
+    label: `walrewind at ${process.env['WALREWIND_OTHER'] ?? '$WALREWIND_OTHER (not set)'}`,
+    cmd: [process.env['WALREWIND_OTHER'] ?? '/nonexistent/walrewind.js', '--debug'],
+    walrewind: true,
+    optional: false,
+  },
 }
 
 interface Run {
