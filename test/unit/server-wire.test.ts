@@ -42,7 +42,9 @@ describe('server wire parser', () => {
   })
 
   test('DataRows of a megabyte, split across reads of every size, come out whole', () => {
-    const values = [randomBytes(1024 * 1024), randomBytes(5), randomBytes(700 * 1024), randomBytes(1024 * 1024 + 3)]
+    // Field sizes on both sides of the pooled ones' smallest (4 kB) and of powers of two.
+    const sizes = [1024 * 1024, 5, 700 * 1024, 1024 * 1024 + 3, 4095, 4096, 8192, 12_345, 65_536]
+    const values = sizes.map((size) => randomBytes(size))
     const stream = Buffer.concat([rowDescription(), ...values.map(dataRow), message('Z', Buffer.from('I'))])
     for (const readSize of [1, 7, 4096, 65536, 100_000, stream.length]) {
       const parser = newRowParser()!
