@@ -1,6 +1,7 @@
 // How the target's writer copies a whole file from a data directory: compared a megabyte at a
 // time and written only where it differs, cut to the source's length, and synced only if written;
-// a copy readied for chunks (a server source) empties the file before the first one, or at close.
+// a copy readied for chunks (a server source) overwrites the file in place and is cut at close, with
+// nothing of the old contents left.
 
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
@@ -90,21 +91,43 @@ describe('target dir: whole-file copies', () => {
     assert.equal(fs.statSync(path.join(target, 'base/5/f')).mode & 0o777, 0o600)
   })
 
-  test('readied for chunks: emptied before the first chunk, or at close when none comes', async () => {
-    fs.writeFileSync(path.join(target, 'base/5/a'), pattern(5000))
+  test('readied for chunks: written in place, cut at close to where the chunks end; emptied or made when none comes', async () => {
+    const old = pattern(3 * MB, 9)
+    fs.writeFileSync(path.join(target, 'base/5/a'), old)
     fs.writeFileSync(path.join(target, 'base/5/b'), pattern(5000))
+    const before = inode('base/5/a')
     await dir.truncateForCopy('base/5/a')
     await dir.truncateForCopy('base/5/b')
     await dir.truncateForCopy('base/5/new')
-    // nothing is emptied before data comes (or the group ends)
-    assert.equal(fs.statSync(path.join(target, 'base/5/a')).size, 5000)
-    await dir.writeAt('base/5/a', 100, Buffer.from('xyz'))
+    // Chunks in any order (several connections), the last one short: the source file is shorter.
+    const theirs = pattern(MB + 700, 4)
+    await dir.writeAt('base/5/a', MB, theirs.subarray(MB))
+    assert.equal(fs.statSync(path.join(target, 'base/5/a')).size, old.length, 'nothing is cut before the group ends')
+    await dir.writeAt('base/5/a', 0, theirs.subarray(0, MB))
+    await dir.writeAt('base/5/a', 2 * MB, Buffer.alloc(0)) // past the source's end: no data
     await dir.closeAll()
-    const a = fs.readFileSync(path.join(target, 'base/5/a'))
-    assert.equal(a.length, 103)
-    assert.ok(a.subarray(0, 100).equals(Buffer.alloc(100)), 'what was there before is gone')
+    assert.deepEqual(fs.readFileSync(path.join(target, 'base/5/a')), theirs)
+    assert.equal(inode('base/5/a').ino, before.ino, 'overwritten in place, not made again')
     assert.equal(fs.statSync(path.join(target, 'base/5/b')).size, 0)
     assert.equal(fs.statSync(path.join(target, 'base/5/new')).size, 0)
+    const touched = dir.takeTouched()
+    for (const rel of ['base/5/a', 'base/5/b', 'base/5/new']) assert.ok(touched.includes(rel), `${rel} is synced`)
+  })
+
+  test('readied for chunks: what no chunk covered below the end is zeroed, not left as it was', async () => {
+    // A file the source shrank and grew again between two chunks: the first came short.
+    fs.writeFileSync(path.join(target, 'base/5/a'), pattern(3 * MB, 9))
+    await dir.truncateForCopy('base/5/a')
+    await dir.writeAt('base/5/a', 0, pattern(100, 1))
+    await dir.writeAt('base/5/a', MB, pattern(MB, 2))
+    await dir.writeAt('base/5/a', 2 * MB, pattern(10, 3))
+    await dir.closeAll()
+    const got = fs.readFileSync(path.join(target, 'base/5/a'))
+    assert.equal(got.length, 2 * MB + 10)
+    assert.ok(got.subarray(0, 100).equals(pattern(100, 1)))
+    assert.ok(got.subarray(100, MB).equals(Buffer.alloc(MB - 100)), 'the hole is zeros')
+    assert.ok(got.subarray(MB, 2 * MB).equals(pattern(MB, 2)))
+    assert.ok(got.subarray(2 * MB).equals(pattern(10, 3)))
   })
 
   test('a path through a symlink that PostgreSQL does not place is refused before the write', async () => {
