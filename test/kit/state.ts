@@ -2,10 +2,10 @@
 // including what a node uses outside its data directory (archive, tablespace locations, a moved
 // pg_wal), and put back at the same paths, so a scenario can rerun from one setup.
 
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Node } from './node.js'
+import { Runner } from './runner.js'
 
 export interface SavedState {
   label: string
@@ -58,23 +58,15 @@ export async function restoreState(state: SavedState): Promise<void> {
 }
 
 /**
- * cp -a as a child the event loop does not wait on: tests run side by side in one process (the
- * lanes of interrupt-kill), and a blocking copy of a data directory stalled the other lane's
- * sessions for seconds.
+ * cp -a as a child the event loop does not wait on (as the caller's user, not the PG OS user):
+ * tests run side by side in one process (the lanes of interrupt-kill), and a blocking copy of a
+ * data directory stalled the other lane's sessions for seconds.
  */
-function copyTree(from: string, to: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('cp', ['-a', from, to], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
-      stderr += text
-    })
-    child.on('error', (err) => reject(new Error(`cp -a ${from} ${to} failed: ${err.message}`)))
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve()
-      else reject(new Error(`cp -a ${from} ${to} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`))
-    })
-  })
+const caller = new Runner(null, { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, '/')
+
+async function copyTree(from: string, to: string): Promise<void> {
+  const result = await caller.run('cp', ['-a', from, to], { timeoutMs: 30 * 60_000 })
+  if (result.code !== 0) throw new Error(`cp -a ${from} ${to} failed (exit ${result.code}): ${result.stderr.trim()}`)
 }
 
 /** Empties a directory but keeps it (and its owner and mode), as a fresh tablespace location. */
