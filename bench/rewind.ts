@@ -32,6 +32,16 @@ interface Contender {
 // By its path, as an HA manager or an operator runs it (its first line starts node with its options:
 // bin/walrewind.js), with the node first on the PATH.
 const WALREWIND = [path.join(PROJECT_ROOT, 'bin', 'walrewind.js')]
+function withJobs(jobs: 1 | 2): Contender {
+  return {
+    id: `walrewind-jobs${jobs}`,
+    label: `walrewind --jobs=${jobs}`,
+    cmd: [...WALREWIND, '--debug', `--jobs=${jobs}`],
+    walrewind: true,
+    optional: false,
+  }
+}
+
 const CONTENDERS: Record<ContenderId, Contender> = {
   pg_rewind: { id: 'pg_rewind', label: 'pg_rewind 15', cmd: [path.join(PG15, 'pg_rewind')], walrewind: false, optional: false },
   walrewind: { id: 'walrewind', label: 'walrewind', cmd: [...WALREWIND, '--debug'], walrewind: true, optional: false },
@@ -42,20 +52,8 @@ const CONTENDERS: Record<ContenderId, Contender> = {
     walrewind: true,
     optional: true,
   },
-  'walrewind-jobs1': {
-    id: 'walrewind-jobs1',
-    label: 'walrewind --jobs=1',
-    cmd: [...WALREWIND, '--debug', '--jobs=1'],
-    walrewind: true,
-    optional: false,
-  },
-  'walrewind-jobs2': {
-    id: 'walrewind-jobs2',
-    label: 'walrewind --jobs=2',
-    cmd: [...WALREWIND, '--debug', '--jobs=2'],
-    walrewind: true,
-    optional: false,
-  },
+  'walrewind-jobs1': withJobs(1),
+  'walrewind-jobs2': withJobs(2),
   'walrewind-other': {
     id: 'walrewind-other',
     label: `walrewind at ${process.env['WALREWIND_OTHER'] ?? '$WALREWIND_OTHER (not set)'}`,
